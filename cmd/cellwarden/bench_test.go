@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cellwarden/cellwarden/alerting"
+	"github.com/cellwarden/cellwarden/collector/csvfile"
+	"github.com/cellwarden/cellwarden/detector"
+	"github.com/cellwarden/cellwarden/internal/fleetgen"
+	"github.com/cellwarden/cellwarden/internal/telemetry"
+)
+
+var (
+	bigCSVOnce sync.Once
+	bigCSVPath string
+	bigCSVErr  error
+)
+
+// bigCSV writes (once per machine, cached in the temp directory) a
+// telemetry file of just over 5,000,000 rows: one UPS, 4 strings x 16
+// modules x 16 cells, 10 s polls, with an overheating cell.
+func bigCSV(b *testing.B) string {
+	bigCSVOnce.Do(func() {
+		sp := fleetgen.Spec{
+			Fleet:    []fleetgen.UPS{{Name: "ups-a", Chemistry: fleetgen.NMC, Strings: 4, Modules: 16, Cells: 16}},
+			Start:    time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC),
+			Duration: 2348 * 10 * time.Second,
+			Interval: 10 * time.Second,
+			Seed:     5,
+			Faults: []fleetgen.Fault{{Kind: fleetgen.Overheat, UPS: "ups-a", String: "2", Module: "7", Cell: "9",
+				From: 2 * time.Hour, To: 4 * time.Hour, Magnitude: 40}},
+		}
+		bigCSVPath = filepath.Join(os.TempDir(), "cellwarden-bench-5m-v1.csv")
+		if _, err := os.Stat(bigCSVPath); err == nil {
+			return
+		}
+		f, err := os.Create(bigCSVPath + ".tmp")
+		if err != nil {
+			bigCSVErr = err
+			return
+		}
+		w := bufio.NewWriter(f)
+		if _, bigCSVErr = fleetgen.Write(w, sp); bigCSVErr == nil {
+			bigCSVErr = w.Flush()
+		}
+		f.Close()
+		if bigCSVErr == nil {
+			bigCSVErr = os.Rename(bigCSVPath+".tmp", bigCSVPath)
+		}
+	})
+	if bigCSVErr != nil {
+		b.Fatal(bigCSVErr)
+	}
+	return bigCSVPath
+}
+
+// BenchmarkReplay5M replays the 5-million-row file through the reader,
+// the detector and the NDJSON writer, as `cellwarden replay` does. Run it
+// with -cpu 1 (make bench-replay) for the one-core figure.
+func BenchmarkReplay5M(b *testing.B) {
+	path := bigCSV(b)
+	b.ReportAllocs()
+	var rows int64
+	var fired int
+	for b.Loop() {
+		reg := telemetry.NewRegistry()
+		rd, err := csvfile.Open(path, reg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		w := alerting.NewNDJSONWriter(io.Discard)
+		res, err := replay(rd, detector.New(detector.DefaultConfig(), reg, nil), ndjsonSink(w, reg))
+		rd.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows += res.reader.Rows
+		fired = res.firing[detector.AlertCellOverTemperature]
+	}
+	if fired == 0 {
+		b.Fatal("the overheating cell raised no alert")
+	}
+	b.ReportMetric(float64(rows)/float64(b.N), "rows/op")
+	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+}

@@ -1,0 +1,30 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/cellwarden/cellwarden/internal/config"
+)
+
+// runCheckConfig validates a configuration file and the inventory it names.
+// It prints every problem, one per line, and fails with exit status 1, or
+// prints a confirmation.
+func runCheckConfig(path string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitError{1}
+	}
+	inv, err := cfg.LoadInventory("")
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitError{1}
+	}
+	msg := fmt.Sprintf("%s: configuration is valid", path)
+	if inv != nil {
+		msg += fmt.Sprintf("; inventory %s: %d entries", cfg.Inventory, len(inv.Batteries))
+	}
+	fmt.Fprintln(stdout, msg)
+	return nil
+}

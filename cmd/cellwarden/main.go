@@ -1,0 +1,104 @@
+// Command cellwarden watches the lithium-ion batteries of data-center UPS
+// systems and raises alerts before a cell fails or a battery outlives its
+// safe life.
+//
+// Subcommands: replay (run the detector over a telemetry file),
+// check-config (validate a configuration file) and demo (the quick start).
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/alecthomas/kingpin/v2"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// exitError carries an exit status out of a subcommand.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// run parses args, builds the logger and runs one subcommand. It returns
+// the process exit status.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := kingpin.New("cellwarden", "Watches the lithium-ion batteries of data-center UPS systems: cells drifting from their peers, heat, stale telemetry and battery age.")
+	app.UsageWriter(stderr)
+	app.ErrorWriter(stderr)
+	app.Terminate(nil)
+	app.HelpFlag.Short('h')
+	logLevel := app.Flag("log.level", "Only log messages with the given severity or above: debug, info, warn, error.").Default("info").Enum("debug", "info", "warn", "error")
+	logFormat := app.Flag("log.format", "Output format of log messages: console or json.").Default("console").Enum("console", "json")
+
+	replay := app.Command("replay", "Run the detector over a telemetry CSV file in event time and write alerts as NDJSON.")
+	ro := replayOptions{}
+	replay.Flag("input", "Telemetry CSV file (long format; .gz is decompressed; - is standard input).").Required().StringVar(&ro.input)
+	replay.Flag("inventory", "Battery inventory YAML (overrides the configuration's inventory).").StringVar(&ro.inventory)
+	replay.Flag("config", "Configuration file; without it the built-in defaults apply.").StringVar(&ro.config)
+	replay.Flag("alerts-out", "Write alerts to this file instead of standard output.").StringVar(&ro.alertsOut)
+
+	check := app.Command("check-config", "Validate a configuration file (and the inventory it names); print every problem.")
+	checkFile := check.Flag("config", "Configuration file to check.").Required().String()
+
+	demo := app.Command("demo", "Replay the embedded demonstration fleet and explain what cellwarden found.")
+	do := demoOptions{}
+	demo.Flag("export", "Write the demo telemetry and inventory to this directory instead of running it.").StringVar(&do.export)
+
+	cmd, err := app.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "cellwarden: %v (see --help)\n", err)
+		return 2
+	}
+	if cmd == "" { // --help
+		return 0
+	}
+	logger, err := newLogger(*logLevel, *logFormat, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "cellwarden: %v\n", err)
+		return 2
+	}
+	defer func() { _ = logger.Sync() }()
+
+	switch cmd {
+	case replay.FullCommand():
+		ro.stdin = stdin
+		err = runReplay(ro, stdout, stderr, logger.Named("replay"))
+	case check.FullCommand():
+		err = runCheckConfig(*checkFile, stdout, stderr)
+	case demo.FullCommand():
+		err = runDemo(do, stdout, stderr, logger.Named("demo"))
+	}
+	if err != nil {
+		if e, ok := err.(exitError); ok {
+			return e.code
+		}
+		fmt.Fprintf(stderr, "cellwarden %s: %v\n", cmd, err)
+		return 1
+	}
+	return 0
+}
+
+// newLogger builds the process's one logger, writing to w.
+func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	encCfg := zap.NewProductionEncoderConfig()
+	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if format == "json" {
+		enc = zapcore.NewJSONEncoder(encCfg)
+	} else {
+		encCfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(encCfg)
+	}
+	core := zapcore.NewCore(enc, zapcore.AddSync(w), lvl)
+	return zap.New(core), nil
+}

@@ -1,0 +1,59 @@
+package detector
+
+import (
+	"testing"
+	"time"
+
+	"github.com/cellwarden/cellwarden/internal/telemetry"
+)
+
+// BenchmarkEngine feeds a fleet of 1024 cells (voltage and temperature,
+// 64 module temperatures) polled every 10 s, ticking once per poll as the
+// replay driver does. Steady state must not allocate.
+func BenchmarkEngine(b *testing.B) {
+	reg := telemetry.NewRegistry()
+	var poll []telemetry.Sample
+	for m := 1; m <= 64; m++ {
+		str := string(rune('0' + 1 + (m-1)/16))
+		mod := itoa(m)
+		mid, _ := reg.Intern(telemetry.Entity{UPS: "ups-a", String: str, Module: mod})
+		poll = append(poll, telemetry.Sample{Entity: mid, Metric: telemetry.ModuleTemperatureCelsius, Value: 30})
+		for c := 1; c <= 16; c++ {
+			id, _ := reg.Intern(telemetry.Entity{UPS: "ups-a", String: str, Module: mod, Cell: itoa(c)})
+			poll = append(poll,
+				telemetry.Sample{Entity: id, Metric: telemetry.CellVoltageVolts, Value: 4.05 + float64(c)*0.001},
+				telemetry.Sample{Entity: id, Metric: telemetry.CellTemperatureCelsius, Value: 28 + float64(c%5)*0.1})
+		}
+	}
+	eng := New(DefaultConfig(), reg, nil)
+	out := make([]Change, 0, 16)
+	t := base
+	step := func() {
+		for i := range poll {
+			s := poll[i]
+			s.Time = t
+			out = eng.Observe(s, out[:0])
+		}
+		out = eng.Tick(t, out[:0])
+		t += int64(10 * time.Second)
+	}
+	for range 10 { // warm up: states created, intervals learned
+		step()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	n := 0
+	for b.Loop() {
+		step()
+		n += len(poll)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "samples/s")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/sample")
+}
+
+func itoa(i int) string {
+	if i < 10 {
+		return string(rune('0' + i))
+	}
+	return itoa(i/10) + string(rune('0'+i%10))
+}

@@ -1,0 +1,207 @@
+package detector
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cellwarden/cellwarden/internal/inventory"
+	"github.com/cellwarden/cellwarden/internal/telemetry"
+)
+
+var base = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+
+// harness feeds samples and records changes as compact strings.
+type harness struct {
+	t   *testing.T
+	reg *telemetry.Registry
+	eng *Engine
+	got []string
+}
+
+func newHarness(t *testing.T, cfg Config, inv *inventory.Inventory) *harness {
+	reg := telemetry.NewRegistry()
+	return &harness{t: t, reg: reg, eng: New(cfg, reg, inv)}
+}
+
+func (h *harness) id(path string) telemetry.EntityID {
+	p := strings.Split(path, "/")
+	for len(p) < 4 {
+		p = append(p, "")
+	}
+	id, err := h.reg.Intern(telemetry.Entity{UPS: p[0], String: p[1], Module: p[2], Cell: p[3]})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return id
+}
+
+func (h *harness) record(cs []Change) {
+	for _, c := range cs {
+		h.got = append(h.got, fmt.Sprintf("+%ds %s %s %s %s",
+			(c.Time-base)/int64(time.Second), c.Status, c.Name, c.Severity, h.reg.Info(c.Entity).Entity.Path()))
+	}
+}
+
+func (h *harness) observe(sec int, path string, m telemetry.Metric, v float64) {
+	h.record(h.eng.Observe(telemetry.Sample{Time: base + int64(sec)*int64(time.Second), Entity: h.id(path), Metric: m, Value: v}, nil))
+}
+
+func (h *harness) tick(sec int) {
+	h.record(h.eng.Tick(base+int64(sec)*int64(time.Second), nil))
+}
+
+func (h *harness) check(want []string) {
+	h.t.Helper()
+	if !slices.Equal(h.got, want) {
+		h.t.Errorf("changes:\n got  %q\n want %q", h.got, want)
+	}
+}
+
+func TestCellOverTemperature(t *testing.T) {
+	h := newHarness(t, DefaultConfig(), nil) // warning 50, critical 60, hysteresis 2, for 20s, clear_for 2m
+	temps := []float64{40, 51, 52, 53, 61, 62, 63, 59, 55, 49, 47}
+	for len(temps) < 24 {
+		temps = append(temps, 47)
+	}
+	for i, v := range temps {
+		h.observe(i*10, "ups-a/1/3/7", telemetry.CellTemperatureCelsius, v)
+	}
+	h.check([]string{
+		"+30s firing CellOverTemperature warning ups-a/1/3/7",     // above 50 since +10s
+		"+60s firing CellOverTemperature critical ups-a/1/3/7",    // above 60 since +40s
+		"+200s resolved CellOverTemperature critical ups-a/1/3/7", // 59 holds (> 58); clear from 55 at +80s
+		"+220s resolved CellOverTemperature warning ups-a/1/3/7",  // 49 holds (> 48); clear from 47 at +100s
+	})
+}
+
+func TestOverTemperatureIgnoresImplausibleAndMissing(t *testing.T) {
+	h := newHarness(t, DefaultConfig(), nil)
+	for i, v := range []float64{30, 6553.5, math.NaN(), 6553.5, 30} {
+		h.observe(i*10, "ups-a/1/1/1", telemetry.CellTemperatureCelsius, v)
+	}
+	h.check(nil)
+	if st := h.eng.Stats(); st.Implausible != 2 || st.NoReading != 1 {
+		t.Errorf("stats = %+v, want 2 implausible and 1 no-reading", st)
+	}
+}
+
+func TestModuleOverTemperature(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ModuleOverTemperature.For = 0
+	h := newHarness(t, cfg, nil)
+	h.observe(0, "ups-a/1/3", telemetry.ModuleTemperatureCelsius, 52)
+	h.check([]string{"+0s firing ModuleOverTemperature warning ups-a/1/3"})
+}
+
+func TestOutOfOrderSampleIsDroppedAndCounted(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.CellOverTemperature.For = 0
+	h := newHarness(t, cfg, nil)
+	h.observe(100, "ups-a/1/1/1", telemetry.CellTemperatureCelsius, 30)
+	h.observe(50, "ups-a/1/1/1", telemetry.CellTemperatureCelsius, 70)
+	h.check(nil)
+	if got := h.eng.Stats().OutOfOrder; got != 1 {
+		t.Errorf("OutOfOrder = %d, want 1", got)
+	}
+}
+
+func TestCellVoltageOutOfRangeUsesInventoryChemistry(t *testing.T) {
+	inv, err := inventory.Parse([]byte(`batteries:
+  - ups: ups-a
+    chemistry: LFP
+  - ups: ups-b
+    string: "2"
+    chemistry: NMC
+`), "inv.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.CellVoltageOutOfRange.For = 0
+	cfg.CellVoltageOutOfRange.ClearFor = 0
+	h := newHarness(t, cfg, inv)
+	// 3.70 V is overcharge for LFP (warning above 3.65) but normal for NMC.
+	h.observe(0, "ups-a/1/1/1", telemetry.CellVoltageVolts, 3.70)
+	h.observe(0, "ups-b/2/1/1", telemetry.CellVoltageVolts, 3.70)
+	// Unknown chemistry: the all-chemistry envelope, no alert at 3.70.
+	h.observe(0, "ups-c/1/1/1", telemetry.CellVoltageVolts, 3.70)
+	// LFP above critical (3.80), then back inside with hysteresis.
+	h.observe(10, "ups-a/1/1/1", telemetry.CellVoltageVolts, 3.85)
+	h.observe(20, "ups-a/1/1/1", telemetry.CellVoltageVolts, 3.79) // within 0.02 of 3.80: critical holds
+	h.observe(30, "ups-a/1/1/1", telemetry.CellVoltageVolts, 3.60)
+	// NMC under-voltage.
+	h.observe(40, "ups-b/2/1/1", telemetry.CellVoltageVolts, 2.4)
+	h.check([]string{
+		"+0s firing CellVoltageOutOfRange warning ups-a/1/1/1",
+		"+10s firing CellVoltageOutOfRange critical ups-a/1/1/1",
+		"+30s resolved CellVoltageOutOfRange warning ups-a/1/1/1",
+		"+30s resolved CellVoltageOutOfRange critical ups-a/1/1/1",
+		"+40s firing CellVoltageOutOfRange warning ups-b/2/1/1",
+		"+40s firing CellVoltageOutOfRange critical ups-b/2/1/1",
+	})
+}
+
+func TestTelemetryStale(t *testing.T) {
+	h := newHarness(t, DefaultConfig(), nil) // multiple 3, min_age 30s
+	all := []string{"1/1", "1/2", "2/1"}
+	poll := func(sec int, modules ...string) {
+		for _, m := range modules {
+			h.observe(sec, "ups-a/"+m+"/1", telemetry.CellTemperatureCelsius, 25)
+		}
+		h.tick(sec)
+	}
+	for s := 0; s <= 60; s += 30 { // learn: every 30 s, stale after 90 s
+		poll(s, all...)
+	}
+	for s := 90; s <= 180; s += 30 { // module 1/2 goes quiet
+		poll(s, "1/1", "2/1")
+	}
+	poll(210, all...)
+	for s := 240; s <= 330; s += 30 { // string 1 goes quiet: one alert, not one per module
+		poll(s, "2/1")
+	}
+	poll(360, all...)
+	for s := 390; s <= 480; s += 30 { // the whole UPS goes quiet
+		poll(s)
+	}
+	poll(510, all...)
+	h.check([]string{
+		"+180s firing TelemetryStale warning ups-a/1/2",
+		"+210s resolved TelemetryStale warning ups-a/1/2",
+		"+330s firing TelemetryStale warning ups-a/1",
+		"+360s resolved TelemetryStale warning ups-a/1",
+		"+480s firing TelemetryStale warning ups-a",
+		"+510s resolved TelemetryStale warning ups-a",
+	})
+}
+
+func TestTelemetryStaleNeedsALearnedInterval(t *testing.T) {
+	h := newHarness(t, DefaultConfig(), nil)
+	h.observe(0, "ups-a/1/1/1", telemetry.CellTemperatureCelsius, 25)
+	h.observe(30, "ups-a/1/1/1", telemetry.CellTemperatureCelsius, 25)
+	h.tick(3600) // one interval seen: not enough to call anything late
+	h.check(nil)
+}
+
+// Module-level readings arrive before any reading of their string: the
+// string's alert must still cover its modules.
+func TestTelemetryStaleModuleReadingsFirst(t *testing.T) {
+	h := newHarness(t, DefaultConfig(), nil)
+	poll := func(sec int, modules ...string) {
+		for _, m := range modules {
+			h.observe(sec, "ups-a/"+m, telemetry.ModuleTemperatureCelsius, 25)
+		}
+		h.tick(sec)
+	}
+	for s := 0; s <= 60; s += 30 {
+		poll(s, "1/1", "2/1", "2/2")
+	}
+	for s := 90; s <= 180; s += 30 {
+		poll(s, "1/1")
+	}
+	h.check([]string{"+180s firing TelemetryStale warning ups-a/2"})
+}

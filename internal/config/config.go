@@ -1,0 +1,82 @@
+// Package config loads cellwarden's configuration file: one strict YAML
+// document (unknown keys are errors), built-in defaults for everything it
+// leaves out, and every problem reported at once with its field path, the
+// bad value and the line.
+package config
+
+import (
+	"os"
+	"path/filepath"
+
+	"github.com/cellwarden/cellwarden/detector"
+	"github.com/cellwarden/cellwarden/internal/inventory"
+	"github.com/cellwarden/cellwarden/internal/yamlstrict"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Inventory is the path of the battery inventory (interfaces.md §2),
+	// relative to the configuration file. Optional.
+	Inventory string `yaml:"inventory"`
+	// Detector tunes the detection rules.
+	Detector detector.Config `yaml:"detector"`
+
+	// Source is the file the configuration was read from ("" for the
+	// built-in defaults).
+	Source string `yaml:"-"`
+}
+
+// Default returns the configuration a user gets without a file.
+func Default() *Config {
+	return &Config{Detector: detector.DefaultConfig()}
+}
+
+// Load reads and validates the configuration file at path. Relative paths
+// inside it resolve against the file's directory.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes and validates a configuration document read from source.
+// On failure the error is a *yamlstrict.SourceErrors listing every problem,
+// one per line: "FILE: PATH: "VALUE" MESSAGE (line N)".
+func Parse(data []byte, source string) (*Config, error) {
+	cfg := Default()
+	cfg.Source = source
+	doc, errs := yamlstrict.Decode(data, cfg)
+	p := doc.Problems()
+	p.Append(errs...)
+	cfg.Detector.Validate(p, "detector")
+	if err := p.Errs().In(source); err != nil {
+		return nil, err
+	}
+	if cfg.Inventory != "" {
+		cfg.Inventory = resolve(source, cfg.Inventory)
+	}
+	return cfg, nil
+}
+
+// LoadInventory loads the inventory the configuration names, or returns nil
+// when it names none. override, when non-empty, takes precedence (the
+// --inventory flag).
+func (c *Config) LoadInventory(override string) (*inventory.Inventory, error) {
+	path := c.Inventory
+	if override != "" {
+		path = override
+	}
+	if path == "" {
+		return nil, nil
+	}
+	return inventory.Load(path)
+}
+
+func resolve(source, p string) string {
+	if filepath.IsAbs(p) || source == "" {
+		return p
+	}
+	return filepath.Join(filepath.Dir(source), p)
+}

@@ -1,0 +1,213 @@
+package telemetry
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"unicode/utf8"
+)
+
+// Entity is the identity of a node of the battery hierarchy. Identifiers are
+// opaque and compared byte for byte ("07" is not "7"). The finer fields are
+// empty for coarser entities: a string has an empty Module and Cell, a UPS
+// has only UPS set.
+type Entity struct {
+	UPS    string
+	String string
+	Module string
+	Cell   string
+}
+
+// Level returns the entity's level, or 0 when the fields do not describe a
+// node of the hierarchy (see Validate).
+func (e Entity) Level() Level {
+	switch {
+	case e.Cell != "":
+		return LevelCell
+	case e.Module != "":
+		return LevelModule
+	case e.String != "":
+		return LevelString
+	case e.UPS != "":
+		return LevelUPS
+	}
+	return 0
+}
+
+// Parent returns the entity one level up. The parent of a UPS is the zero
+// Entity.
+func (e Entity) Parent() Entity {
+	switch e.Level() {
+	case LevelCell:
+		e.Cell = ""
+	case LevelModule:
+		e.Module = ""
+	case LevelString:
+		e.String = ""
+	default:
+		return Entity{}
+	}
+	return e
+}
+
+// Path renders the entity as a slash-separated path, e.g. "ups-a/1/3/7".
+func (e Entity) Path() string {
+	s := e.UPS
+	for _, p := range [...]string{e.String, e.Module, e.Cell} {
+		if p == "" {
+			break
+		}
+		s += "/" + p
+	}
+	return s
+}
+
+// Validation errors returned by Entity.Validate.
+var (
+	ErrNoUPS      = errors.New("ups is empty")
+	ErrBadUPS     = errors.New("ups must match [A-Za-z0-9_.:-]+")
+	ErrHole       = errors.New("a finer identifier is set while a coarser one is empty")
+	ErrInvalidUTF = errors.New("identifier is not valid UTF-8")
+)
+
+// ValidUPS reports whether id is a valid UPS identifier: non-empty and made
+// of [A-Za-z0-9_.:-] only.
+func ValidUPS(id string) bool {
+	if id == "" {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if !upsChar[id[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+var upsChar = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "_.:-" {
+		t[c] = true
+	}
+	return t
+}()
+
+// Validate checks that the entity names a node of the hierarchy: a valid UPS
+// identifier, no finer identifier without its coarser ones, and UTF-8 text.
+func (e Entity) Validate() error {
+	if e.UPS == "" {
+		return ErrNoUPS
+	}
+	if !ValidUPS(e.UPS) {
+		return fmt.Errorf("%w: %q", ErrBadUPS, e.UPS)
+	}
+	if (e.String == "" && (e.Module != "" || e.Cell != "")) || (e.Module == "" && e.Cell != "") {
+		return ErrHole
+	}
+	if !utf8.ValidString(e.String) || !utf8.ValidString(e.Module) || !utf8.ValidString(e.Cell) {
+		return ErrInvalidUTF
+	}
+	return nil
+}
+
+// EntityID is an entity interned in a Registry. IDs are dense, start at 1
+// and are assigned in first-seen order, so replaying the same input assigns
+// the same IDs. The zero value means "none".
+type EntityID uint32
+
+// Info is what a Registry knows about an interned entity.
+type Info struct {
+	Entity Entity
+	Level  Level
+	// Parent is the entity one level up (0 for a UPS). UPS, String and
+	// Module are the ancestors at those levels, or the entity itself at
+	// its own level; finer ones are 0.
+	Parent, UPS, String, Module EntityID
+}
+
+// Registry interns entities. It is safe for concurrent use: collectors
+// intern from their own goroutines while the detector reads. Interning an
+// entity also interns all its ancestors.
+type Registry struct {
+	mu    sync.RWMutex
+	ids   map[Entity]EntityID
+	infos []Info // infos[id-1]
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{ids: make(map[Entity]EntityID)}
+}
+
+// Intern returns the ID of e, assigning one (and IDs for its ancestors) on
+// first sight. e must be valid (see Entity.Validate).
+func (r *Registry) Intern(e Entity) (EntityID, error) {
+	r.mu.RLock()
+	id, ok := r.ids[e]
+	r.mu.RUnlock()
+	if ok {
+		return id, nil
+	}
+	if err := e.Validate(); err != nil {
+		return 0, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.internLocked(e), nil
+}
+
+func (r *Registry) internLocked(e Entity) EntityID {
+	if id, ok := r.ids[e]; ok {
+		return id
+	}
+	info := Info{Entity: e, Level: e.Level()}
+	if info.Level > LevelUPS {
+		info.Parent = r.internLocked(e.Parent())
+		p := r.infos[info.Parent-1]
+		info.UPS, info.String, info.Module = p.UPS, p.String, p.Module
+	}
+	r.infos = append(r.infos, info)
+	id := EntityID(len(r.infos))
+	switch info.Level {
+	case LevelUPS:
+		info.UPS = id
+	case LevelString:
+		info.String = id
+	case LevelModule:
+		info.Module = id
+	}
+	r.infos[id-1] = info
+	r.ids[e] = id
+	return id
+}
+
+// Lookup returns the ID of e if it was interned.
+func (r *Registry) Lookup(e Entity) (EntityID, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	id, ok := r.ids[e]
+	return id, ok
+}
+
+// Info returns what the registry knows about id. It panics on an ID the
+// registry did not assign, which is a programming error.
+func (r *Registry) Info(id EntityID) Info {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.infos[id-1]
+}
+
+// Len returns the number of interned entities; IDs run from 1 to Len.
+func (r *Registry) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return len(r.infos)
+}
