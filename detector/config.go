@@ -135,6 +135,19 @@ func DefaultConfig() Config {
 	}
 }
 
+// FillDefaults completes a configuration decoded from a file: chemistries
+// the file's limits leave out keep their built-in limits.
+func (c *Config) FillDefaults() {
+	if c.CellVoltageOutOfRange.Limits == nil {
+		c.CellVoltageOutOfRange.Limits = map[string]VoltageLimits{}
+	}
+	for k, v := range BuiltinVoltageLimits() {
+		if _, ok := c.CellVoltageOutOfRange.Limits[k]; !ok {
+			c.CellVoltageOutOfRange.Limits[k] = v
+		}
+	}
+}
+
 // Validate reports every problem of c to p, with paths below prefix
 // (e.g. "detector").
 func (c *Config) Validate(p *yamlstrict.Problems, prefix string) {

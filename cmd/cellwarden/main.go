@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/alecthomas/kingpin/v2"
 	"go.uber.org/zap"
@@ -31,10 +32,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := kingpin.New("cellwarden", "Watches the lithium-ion batteries of data-center UPS systems: cells drifting from their peers, heat, stale telemetry and battery age.")
 	app.UsageWriter(stderr)
 	app.ErrorWriter(stderr)
-	app.Terminate(nil)
+	// Help and --version end the parse through Terminate; remember the
+	// status instead of letting kingpin exit the process.
+	terminated := -1
+	app.Terminate(func(code int) {
+		if terminated < 0 {
+			terminated = code
+		}
+	})
 	app.HelpFlag.Short('h')
-	logLevel := app.Flag("log.level", "Only log messages with the given severity or above: debug, info, warn, error.").Default("info").Enum("debug", "info", "warn", "error")
-	logFormat := app.Flag("log.format", "Output format of log messages: console or json.").Default("console").Enum("console", "json")
+	logLevel := app.Flag("log.level", "Only log messages with the given severity or above: debug, info, warn, error.").Default("info").String()
+	logFormat := app.Flag("log.format", "Output format of log messages: console or json.").Default("console").String()
 
 	replay := app.Command("replay", "Run the detector over a telemetry CSV file in event time and write alerts as NDJSON.")
 	ro := replayOptions{}
@@ -50,13 +58,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	do := demoOptions{}
 	demo.Flag("export", "Write the demo telemetry and inventory to this directory instead of running it.").StringVar(&do.export)
 
-	cmd, err := app.Parse(args)
+	cmd, err := app.Parse(joinDashValues(args))
+	if terminated >= 0 {
+		return terminated
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "cellwarden: %v (see --help)\n", err)
 		return 2
-	}
-	if cmd == "" { // --help
-		return 0
 	}
 	logger, err := newLogger(*logLevel, *logFormat, stderr)
 	if err != nil {
@@ -84,11 +92,35 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// joinDashValues rewrites "--flag -" as "--flag=-": kingpin does not take a
+// lone "-" (standard input) as a flag's value.
+func joinDashValues(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		prev := ""
+		if len(out) > 0 {
+			prev = out[len(out)-1]
+		}
+		if a == "-" && i > 0 && strings.HasPrefix(prev, "--") && !strings.Contains(prev, "=") {
+			out[len(out)-1] = prev + "=-"
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
 // newLogger builds the process's one logger, writing to w.
 func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
-	lvl, err := zapcore.ParseLevel(level)
-	if err != nil {
-		return nil, err
+	var lvl zapcore.Level
+	switch level {
+	case "debug", "info", "warn", "error":
+		lvl, _ = zapcore.ParseLevel(level)
+	default:
+		return nil, fmt.Errorf("--log.level must be one of debug, info, warn, error; got %q", level)
+	}
+	if format != "console" && format != "json" {
+		return nil, fmt.Errorf("--log.format must be console or json; got %q", format)
 	}
 	encCfg := zap.NewProductionEncoderConfig()
 	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder

@@ -50,6 +50,7 @@ func Parse(data []byte, source string) (*Config, error) {
 	doc, errs := yamlstrict.Decode(data, cfg)
 	p := doc.Problems()
 	p.Append(errs...)
+	cfg.Detector.FillDefaults()
 	cfg.Detector.Validate(p, "detector")
 	if err := p.Errs().In(source); err != nil {
 		return nil, err

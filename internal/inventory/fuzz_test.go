@@ -7,7 +7,7 @@ import (
 )
 
 func FuzzParse(f *testing.F) {
-	example, err := os.ReadFile(filepath.Join("..", "..", "testdata", "inventory", "example.yaml"))
+	example, err := os.ReadFile(filepath.Join("..", "..", "deploy", "examples", "inventory.yml"))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -272,7 +272,7 @@ func TestParseWithoutSource(t *testing.T) {
 }
 
 func TestLoadExample(t *testing.T) {
-	path := filepath.Join("..", "..", "testdata", "inventory", "example.yaml")
+	path := filepath.Join("..", "..", "deploy", "examples", "inventory.yml")
 	inv, err := Load(path)
 	if err != nil {
 		t.Fatalf("Load: %v", err)

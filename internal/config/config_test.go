@@ -1,0 +1,159 @@
+package config
+
+import (
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cellwarden/cellwarden/detector"
+	"github.com/cellwarden/cellwarden/internal/yamlstrict"
+)
+
+func TestEmptyFileGivesDefaults(t *testing.T) {
+	cfg, err := Parse([]byte("# nothing but a comment\n"), "c.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg.Detector, detector.DefaultConfig()) || cfg.Inventory != "" {
+		t.Errorf("got %+v, want the defaults", cfg)
+	}
+}
+
+// The shipped example documents every key with its default value, and
+// names an inventory next to it.
+func TestShippedExampleIsTheDefaults(t *testing.T) {
+	path := filepath.Join("..", "..", "deploy", "examples", "cellwarden.yml")
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg.Detector, detector.DefaultConfig()) {
+		t.Errorf("example detector config differs from the defaults:\n got  %+v\n want %+v", cfg.Detector, detector.DefaultConfig())
+	}
+	if want := filepath.Join("..", "..", "deploy", "examples", "inventory.yml"); cfg.Inventory != want {
+		t.Errorf("inventory = %q, want %q (relative to the config file)", cfg.Inventory, want)
+	}
+	inv, err := cfg.LoadInventory("")
+	if err != nil || len(inv.Batteries) == 0 {
+		t.Errorf("example inventory: %v", err)
+	}
+}
+
+func TestPartialOverridesKeepOtherDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(`
+detector:
+  cell_over_temperature:
+    warning_celsius: 45
+    for: 1m
+  cell_voltage_out_of_range:
+    limits:
+      LFP: {critical_low_volts: 2.5, warning_low_volts: 2.8, warning_high_volts: 3.6, critical_high_volts: 3.75}
+`), "c.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.Detector
+	def := detector.DefaultConfig()
+	if d.CellOverTemperature.WarningCelsius != 45 || d.CellOverTemperature.For != yamlstrict.Duration(time.Minute) {
+		t.Errorf("overrides not applied: %+v", d.CellOverTemperature)
+	}
+	if d.CellOverTemperature.CriticalCelsius != def.CellOverTemperature.CriticalCelsius ||
+		d.CellOverTemperature.ClearFor != def.CellOverTemperature.ClearFor {
+		t.Errorf("untouched keys lost their defaults: %+v", d.CellOverTemperature)
+	}
+	if d.CellVoltageOutOfRange.Limits["LFP"].WarningHigh != 3.6 {
+		t.Errorf("LFP limits not replaced: %+v", d.CellVoltageOutOfRange.Limits["LFP"])
+	}
+	if d.CellVoltageOutOfRange.Limits["NMC"] != def.CellVoltageOutOfRange.Limits["NMC"] {
+		t.Errorf("NMC limits lost: %+v", d.CellVoltageOutOfRange.Limits)
+	}
+}
+
+func TestBadConfigs(t *testing.T) {
+	tests := []struct {
+		name, doc string
+		want      []string
+	}{
+		{
+			name: "unknown keys at every depth",
+			doc:  "detectr: {}\ndetector:\n  cell_over_temprature: {}\n  telemetry_stale:\n    multipel: 3\n",
+			want: []string{
+				"c.yml: detectr: unknown field (line 1)",
+				"c.yml: detector.cell_over_temprature: unknown field (line 3)",
+				"c.yml: detector.telemetry_stale.multipel: unknown field (line 5)",
+			},
+		},
+		{
+			name: "wrong types and bad durations",
+			doc:  "detector:\n  cell_over_temperature:\n    enabled: maybe\n    warning_celsius: hot\n    for: 5 minutes\n",
+			want: []string{
+				`c.yml: detector.cell_over_temperature.enabled: "maybe" is not a boolean (line 3)`,
+				`c.yml: detector.cell_over_temperature.warning_celsius: "hot" is not a number (line 4)`,
+				`c.yml: detector.cell_over_temperature.for: "5 minutes" is not a valid duration (line 5)`,
+			},
+		},
+		{
+			name: "validation errors with values and lines",
+			doc: `detector:
+  cell_over_temperature:
+    warning_celsius: 70
+    critical_celsius: 60
+  telemetry_stale:
+    multiple: 1
+  cell_voltage_out_of_range:
+    limits:
+      NiCd: {critical_low_volts: 1, warning_low_volts: 1.1, warning_high_volts: 1.4, critical_high_volts: 1.5}
+      LFP: {critical_low_volts: 2.5, warning_low_volts: 2.0, warning_high_volts: 3.6, critical_high_volts: 3.75}
+  plausible:
+    max_celsius: -60
+`,
+			want: []string{
+				`c.yml: detector.cell_over_temperature.critical_celsius: "60" must be above warning_celsius (70) (line 4)`,
+				`c.yml: detector.telemetry_stale.multiple: "1" must be >= 1.5 (a reading one interval late is not stale) (line 6)`,
+				`c.yml: detector.cell_voltage_out_of_range.limits.NiCd: unknown chemistry: must be one of NMC, LFP, LTO, NCA, default (line 9)`,
+				`c.yml: detector.cell_voltage_out_of_range.limits.LFP: limits must satisfy critical_low_volts < warning_low_volts < warning_high_volts < critical_high_volts (got 2.5 < 2 < 3.6 < 3.75) (line 10)`,
+				`c.yml: detector.plausible.max_celsius: "-60" must be above min_celsius (-50) (line 12)`,
+			},
+		},
+		{
+			name: "syntax error",
+			doc:  "detector:\n  cell_over_temperature:\n    for: [20s\n",
+			want: []string{"c.yml: line 3: invalid YAML: did not find expected ',' or ']'"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.doc), "c.yml")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if got := strings.Split(err.Error(), "\n"); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("errors:\n got  %q\n want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestInventoryOverride(t *testing.T) {
+	cfg := Default()
+	if inv, err := cfg.LoadInventory(""); inv != nil || err != nil {
+		t.Errorf("no inventory configured: got %v, %v", inv, err)
+	}
+	_, err := cfg.LoadInventory(filepath.Join(t.TempDir(), "missing.yml"))
+	if err == nil || !strings.Contains(err.Error(), "missing.yml") {
+		t.Errorf("missing override inventory: got %v, want an error naming the file", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add("detector:\n  cell_over_temperature:\n    for: 20s\n")
+	f.Add("inventory: x.yml\ndetector: {telemetry_stale: {multiple: 2}}\n")
+	f.Fuzz(func(t *testing.T, doc string) {
+		cfg, err := Parse([]byte(doc), "f.yml")
+		if (cfg == nil) == (err == nil) {
+			t.Fatalf("Parse returned cfg=%v err=%v", cfg, err)
+		}
+	})
+}
