@@ -7,6 +7,7 @@ package fleetgen
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -87,9 +88,17 @@ func Write(w io.Writer, sp Spec) (int, error) {
 			}
 		}
 	}
+	if sp.Interval <= 0 {
+		return 0, fmt.Errorf("fleetgen: interval must be positive, got %v", sp.Interval)
+	}
 	var line []byte
 	rows := 0
-	row := func(ts []byte, ups, str, mod, cell, metric string, v float64, prec int) {
+	// Every value is computed (and draws its noise) whether or not its row
+	// is written, so silencing one entity leaves every other row unchanged.
+	row := func(emit bool, ts []byte, ups, str, mod, cell, metric string, v float64, prec int) {
+		if !emit {
+			return
+		}
 		line = append(line[:0], ts...)
 		for _, f := range [...]string{ups, str, mod, cell, metric} {
 			line = append(line, ',')
@@ -115,27 +124,21 @@ func Write(w io.Writer, sp Spec) (int, error) {
 		day := 2 * math.Pi * float64(t.Unix()%86400) / 86400
 		hvac := 2 * math.Pi * float64(t.Unix()%1200) / 1200
 		for ui, u := range sp.Fleet {
-			if silenced(sp.Faults, off, u.Name, "", "") {
-				continue
-			}
+			upsOn := !silenced(sp.Faults, off, u.Name, "", "")
 			ambient := 23 + 1.5*math.Sin(day) + 0.4*math.Sin(hvac) + float64(ui)*0.7
-			row(ts, u.Name, "", "", "", "ambient_temperature_celsius", ambient+rng.NormFloat64()*0.05, 1)
+			row(upsOn, ts, u.Name, "", "", "", "ambient_temperature_celsius", ambient+rng.NormFloat64()*0.05, 1)
 			nominal := 4.05
 			if u.Chemistry == LFP {
 				nominal = 3.34
 			}
 			strIDs, modIDs, cellIDs := ids(u.Strings), ids(u.Modules), ids(u.Cells)
 			for s, sid := range strIDs {
-				if silenced(sp.Faults, off, u.Name, sid, "") {
-					continue
-				}
+				strOn := upsOn && !silenced(sp.Faults, off, u.Name, sid, "")
 				sum := 0.0
 				for m, mid := range modIDs {
-					silent := silenced(sp.Faults, off, u.Name, sid, mid)
+					modOn := strOn && !silenced(sp.Faults, off, u.Name, sid, mid)
 					modT := ambient + 1.5 + 0.4*float64(m) // top modules run warmer
-					if !silent {
-						row(ts, u.Name, sid, mid, "", "module_temperature_celsius", modT+rng.NormFloat64()*0.1, 1)
-					}
+					row(modOn, ts, u.Name, sid, mid, "", "module_temperature_celsius", modT+rng.NormFloat64()*0.1, 1)
 					for c, cid := range cellIDs {
 						k := cellKey{ui, s, m, c}
 						temp := modT + 0.8 + offT[k] + rng.NormFloat64()*0.1
@@ -151,16 +154,14 @@ func Write(w io.Writer, sp Spec) (int, error) {
 							}
 						}
 						sum += volt
-						if !silent {
-							row(ts, u.Name, sid, mid, cid, "cell_temperature_celsius", temp, 1)
-							row(ts, u.Name, sid, mid, cid, "cell_voltage_volts", volt, 3)
-						}
+						row(modOn, ts, u.Name, sid, mid, cid, "cell_temperature_celsius", temp, 1)
+						row(modOn, ts, u.Name, sid, mid, cid, "cell_voltage_volts", volt, 3)
 					}
 				}
-				row(ts, u.Name, sid, "", "", "string_voltage_volts", sum, 1)
-				row(ts, u.Name, sid, "", "", "string_current_amperes", 0.4+rng.NormFloat64()*0.05, 2)
-				row(ts, u.Name, sid, "", "", "string_soc_ratio", 1, 2)
-				row(ts, u.Name, sid, "", "", "string_soh_ratio", 0.93, 2)
+				row(strOn, ts, u.Name, sid, "", "", "string_voltage_volts", sum, 1)
+				row(strOn, ts, u.Name, sid, "", "", "string_current_amperes", 0.4+rng.NormFloat64()*0.05, 2)
+				row(strOn, ts, u.Name, sid, "", "", "string_soc_ratio", 1, 2)
+				row(strOn, ts, u.Name, sid, "", "", "string_soh_ratio", 0.93, 2)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package yamlstrict
 
 import (
 	"errors"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -14,13 +15,24 @@ import (
 // allows ("2d", "1w"). It marshals back to its shortest form.
 type Duration time.Duration
 
-// ParseDuration parses the forms Duration accepts. Negative durations are
-// rejected.
+// ParseDuration parses the forms Duration accepts. Negative durations and
+// durations beyond about 292 years are rejected.
 func ParseDuration(s string) (Duration, error) {
 	if s == "" {
 		return 0, errors.New("is empty")
 	}
+	invalid := errors.New("is not a valid duration")
+	if s[0] == '-' || s[0] == '+' {
+		return 0, invalid
+	}
 	var total time.Duration
+	add := func(d time.Duration) bool {
+		if d < 0 || total > math.MaxInt64-d {
+			return false
+		}
+		total += d
+		return true
+	}
 	rest := s
 	// Peel leading "<n>w" and "<n>d" parts, then hand the rest to Go.
 	for _, u := range []struct {
@@ -31,19 +43,17 @@ func ParseDuration(s string) (Duration, error) {
 		if i < 0 {
 			continue
 		}
-		n, err := strconv.ParseUint(rest[:i], 10, 32)
-		if err != nil {
-			return 0, errors.New("is not a valid duration")
+		n, err := strconv.ParseUint(rest[:i], 10, 63)
+		if err != nil || n > uint64(math.MaxInt64/u.unit) || !add(time.Duration(n)*u.unit) {
+			return 0, invalid
 		}
-		total += time.Duration(n) * u.unit
 		rest = rest[i+1:]
 	}
 	if rest != "" {
 		d, err := time.ParseDuration(rest)
-		if err != nil || d < 0 || strings.HasPrefix(rest, "+") {
-			return 0, errors.New("is not a valid duration")
+		if err != nil || rest[0] == '-' || rest[0] == '+' || !add(d) {
+			return 0, invalid
 		}
-		total += d
 	}
 	return Duration(total), nil
 }

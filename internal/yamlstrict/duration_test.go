@@ -171,3 +171,13 @@ func TestDurationDecodeKeepsDefault(t *testing.T) {
 		t.Errorf("Interval = %v after a bad value, want the default 1m0s", got)
 	}
 }
+
+func TestParseDurationRejectsOverflow(t *testing.T) {
+	for _, s := range []string{"106752d", "106751d24h", "30501w", "15250w2d", "-0s", "2d-1h"} {
+		t.Run(s, func(t *testing.T) {
+			if d, err := yamlstrict.ParseDuration(s); err == nil {
+				t.Errorf("ParseDuration(%q) = %v, want an error", s, d)
+			}
+		})
+	}
+}
