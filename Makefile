@@ -1,7 +1,7 @@
 # cellwarden developer targets. CI runs .ci/run, which uses the same commands.
 
 GO          ?= go
-STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@2026.2.2
+STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: build test test-race bench bench-replay lint fmt golden
 

@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"math"
 	"sort"
 	"time"
 
@@ -80,8 +81,11 @@ type StaleConfig struct {
 }
 
 // PlausibleConfig bounds what a sensor can physically report. Readings
-// outside (a sentinel such as 6553.5 °C or 0 V, a wrapped register) are
-// not evaluated by the threshold rules; they are counted as implausible.
+// outside (a sentinel such as 6553.5 °C or 65.535 V, a wrapped register)
+// are not evaluated by the threshold rules; they are counted as
+// implausible. A cell voltage of exactly 0 V, what BMSs report for an
+// absent sensor, is counted the same way; a negative one (a reversed cell)
+// is evaluated.
 type PlausibleConfig struct {
 	MinCelsius float64 `yaml:"min_celsius"`
 	MaxCelsius float64 `yaml:"max_celsius"`
@@ -129,7 +133,7 @@ func DefaultConfig() Config {
 		Plausible: PlausibleConfig{
 			MinCelsius:   -50,
 			MaxCelsius:   1000,
-			MinCellVolts: 0,
+			MinCellVolts: -1,
 			MaxCellVolts: 6.5,
 		},
 	}
@@ -151,47 +155,94 @@ func (c *Config) FillDefaults() {
 // Validate reports every problem of c to p, with paths below prefix
 // (e.g. "detector").
 func (c *Config) Validate(p *yamlstrict.Problems, prefix string) {
-	c.CellOverTemperature.validate(p, prefix+".cell_over_temperature")
-	c.ModuleOverTemperature.validate(p, prefix+".module_over_temperature")
+	c.CellOverTemperature.validate(p, prefix+".cell_over_temperature", &c.Plausible)
+	c.ModuleOverTemperature.validate(p, prefix+".module_over_temperature", &c.Plausible)
 	c.CellVoltageOutOfRange.validate(p, prefix+".cell_voltage_out_of_range")
 	c.TelemetryStale.validate(p, prefix+".telemetry_stale")
 	c.Plausible.validate(p, prefix+".plausible")
 }
 
-func (c *OverTemperatureConfig) validate(p *yamlstrict.Problems, path string) {
+// finite reports v when it is NaN or infinite and says whether it was fine.
+func finite(p *yamlstrict.Problems, path string, v float64) bool {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		p.Add(path, v, "must be a finite number")
+		return false
+	}
+	return true
+}
+
+func (c *OverTemperatureConfig) validate(p *yamlstrict.Problems, path string, pl *PlausibleConfig) {
+	ok := finite(p, path+".warning_celsius", c.WarningCelsius)
+	ok = finite(p, path+".critical_celsius", c.CriticalCelsius) && ok
+	ok = finite(p, path+".hysteresis_celsius", c.HysteresisCelsius) && ok
+	if !ok {
+		return
+	}
 	if c.CriticalCelsius <= c.WarningCelsius {
 		p.Add(path+".critical_celsius", c.CriticalCelsius, "must be above warning_celsius (%g)", c.WarningCelsius)
 	}
-	if c.HysteresisCelsius < 0 {
+	switch {
+	case c.HysteresisCelsius < 0:
 		p.Add(path+".hysteresis_celsius", c.HysteresisCelsius, "must be >= 0")
+	case c.WarningCelsius-c.HysteresisCelsius <= pl.MinCelsius:
+		p.Add(path+".hysteresis_celsius", c.HysteresisCelsius,
+			"is too large: a warning would only clear below %g °C, under plausible.min_celsius (%g)",
+			c.WarningCelsius-c.HysteresisCelsius, pl.MinCelsius)
 	}
 }
 
 func (c *VoltageRangeConfig) validate(p *yamlstrict.Problems, path string) {
+	if !finite(p, path+".hysteresis_volts", c.HysteresisVolts) {
+		return
+	}
 	if c.HysteresisVolts < 0 {
 		p.Add(path+".hysteresis_volts", c.HysteresisVolts, "must be >= 0")
 	}
 	for _, key := range sortedKeys(c.Limits) {
 		l := c.Limits[key]
 		kp := path + ".limits." + key
-		if _, ok := inventory.ParseChemistry(key); !ok && key != DefaultChemistryKey {
-			p.Add(kp, nil, "unknown chemistry: must be one of NMC, LFP, LTO, NCA, default")
+		if chem, ok := inventory.ParseChemistry(key); key != DefaultChemistryKey && (!ok || chem.String() != key) {
+			if ok {
+				p.Add(kp, nil, "write the chemistry as %q", chem.String())
+			} else {
+				p.Add(kp, nil, "unknown chemistry: must be one of NMC, LFP, LTO, NCA, default")
+			}
+			continue
+		}
+		if !(finite(p, kp+".critical_low_volts", l.CriticalLow) && finite(p, kp+".warning_low_volts", l.WarningLow) &&
+			finite(p, kp+".warning_high_volts", l.WarningHigh) && finite(p, kp+".critical_high_volts", l.CriticalHigh)) {
 			continue
 		}
 		if !(l.CriticalLow < l.WarningLow && l.WarningLow < l.WarningHigh && l.WarningHigh < l.CriticalHigh) {
 			p.Add(kp, nil, "limits must satisfy critical_low_volts < warning_low_volts < warning_high_volts < critical_high_volts (got %g < %g < %g < %g)",
 				l.CriticalLow, l.WarningLow, l.WarningHigh, l.CriticalHigh)
+			continue
+		}
+		if c.HysteresisVolts > 0 && 2*c.HysteresisVolts >= l.WarningHigh-l.WarningLow {
+			p.Add(path+".hysteresis_volts", c.HysteresisVolts,
+				"is too large for the %s limits: a warning could never clear (needs less than half of %g..%g V)",
+				key, l.WarningLow, l.WarningHigh)
 		}
 	}
 }
 
 func (c *StaleConfig) validate(p *yamlstrict.Problems, path string) {
-	if c.Multiple < 1.5 {
-		p.Add(path+".multiple", c.Multiple, "must be >= 1.5 (a reading one interval late is not stale)")
+	if !finite(p, path+".multiple", c.Multiple) {
+		return
+	}
+	if c.Multiple < 1.5 || c.Multiple > 1000 {
+		p.Add(path+".multiple", c.Multiple, "must be between 1.5 (a reading one interval late is not stale) and 1000")
 	}
 }
 
 func (c *PlausibleConfig) validate(p *yamlstrict.Problems, path string) {
+	ok := finite(p, path+".min_celsius", c.MinCelsius)
+	ok = finite(p, path+".max_celsius", c.MaxCelsius) && ok
+	ok = finite(p, path+".min_cell_volts", c.MinCellVolts) && ok
+	ok = finite(p, path+".max_cell_volts", c.MaxCellVolts) && ok
+	if !ok {
+		return
+	}
 	if c.MaxCelsius <= c.MinCelsius {
 		p.Add(path+".max_celsius", c.MaxCelsius, "must be above min_celsius (%g)", c.MinCelsius)
 	}

@@ -18,33 +18,38 @@ type Stats struct {
 	NoReading   int64 // samples whose value was NaN ("no reading")
 	Implausible int64 // values outside the plausible range, not evaluated
 	OutOfOrder  int64 // samples older than the entity's previous one, dropped
+	// EnvelopeCells counts cells judged with the "default" voltage limits
+	// because the inventory gives no chemistry for their string.
+	EnvelopeCells int64
 }
 
 // entityState is everything the engine keeps per entity. One struct serves
-// every level; fields a level does not use stay zero.
+// every level; fields a level does not use stay zero. It holds no pointers,
+// so a large fleet costs the garbage collector nothing to scan.
 type entityState struct {
-	known bool
-	level telemetry.Level
-	info  telemetry.Info
-	// lastTime per metric, to drop samples that go back in time.
-	lastTime [telemetry.NumMetrics]int64
-	seen     [telemetry.NumMetrics]bool
+	known  bool
+	level  telemetry.Level
+	limits uint8  // 1 + index into Engine.limits; 0 until resolved
+	seen   uint16 // bit per metric: lastTime is meaningful
+	src    uint32 // UPS, string, module: 1 + index of its staleState
+	// self and the ancestors at each level (0 above the entity's level).
+	self, parent, module telemetry.EntityID
+	lastTime             [telemetry.NumMetrics]int64
 
 	overTemp [2]alertState // [0] warning, [1] critical
 	voltage  [2]alertState
-	limits   *VoltageLimits // cell voltage limits, resolved on first sight
-
-	stale staleState // UPS, string and module only
 }
 
 // Engine runs the rules over samples. It is not safe for concurrent use:
 // one goroutine feeds it (the daemon serialises collectors into one
 // stream).
 type Engine struct {
-	cfg  Config
-	reg  *telemetry.Registry
-	inv  *inventory.Inventory
-	ents []entityState // index EntityID-1
+	cfg    Config
+	reg    *telemetry.Registry
+	inv    *inventory.Inventory
+	ents   []entityState // index EntityID-1
+	limits []VoltageLimits
+	limKey map[string]uint8 // chemistry key -> 1 + index into limits
 
 	stale staleTracker
 	stats Stats
@@ -53,7 +58,11 @@ type Engine struct {
 // New returns an engine using reg to resolve entities and inv (may be nil)
 // for each string's chemistry. cfg must have been validated.
 func New(cfg Config, reg *telemetry.Registry, inv *inventory.Inventory) *Engine {
-	e := &Engine{cfg: cfg, reg: reg, inv: inv}
+	e := &Engine{cfg: cfg, reg: reg, inv: inv, limKey: map[string]uint8{}}
+	for _, k := range sortedKeys(cfg.CellVoltageOutOfRange.Limits) {
+		e.limits = append(e.limits, cfg.CellVoltageOutOfRange.Limits[k])
+		e.limKey[k] = uint8(len(e.limits))
+	}
 	e.stale.init(&e.cfg.TelemetryStale)
 	return e
 }
@@ -61,24 +70,28 @@ func New(cfg Config, reg *telemetry.Registry, inv *inventory.Inventory) *Engine 
 // Stats returns the counts so far.
 func (e *Engine) Stats() Stats { return e.stats }
 
-// state returns the state of id, creating it on first sight.
+// path renders an entity for messages.
+func (e *Engine) path(id telemetry.EntityID) string { return e.reg.Info(id).Entity.Path() }
+
+// state returns the state of id, creating it (and its ancestors') on first
+// sight. Ancestors have smaller IDs, so creating a child's state never
+// moves a parent's.
 func (e *Engine) state(id telemetry.EntityID) *entityState {
 	if int(id) > len(e.ents) {
-		n := int(id)
-		if n < 2*len(e.ents) {
-			n = 2 * len(e.ents)
-		}
+		n := max(int(id), 2*len(e.ents), 64)
 		grown := make([]entityState, n)
 		copy(grown, e.ents)
 		e.ents = grown
 	}
 	st := &e.ents[id-1]
 	if !st.known {
-		st.known = true
-		st.info = e.reg.Info(id)
-		st.level = st.info.Level
+		info := e.reg.Info(id)
+		if info.Parent != 0 {
+			e.state(info.Parent)
+		}
+		st.known, st.level, st.self, st.parent, st.module = true, info.Level, id, info.Parent, info.Module
 		if st.level <= telemetry.LevelModule {
-			e.stale.add(id)
+			st.src = e.stale.add(id)
 		}
 	}
 	return st
@@ -90,16 +103,18 @@ func (e *Engine) state(id telemetry.EntityID) *entityState {
 func (e *Engine) Observe(s telemetry.Sample, out []Change) []Change {
 	e.stats.Samples++
 	st := e.state(s.Entity)
-	if st.seen[s.Metric] && s.Time < st.lastTime[s.Metric] {
+	bit := uint16(1) << s.Metric
+	if st.seen&bit != 0 && s.Time < st.lastTime[s.Metric] {
 		e.stats.OutOfOrder++
 		return out
 	}
-	st.seen[s.Metric], st.lastTime[s.Metric] = true, s.Time
+	st.seen |= bit
+	st.lastTime[s.Metric] = s.Time
 	if math.IsNaN(s.Value) {
 		e.stats.NoReading++
 		return out
 	}
-	out = e.touchSources(st, s.Entity, s.Time, out)
+	out = e.stale.touch(e, st, s.Time, out)
 
 	switch s.Metric {
 	case telemetry.CellTemperatureCelsius:
@@ -112,7 +127,8 @@ func (e *Engine) Observe(s telemetry.Sample, out []Change) []Change {
 		}
 	case telemetry.CellVoltageVolts:
 		p := &e.cfg.Plausible
-		if s.Value > p.MinCellVolts && s.Value < p.MaxCellVolts {
+		// Exactly 0 V is what BMSs report for an absent sensor.
+		if s.Value > p.MinCellVolts && s.Value < p.MaxCellVolts && s.Value != 0 {
 			out = e.voltageRange(st, s, out)
 		} else {
 			e.stats.Implausible++
@@ -127,22 +143,6 @@ func (e *Engine) plausibleCelsius(v float64) bool {
 		return false
 	}
 	return true
-}
-
-// touchSources records a reading for the sources above (and at) the
-// sample's entity and resolves their stale alerts.
-func (e *Engine) touchSources(st *entityState, id telemetry.EntityID, t int64, out []Change) []Change {
-	for _, src := range [...]telemetry.EntityID{st.info.UPS, st.info.String, st.info.Module} {
-		if src == 0 {
-			continue
-		}
-		sst := st
-		if src != id {
-			sst = e.state(src)
-		}
-		out = e.stale.touch(sst, src, t, out)
-	}
-	return out
 }
 
 // Tick evaluates the checks that depend on the passage of time (stale

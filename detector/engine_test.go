@@ -205,3 +205,121 @@ func TestTelemetryStaleModuleReadingsFirst(t *testing.T) {
 	}
 	h.check([]string{"+180s firing TelemetryStale warning ups-a/2"})
 }
+
+// A slow bus: each module's cells arrive 0.1 s apart and the modules of a
+// string one after another, 0.6 s apart, every 60 s. Nothing is stale.
+func TestTelemetryStaleSpreadOutPolls(t *testing.T) {
+	h := newHarness(t, DefaultConfig(), nil)
+	ms := int64(time.Millisecond)
+	for poll := 0; poll < 120; poll++ {
+		at := base + int64(poll)*60*int64(time.Second)
+		for m := 1; m <= 10; m++ {
+			for c := 1; c <= 8; c++ {
+				ts := at + int64(m-1)*600*ms + int64(c-1)*100*ms
+				h.record(h.eng.Observe(telemetry.Sample{Time: ts, Entity: h.id(fmt.Sprintf("ups-a/1/%d/%d", m, c)),
+					Metric: telemetry.CellTemperatureCelsius, Value: 25}, nil))
+				h.record(h.eng.Tick(ts, nil))
+			}
+		}
+	}
+	h.check(nil)
+}
+
+// The string's own readings (current, voltage) stop while its modules go on:
+// one alert for the string's own readings, resolved when they return.
+func TestTelemetryStaleOwnReadings(t *testing.T) {
+	h := newHarness(t, DefaultConfig(), nil)
+	for s := 0; s <= 600; s += 30 {
+		h.observe(s, "ups-a/1/1/1", telemetry.CellVoltageVolts, 4.0)
+		if s < 120 || s >= 450 {
+			h.observe(s, "ups-a/1", telemetry.StringCurrentAmperes, 0.5)
+		}
+		h.tick(s)
+	}
+	h.check([]string{
+		"+210s firing TelemetryStale warning ups-a/1",
+		"+450s resolved TelemetryStale warning ups-a/1",
+	})
+	if got := h.eng.Stats(); got.Samples == 0 {
+		t.Error("no samples observed")
+	}
+}
+
+// A source whose cadence changes for good from 30 s to 5 min stops being
+// reported once the new cadence is learned.
+func TestTelemetryStaleLearnsANewCadence(t *testing.T) {
+	h := newHarness(t, DefaultConfig(), nil)
+	s := 0
+	for ; s <= 300; s += 30 {
+		h.observe(s, "ups-a/1/1/1", telemetry.CellVoltageVolts, 4.0)
+		h.tick(s)
+	}
+	for ; s <= 300+20*300; s += 30 { // the clock ticks every 30 s
+		if s%300 == 0 {
+			h.observe(s, "ups-a/1/1/1", telemetry.CellVoltageVolts, 4.0)
+		}
+		h.tick(s)
+	}
+	fired := 0
+	for _, c := range h.got {
+		if strings.Contains(c, "firing") {
+			fired++
+		}
+	}
+	if fired == 0 || fired > outageRun+1 {
+		t.Errorf("fired %d times over 20 polls at the new cadence, want 1 to %d: %q", fired, outageRun+1, h.got)
+	}
+}
+
+func TestReversedCellIsCriticalAndZeroVoltsIsASentinel(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.CellVoltageOutOfRange.For = 0
+	h := newHarness(t, cfg, nil)
+	h.observe(0, "ups-a/1/1/1", telemetry.CellVoltageVolts, 0)      // absent sensor
+	h.observe(0, "ups-a/1/1/2", telemetry.CellVoltageVolts, 65.535) // wrapped register
+	h.observe(0, "ups-a/1/1/3", telemetry.CellVoltageVolts, -0.4)   // reversed cell
+	h.check([]string{
+		"+0s firing CellVoltageOutOfRange warning ups-a/1/1/3",
+		"+0s firing CellVoltageOutOfRange critical ups-a/1/1/3",
+	})
+	if st := h.eng.Stats(); st.Implausible != 2 {
+		t.Errorf("Implausible = %d, want 2", st.Implausible)
+	}
+}
+
+func TestEnvelopeCellsAreCounted(t *testing.T) {
+	inv, err := inventory.Parse([]byte("batteries:\n  - ups: ups-a\n    chemistry: NMC\n  - ups: ups-b\n    serial: X\n"), "inv.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, DefaultConfig(), inv)
+	for _, p := range []string{"ups-a/1/1/1", "ups-b/1/1/1", "ups-b/1/1/2", "ups-c/1/1/1"} {
+		h.observe(0, p, telemetry.CellVoltageVolts, 3.9)
+		h.observe(10, p, telemetry.CellVoltageVolts, 3.9)
+	}
+	if got := h.eng.Stats().EnvelopeCells; got != 3 {
+		t.Errorf("EnvelopeCells = %d, want 3 (ups-b has no chemistry, ups-c no entry)", got)
+	}
+}
+
+// A string entry without a chemistry inherits the UPS-wide one.
+func TestStringEntryInheritsChemistry(t *testing.T) {
+	inv, err := inventory.Parse([]byte(`batteries:
+  - ups: ups-a
+    chemistry: LFP
+  - ups: ups-a
+    string: "2"
+    serial: S-2
+`), "inv.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.CellVoltageOutOfRange.For = 0
+	h := newHarness(t, cfg, inv)
+	h.observe(0, "ups-a/2/1/1", telemetry.CellVoltageVolts, 3.9)
+	h.check([]string{
+		"+0s firing CellVoltageOutOfRange warning ups-a/2/1/1",
+		"+0s firing CellVoltageOutOfRange critical ups-a/2/1/1",
+	})
+}

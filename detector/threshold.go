@@ -28,14 +28,14 @@ func (e *Engine) overTemperature(st *entityState, s telemetry.Sample, c *OverTem
 				Time: s.Time, Status: StatusFiring, Name: name, Severity: SeverityWarning + Severity(i),
 				Entity: s.Entity, Value: s.Value,
 				Summary: fmt.Sprintf("%s %s temperature %s °C is above the %s limit of %s °C",
-					st.level, st.info.Entity.Path(), fmtNum(s.Value), (SeverityWarning + Severity(i)), fmtNum(limit)),
+					st.level, e.path(s.Entity), fmtNum(s.Value), (SeverityWarning + Severity(i)), fmtNum(limit)),
 			})
 		case StatusResolved:
 			out = append(out, Change{
 				Time: s.Time, Status: StatusResolved, Name: name, Severity: SeverityWarning + Severity(i),
 				Entity: s.Entity, Value: s.Value,
 				Summary: fmt.Sprintf("%s %s temperature %s °C is back below %s °C (%s limit %s °C)",
-					st.level, st.info.Entity.Path(), fmtNum(s.Value), fmtNum(limit-c.HysteresisCelsius),
+					st.level, e.path(s.Entity), fmtNum(s.Value), fmtNum(limit-c.HysteresisCelsius),
 					(SeverityWarning + Severity(i)), fmtNum(limit)),
 			})
 		}
@@ -44,23 +44,25 @@ func (e *Engine) overTemperature(st *entityState, s telemetry.Sample, c *OverTem
 }
 
 // cellLimits resolves the voltage limits of a cell from the inventory's
-// chemistry for its string (or UPS), falling back to the default entry.
+// chemistry for its string (inherited from the UPS-wide entry when the
+// string's entry gives none), falling back to the default entry.
 func (e *Engine) cellLimits(st *entityState) *VoltageLimits {
-	if st.limits != nil {
-		return st.limits
-	}
-	key := DefaultChemistryKey
-	if e.inv != nil {
-		if b, ok := e.inv.Lookup(st.info.Entity.UPS, st.info.Entity.String); ok && b.Chemistry != 0 {
+	if st.limits == 0 {
+		key := DefaultChemistryKey
+		ent := e.reg.Info(st.self).Entity
+		if b, ok := e.inv.Effective(ent.UPS, ent.String); ok && b.Chemistry != 0 {
 			key = b.Chemistry.String()
 		}
+		idx, ok := e.limKey[key]
+		if !ok {
+			key, idx = DefaultChemistryKey, e.limKey[DefaultChemistryKey]
+		}
+		if key == DefaultChemistryKey {
+			e.stats.EnvelopeCells++
+		}
+		st.limits = idx
 	}
-	l, ok := e.cfg.CellVoltageOutOfRange.Limits[key]
-	if !ok {
-		l = e.cfg.CellVoltageOutOfRange.Limits[DefaultChemistryKey]
-	}
-	st.limits = &l
-	return st.limits
+	return &e.limits[st.limits-1]
 }
 
 // voltageRange evaluates CellVoltageOutOfRange: warning outside the
@@ -90,14 +92,14 @@ func (e *Engine) voltageRange(st *entityState, s telemetry.Sample, out []Change)
 				Time: s.Time, Status: StatusFiring, Name: AlertCellVoltageOutOfRange, Severity: sev,
 				Entity: s.Entity, Value: s.Value,
 				Summary: fmt.Sprintf("cell %s voltage %s V is %s the %s limit of %s V",
-					st.info.Entity.Path(), fmtNum(s.Value), dir, sev, fmtNum(limit)),
+					e.path(s.Entity), fmtNum(s.Value), dir, sev, fmtNum(limit)),
 			})
 		case StatusResolved:
 			out = append(out, Change{
 				Time: s.Time, Status: StatusResolved, Name: AlertCellVoltageOutOfRange, Severity: sev,
 				Entity: s.Entity, Value: s.Value,
 				Summary: fmt.Sprintf("cell %s voltage %s V is back within %s–%s V",
-					st.info.Entity.Path(), fmtNum(s.Value), fmtNum(lo), fmtNum(hi)),
+					e.path(s.Entity), fmtNum(s.Value), fmtNum(lo), fmtNum(hi)),
 			})
 		}
 	}

@@ -22,9 +22,20 @@ var (
 	bigCSVErr  error
 )
 
-// bigCSV writes (once per machine, cached in the temp directory) a
-// telemetry file of just over 5,000,000 rows: one UPS, 4 strings x 16
-// modules x 16 cells, 10 s polls, with an overheating cell.
+// benchDir holds files the benchmarks generate; TestMain removes it.
+var benchDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchDir != "" {
+		os.RemoveAll(benchDir)
+	}
+	os.Exit(code)
+}
+
+// bigCSV writes (once per test process) a telemetry file of just over
+// 5,000,000 rows: one UPS, 4 strings x 16 modules x 16 cells, 10 s polls,
+// with an overheating cell.
 func bigCSV(b *testing.B) string {
 	bigCSVOnce.Do(func() {
 		sp := fleetgen.Spec{
@@ -36,11 +47,11 @@ func bigCSV(b *testing.B) string {
 			Faults: []fleetgen.Fault{{Kind: fleetgen.Overheat, UPS: "ups-a", String: "2", Module: "7", Cell: "9",
 				From: 2 * time.Hour, To: 4 * time.Hour, Magnitude: 40}},
 		}
-		bigCSVPath = filepath.Join(os.TempDir(), "cellwarden-bench-5m-v1.csv")
-		if _, err := os.Stat(bigCSVPath); err == nil {
+		if benchDir, bigCSVErr = os.MkdirTemp("", "cellwarden-bench"); bigCSVErr != nil {
 			return
 		}
-		f, err := os.Create(bigCSVPath + ".tmp")
+		bigCSVPath = filepath.Join(benchDir, "fleet-5m.csv")
+		f, err := os.Create(bigCSVPath)
 		if err != nil {
 			bigCSVErr = err
 			return
@@ -49,9 +60,8 @@ func bigCSV(b *testing.B) string {
 		if _, bigCSVErr = fleetgen.Write(w, sp); bigCSVErr == nil {
 			bigCSVErr = w.Flush()
 		}
-		f.Close()
-		if bigCSVErr == nil {
-			bigCSVErr = os.Rename(bigCSVPath+".tmp", bigCSVPath)
+		if err := f.Close(); bigCSVErr == nil {
+			bigCSVErr = err
 		}
 	})
 	if bigCSVErr != nil {

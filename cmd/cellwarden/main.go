@@ -49,7 +49,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	replay.Flag("input", "Telemetry CSV file (long format; .gz is decompressed; - is standard input).").Required().StringVar(&ro.input)
 	replay.Flag("inventory", "Battery inventory YAML (overrides the configuration's inventory).").StringVar(&ro.inventory)
 	replay.Flag("config", "Configuration file; without it the built-in defaults apply.").StringVar(&ro.config)
-	replay.Flag("alerts-out", "Write alerts to this file instead of standard output.").StringVar(&ro.alertsOut)
+	replay.Flag("alerts-out", "Write alerts to this file instead of standard output (- is standard output).").StringVar(&ro.alertsOut)
 
 	check := app.Command("check-config", "Validate a configuration file (and the inventory it names); print every problem.")
 	checkFile := check.Flag("config", "Configuration file to check.").Required().String()

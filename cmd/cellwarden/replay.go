@@ -57,7 +57,7 @@ func runReplay(o replayOptions, stdout, stderr io.Writer, log *zap.Logger) error
 	defer rd.Close()
 
 	out := stdout
-	if o.alertsOut != "" {
+	if o.alertsOut != "" && o.alertsOut != "-" {
 		f, err := os.Create(o.alertsOut)
 		if err != nil {
 			return err
@@ -76,7 +76,7 @@ func runReplay(o replayOptions, stdout, stderr io.Writer, log *zap.Logger) error
 		return fmt.Errorf("writing alerts: %w", err)
 	}
 	writeSummary(diag, rd.Source(), &res)
-	if o.alertsOut != "" {
+	if o.alertsOut != "" && o.alertsOut != "-" {
 		if f, ok := out.(*os.File); ok {
 			if err := f.Close(); err != nil {
 				return fmt.Errorf("writing alerts: %w", err)
@@ -162,6 +162,9 @@ func writeSummary(w io.Writer, source string, r *replayResult) {
 	fmt.Fprintf(w, "  rows read: %d\n", r.reader.Rows)
 	fmt.Fprintf(w, "  samples: %d (no reading: %d, implausible: %d, out of order: %d)\n",
 		r.reader.Samples, r.reader.NoReading, r.engine.Implausible, r.engine.OutOfOrder)
+	if n := r.engine.EnvelopeCells; n > 0 {
+		fmt.Fprintf(w, "  cells judged by the all-chemistry voltage envelope (no chemistry in the inventory): %d\n", n)
+	}
 	fmt.Fprintf(w, "  rows skipped: %d\n", r.reader.SkippedTotal())
 	for _, reason := range csvfile.Reasons() {
 		if n := r.reader.Skipped[reason]; n > 0 {

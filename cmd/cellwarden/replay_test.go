@@ -4,14 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+	"github.com/cellwarden/cellwarden/internal/golden"
+)
 
 // goldenCases lists the directories of testdata/replay. Each holds
 // input.csv (or input.csv.gz), optionally config.yaml and inventory.yaml,
@@ -64,8 +63,8 @@ func TestReplayGolden(t *testing.T) {
 				t.Fatalf("exit %d: %s", code, stderr.String())
 			}
 			checkNDJSON(t, stdout.Bytes())
-			compareGolden(t, "alerts.ndjson", stdout.Bytes())
-			compareGolden(t, "summary.txt", []byte(stableSummary(stderr.String())))
+			golden.Compare(t, "alerts.ndjson", stdout.Bytes())
+			golden.Compare(t, "summary.txt", []byte(stableSummary(stderr.String())))
 
 			// Deterministic: a second run gives byte-identical alerts.
 			var again bytes.Buffer
@@ -74,23 +73,6 @@ func TestReplayGolden(t *testing.T) {
 				t.Error("second replay differs from the first")
 			}
 		})
-	}
-}
-
-func compareGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(name, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatalf("%v (run go test ./cmd/cellwarden -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from golden file:\n--- got\n%s\n--- want\n%s", name, got, want)
 	}
 }
 

@@ -74,7 +74,12 @@ type Reader struct {
 	prevNS   int64
 	lastNS   int64 // time of the last accepted row
 	started  bool  // lastNS is meaningful
-	fields   [numCols][]byte
+
+	held      []heldRow          // rows after a jump ahead, awaiting a verdict
+	heldTimes int                // distinct times among held
+	ready     []telemetry.Sample // accepted rows to return before reading on
+	readyPos  int
+	fields    [numCols][]byte
 }
 
 // Open opens path for reading ("-" is standard input) and checks the
@@ -149,7 +154,10 @@ func (r *Reader) readHeader() error {
 	if err == io.EOF {
 		return fmt.Errorf("%s: empty file: no header", r.source)
 	}
-	if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+	if errors.Is(err, bufio.ErrBufferFull) {
+		return fmt.Errorf("%s:1: first line longer than %d bytes: not a telemetry CSV (or lines end in CR only)", r.source, MaxLineBytes)
+	}
+	if err != nil {
 		return fmt.Errorf("%s: %w", r.source, err)
 	}
 	line = bytes.TrimPrefix(line, []byte("\xef\xbb\xbf")) // UTF-8 byte order mark
@@ -199,17 +207,33 @@ func (r *Reader) Close() error { return r.closer.Close() }
 // Next returns the next valid Sample, skipping (and reporting) bad rows. It
 // returns io.EOF at the end of the input and any other error only when the
 // input cannot be read further.
+//
+// Rows must be in non-decreasing time order. A row more than JumpAhead
+// later than the previous one is held back, with the rows after it, until
+// the file shows which timeline is right: if a row close to the old one
+// follows, the held rows were a mistyped clock and are skipped as
+// bad_time outliers; once the held rows span three distinct later times
+// (or the file ends) the jump was a real gap and they are returned.
 func (r *Reader) Next() (telemetry.Sample, error) {
 	for {
+		if r.readyPos < len(r.ready) {
+			s := r.ready[r.readyPos]
+			r.readyPos++
+			return s, nil
+		}
+		r.ready, r.readyPos = r.ready[:0], 0
 		line, err := r.readLine()
 		if errors.Is(err, bufio.ErrBufferFull) {
 			r.stats.Rows++
-			r.bad(ReasonTooLong, fmt.Sprintf("row longer than %d bytes", MaxLineBytes))
+			r.bad(r.line, ReasonTooLong, fmt.Sprintf("row longer than %d bytes", MaxLineBytes))
 			continue
 		}
 		if err != nil {
 			if err != io.EOF {
 				err = fmt.Errorf("%s:%d: %w", r.source, r.line, err)
+			} else if len(r.held) > 0 {
+				r.release()
+				continue
 			}
 			return telemetry.Sample{}, err
 		}
@@ -219,21 +243,98 @@ func (r *Reader) Next() (telemetry.Sample, error) {
 		r.stats.Rows++
 		s, reason, detail := r.parse(line)
 		if reason != 0 {
-			r.bad(reason, detail)
+			r.bad(r.line, reason, detail)
 			continue
 		}
-		r.stats.Samples++
-		if math.IsNaN(s.Value) {
-			r.stats.NoReading++
+		if r.order(s, r.line) {
+			return s, nil
 		}
-		return s, nil
 	}
 }
 
-func (r *Reader) bad(reason Reason, detail string) {
+// JumpAhead is how far a row's time may run ahead of the previous row's
+// before the reader suspects a mistyped clock (see Next).
+const JumpAhead = time.Hour
+
+// heldTimes is how many distinct times the held rows must span for a jump
+// to be taken as real; maxHeld bounds the memory held rows take.
+const (
+	heldTimes = 3
+	maxHeld   = 1 << 16
+)
+
+type heldRow struct {
+	s    telemetry.Sample
+	line int
+}
+
+// order enforces time order on a parsed row. It returns true when s is to
+// be returned at once; otherwise s was skipped, held back, or queued in
+// r.ready.
+func (r *Reader) order(s telemetry.Sample, line int) bool {
+	if len(r.held) == 0 {
+		switch {
+		case r.started && s.Time < r.lastNS:
+			r.bad(line, ReasonBackwards, fmt.Sprintf("time %s is before the previous row's %s (rows must be in time order)",
+				fmtTime(s.Time), fmtTime(r.lastNS)))
+			return false
+		case r.started && s.Time-r.lastNS > int64(JumpAhead):
+			r.held = append(r.held, heldRow{s, line})
+			r.heldTimes = 1
+			return false
+		}
+		r.accept(s)
+		return true
+	}
+	last := r.held[len(r.held)-1].s.Time
+	switch {
+	case s.Time >= r.lastNS && s.Time-r.lastNS <= int64(JumpAhead):
+		// Back on the old timeline: the held rows were outliers.
+		for _, h := range r.held {
+			r.bad(h.line, ReasonTime, fmt.Sprintf("time %s is %s ahead of the rows around it; skipped as an outlier",
+				fmtTime(h.s.Time), time.Duration(h.s.Time-r.lastNS).Round(time.Second)))
+		}
+		r.held = r.held[:0]
+		r.accept(s)
+		return true
+	case s.Time < last:
+		r.bad(line, ReasonBackwards, fmt.Sprintf("time %s is before the previous row's %s (rows must be in time order)",
+			fmtTime(s.Time), fmtTime(last)))
+		return false
+	}
+	if s.Time != last {
+		r.heldTimes++
+	}
+	r.held = append(r.held, heldRow{s, line})
+	if r.heldTimes >= heldTimes || len(r.held) >= maxHeld {
+		r.release()
+	}
+	return false
+}
+
+// release accepts every held row: the jump was real.
+func (r *Reader) release() {
+	for _, h := range r.held {
+		r.accept(h.s)
+		r.ready = append(r.ready, h.s)
+	}
+	r.held = r.held[:0]
+}
+
+func (r *Reader) accept(s telemetry.Sample) {
+	r.started, r.lastNS = true, s.Time
+	r.stats.Samples++
+	if math.IsNaN(s.Value) {
+		r.stats.NoReading++
+	}
+}
+
+func fmtTime(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
+
+func (r *Reader) bad(line int, reason Reason, detail string) {
 	r.stats.Skipped[reason]++
 	if r.OnBadRow != nil {
-		r.OnBadRow(BadRow{Source: r.source, Line: r.line, Reason: reason, Detail: detail})
+		r.OnBadRow(BadRow{Source: r.source, Line: line, Reason: reason, Detail: detail})
 	}
 }
 
@@ -331,11 +432,6 @@ func (r *Reader) parse(line []byte) (telemetry.Sample, Reason, string) {
 			r.prevLen = 0
 		}
 	}
-	if r.started && s.Time < r.lastNS {
-		return s, ReasonBackwards, fmt.Sprintf("time %s is before the previous row's %s (rows must be in time order)",
-			tf, time.Unix(0, r.lastNS).UTC().Format(time.RFC3339Nano))
-	}
-
 	m, ok := telemetry.ParseMetric(bytesString(f[colMetric]))
 	if !ok {
 		return s, ReasonMetric, fmt.Sprintf("unknown metric %q", f[colMetric])
@@ -358,8 +454,6 @@ func (r *Reader) parse(line []byte) (telemetry.Sample, Reason, string) {
 		return s, ReasonValue, fmt.Sprintf("value %q: %v", f[colValue], err)
 	}
 	s.Value = v
-	r.started = true
-	r.lastNS = s.Time
 	return s, 0, ""
 }
 

@@ -103,7 +103,7 @@ func TestValuesAndTimes(t *testing.T) {
 		"2026-03-01T00:00:02Z,ups-a,,,,ambient_temperature_celsius,+24\r\n" +
 		"\r\n" + // blank lines are not rows
 		`2026-03-01T00:00:03Z,"ups-a","1","1","1",cell_voltage_volts,"3.301"` + "\n" +
-		"2026-03-01T00:00:04Z,ups-a,07,1,1,cell_voltage_volts,3.302" // no final newline; "07" is not "7"
+		"2026-03-01t00:00:04z,ups-a,07,1,1,cell_voltage_volts,3.302" // lower-case t and z; no final newline; "07" is not "7"
 	samples, bad, r := readAll(t, "\xef\xbb\xbf"+in)
 	if len(bad) != 0 {
 		t.Fatalf("unexpected bad rows: %v", bad)
@@ -144,6 +144,7 @@ func TestHeaderErrors(t *testing.T) {
 		name, input, want string
 	}{
 		{"empty", "", "in.csv: empty file: no header"},
+		{"first line too long", strings.Repeat("x", MaxLineBytes+10) + "\n", "in.csv:1: first line longer than 65536 bytes: not a telemetry CSV (or lines end in CR only)"},
 		{"wrong header", "time,ups,metric,value\n", `in.csv:1: header must be "time,ups,string,module,cell,metric,value", got "time,ups,metric,value"`},
 	}
 	for _, tt := range tests {
@@ -239,4 +240,93 @@ func FuzzReader(f *testing.F) {
 			t.Fatalf("rows %d != samples %d + skipped %d", st.Rows, st.Samples, st.SkippedTotal())
 		}
 	})
+}
+
+func TestTimeJumps(t *testing.T) {
+	row := func(ts string, v int) string {
+		return fmt.Sprintf("%s,ups-a,1,1,1,cell_voltage_volts,3.%03d\n", ts, v)
+	}
+	tests := []struct {
+		name    string
+		rows    []string
+		samples []int // values (millivolts past 3 V) returned, in order
+		bad     []string
+	}{
+		{
+			name: "one mistyped future row is an outlier",
+			rows: []string{row("2026-03-01T00:00:00Z", 1), row("2036-03-01T00:00:30Z", 2),
+				row("2026-03-01T00:01:00Z", 3), row("2026-03-01T00:01:30Z", 4)},
+			samples: []int{1, 3, 4},
+			bad:     []string{"in.csv:3: time 2036-03-01T00:00:30Z is 87672h0m30s ahead of the rows around it; skipped as an outlier"},
+		},
+		{
+			name: "a whole poll with a wrong clock",
+			rows: []string{row("2026-03-01T00:00:00Z", 1), row("2027-01-01T00:00:00Z", 2), row("2027-01-01T00:00:00Z", 3),
+				row("2026-03-01T00:01:00Z", 4)},
+			samples: []int{1, 4},
+			bad: []string{
+				"in.csv:3: time 2027-01-01T00:00:00Z is 7344h0m0s ahead of the rows around it; skipped as an outlier",
+				"in.csv:4: time 2027-01-01T00:00:00Z is 7344h0m0s ahead of the rows around it; skipped as an outlier",
+			},
+		},
+		{
+			name: "a real gap in the recording",
+			rows: []string{row("2026-03-01T00:00:00Z", 1), row("2026-03-01T05:00:00Z", 2),
+				row("2026-03-01T05:00:30Z", 3), row("2026-03-01T05:01:00Z", 4), row("2026-03-01T05:01:30Z", 5)},
+			samples: []int{1, 2, 3, 4, 5},
+		},
+		{
+			name:    "a jump in the last rows is kept",
+			rows:    []string{row("2026-03-01T00:00:00Z", 1), row("2026-03-01T05:00:00Z", 2)},
+			samples: []int{1, 2},
+		},
+		{
+			name: "a row between the two timelines goes backwards",
+			rows: []string{row("2026-03-01T00:00:00Z", 1), row("2026-03-02T00:00:00Z", 2),
+				row("2026-03-01T12:00:00Z", 3), row("2026-03-02T00:00:30Z", 4), row("2026-03-02T00:01:00Z", 5)},
+			samples: []int{1, 2, 4, 5},
+			bad:     []string{"in.csv:4: time 2026-03-01T12:00:00Z is before the previous row's 2026-03-02T00:00:00Z (rows must be in time order)"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			samples, bad, r := readAll(t, Header+"\n"+strings.Join(tt.rows, ""))
+			var got []int
+			for _, s := range samples {
+				got = append(got, int(math.Round((s.Value-3)*1000)))
+			}
+			var gotBad []string
+			for _, b := range bad {
+				gotBad = append(gotBad, b.String())
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.samples) || fmt.Sprint(gotBad) != fmt.Sprint(tt.bad) {
+				t.Errorf("samples %v, bad rows %q\nwant    %v, %q", got, gotBad, tt.samples, tt.bad)
+			}
+			st := r.Stats()
+			if st.Rows != st.Samples+st.SkippedTotal() {
+				t.Errorf("stats don't add up: %+v", st)
+			}
+		})
+	}
+}
+
+func TestEntitiesBeyondTheRegistryLimitAreSkipped(t *testing.T) {
+	in := Header + "\n" +
+		"2026-03-01T00:00:00Z,ups-a,1,1,1,cell_voltage_volts,3.3\n" + // 4 entities
+		"2026-03-01T00:00:00Z,ups-a,1,2,1,cell_voltage_volts,3.3\n" + // 2 more: over the limit of 5
+		"2026-03-01T00:00:00Z,ups-a,1,1,2,cell_voltage_volts,3.3\n" // 1 more: fits
+	r, err := NewReader(strings.NewReader(in), "in.csv", telemetry.NewRegistryWithLimit(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bad []string
+	r.OnBadRow = func(b BadRow) { bad = append(bad, b.String()) }
+	n := 0
+	for _, err := r.Next(); err == nil; _, err = r.Next() {
+		n++
+	}
+	want := `in.csv:3: entity ups="ups-a" string="1" module="2" cell="1": too many distinct entities (limit 5)`
+	if n != 2 || len(bad) != 1 || bad[0] != want {
+		t.Errorf("read %d samples, bad rows %q; want 2 samples and %q", n, bad, want)
+	}
 }

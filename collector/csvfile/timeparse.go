@@ -1,7 +1,9 @@
 package csvfile
 
 import (
+	"bytes"
 	"errors"
+	"strings"
 	"time"
 	"unsafe"
 )
@@ -26,7 +28,12 @@ func parseTime(b []byte) (int64, error) {
 	if len(b) == 0 {
 		return 0, errors.New("empty")
 	}
-	t, err := time.Parse(time.RFC3339Nano, unsafe.String(&b[0], len(b)))
+	str := unsafe.String(&b[0], len(b))
+	if bytes.ContainsAny(b, "tz") {
+		// RFC 3339 allows a lower-case "t" and "z"; time.Parse does not.
+		str = strings.ToUpper(str)
+	}
+	t, err := time.Parse(time.RFC3339Nano, str)
 	if err != nil {
 		return 0, errors.New("not an RFC 3339 timestamp")
 	}

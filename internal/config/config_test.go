@@ -111,10 +111,33 @@ func TestBadConfigs(t *testing.T) {
 `,
 			want: []string{
 				`c.yml: detector.cell_over_temperature.critical_celsius: "60" must be above warning_celsius (70) (line 4)`,
-				`c.yml: detector.telemetry_stale.multiple: "1" must be >= 1.5 (a reading one interval late is not stale) (line 6)`,
+				`c.yml: detector.telemetry_stale.multiple: "1" must be between 1.5 (a reading one interval late is not stale) and 1000 (line 6)`,
 				`c.yml: detector.cell_voltage_out_of_range.limits.NiCd: unknown chemistry: must be one of NMC, LFP, LTO, NCA, default (line 9)`,
 				`c.yml: detector.cell_voltage_out_of_range.limits.LFP: limits must satisfy critical_low_volts < warning_low_volts < warning_high_volts < critical_high_volts (got 2.5 < 2 < 3.6 < 3.75) (line 10)`,
 				`c.yml: detector.plausible.max_celsius: "-60" must be above min_celsius (-50) (line 12)`,
+			},
+		},
+		{
+			name: "values that would silently disable a rule",
+			doc: `detector:
+  cell_over_temperature:
+    warning_celsius: .nan
+    hysteresis_celsius: 5
+  module_over_temperature:
+    hysteresis_celsius: 500
+  cell_voltage_out_of_range:
+    hysteresis_volts: 1.0
+    limits:
+      lfp: {critical_low_volts: 2.5, warning_low_volts: 2.8, warning_high_volts: 3.45, critical_high_volts: 3.75}
+  telemetry_stale:
+    multiple: .inf
+`,
+			want: []string{
+				`c.yml: detector.cell_over_temperature.warning_celsius: "NaN" must be a finite number (line 3)`,
+				`c.yml: detector.module_over_temperature.hysteresis_celsius: "500" is too large: a warning would only clear below -450 °C, under plausible.min_celsius (-50) (line 6)`,
+				`c.yml: detector.cell_voltage_out_of_range.hysteresis_volts: "1" is too large for the LFP limits: a warning could never clear (needs less than half of 2.5..3.65 V) (line 8)`,
+				`c.yml: detector.cell_voltage_out_of_range.limits.lfp: write the chemistry as "LFP" (line 10)`,
+				`c.yml: detector.telemetry_stale.multiple: "+Inf" must be a finite number (line 12)`,
 			},
 		},
 		{

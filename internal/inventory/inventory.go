@@ -169,3 +169,45 @@ func (inv *Inventory) Lookup(ups, str string) (*Battery, bool) {
 	}
 	return wide, wide != nil
 }
+
+// Effective returns what the inventory says about string str of UPS ups:
+// the string's own entry, with every field it leaves out taken from the
+// UPS-wide entry (a string entry that gives only a serial still has the
+// UPS's chemistry and dates). Line is the line of the most specific entry.
+func (inv *Inventory) Effective(ups, str string) (Battery, bool) {
+	own, ok := inv.Lookup(ups, str)
+	if !ok {
+		return Battery{}, false
+	}
+	b := *own
+	if own.String == "" {
+		return b, true
+	}
+	wide, ok := inv.Lookup(ups, "")
+	if !ok || wide.String != "" {
+		return b, true
+	}
+	fill := func(dst *string, src string) {
+		if *dst == "" {
+			*dst = src
+		}
+	}
+	fill(&b.Vendor, wide.Vendor)
+	fill(&b.Model, wide.Model)
+	fill(&b.Serial, wide.Serial)
+	if b.Chemistry == 0 {
+		b.Chemistry = wide.Chemistry
+	}
+	for _, d := range []struct{ dst, src *Date }{
+		{&b.Manufactured, &wide.Manufactured}, {&b.Installed, &wide.Installed},
+		{&b.WarrantyUntil, &wide.WarrantyUntil}, {&b.ReplaceBy, &wide.ReplaceBy},
+	} {
+		if d.dst.IsZero() {
+			*d.dst = *d.src
+		}
+	}
+	if b.DesignLifeYears == 0 {
+		b.DesignLifeYears = wide.DesignLifeYears
+	}
+	return b, true
+}

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -432,6 +433,49 @@ func TestDateMethods(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if !reflect.DeepEqual(tt.got, tt.want) {
 				t.Errorf("got %v, want %v", tt.got, tt.want)
+			}
+		})
+	}
+}
+
+func TestEffectiveInheritsFromUPSWideEntry(t *testing.T) {
+	inv, err := Parse([]byte(`batteries:
+  - ups: ups-a
+    vendor: CATL
+    chemistry: LFP
+    installed: 2022-04-20
+    design_life_years: 15
+  - ups: ups-a
+    string: "2"
+    serial: S-2
+    installed: 2023-01-10
+  - ups: ups-b
+    string: "1"
+    chemistry: NMC
+`), "inv.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		ups, str string
+		ok       bool
+		want     string
+	}{
+		{"ups-a", "2", true, "CATL S-2 LFP 2023-01-10 15"}, // own serial and date, the rest inherited
+		{"ups-a", "7", true, "CATL  LFP 2022-04-20 15"},    // no own entry: the UPS-wide one
+		{"ups-b", "1", true, "  NMC  0"},                   // no UPS-wide entry to inherit from
+		{"ups-b", "2", false, "  -  0"},                    // nothing at all
+	}
+	for _, tt := range tests {
+		t.Run(tt.ups+"/"+tt.str, func(t *testing.T) {
+			b, ok := inv.Effective(tt.ups, tt.str)
+			chem := b.Chemistry.String()
+			if chem == "" {
+				chem = "-"
+			}
+			got := fmt.Sprintf("%s %s %s %s %g", b.Vendor, b.Serial, chem, b.Installed, b.DesignLifeYears)
+			if ok != tt.ok || got != tt.want {
+				t.Errorf("Effective = %q, %v; want %q, %v", got, ok, tt.want, tt.ok)
 			}
 		})
 	}

@@ -68,7 +68,15 @@ var (
 	ErrBadUPS     = errors.New("ups must match [A-Za-z0-9_.:-]+")
 	ErrHole       = errors.New("a finer identifier is set while a coarser one is empty")
 	ErrInvalidUTF = errors.New("identifier is not valid UTF-8")
+	// ErrTooManyEntities is returned by Intern once the registry holds its
+	// limit: hostile or garbled input cannot grow memory without bound.
+	ErrTooManyEntities = errors.New("too many distinct entities")
 )
+
+// DefaultMaxEntities is the registry limit NewRegistry sets: about 1M
+// UPSs, strings, modules and cells together, several times the largest
+// data-center fleet.
+const DefaultMaxEntities = 1 << 20
 
 // ValidUPS reports whether id is a valid UPS identifier: non-empty and made
 // of [A-Za-z0-9_.:-] only.
@@ -140,11 +148,17 @@ type Registry struct {
 	mu    sync.RWMutex
 	ids   map[Entity]EntityID
 	infos []Info // infos[id-1]
+	limit int
 }
 
-// NewRegistry returns an empty registry.
-func NewRegistry() *Registry {
-	return &Registry{ids: make(map[Entity]EntityID)}
+// NewRegistry returns an empty registry holding at most
+// DefaultMaxEntities entities.
+func NewRegistry() *Registry { return NewRegistryWithLimit(DefaultMaxEntities) }
+
+// NewRegistryWithLimit returns an empty registry holding at most limit
+// entities.
+func NewRegistryWithLimit(limit int) *Registry {
+	return &Registry{ids: make(map[Entity]EntityID), limit: limit}
 }
 
 // Intern returns the ID of e, assigning one (and IDs for its ancestors) on
@@ -161,6 +175,17 @@ func (r *Registry) Intern(e Entity) (EntityID, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// Count the entity and the ancestors it would add.
+	added := 0
+	for x := e; x.Level() != 0; x = x.Parent() {
+		if _, ok := r.ids[x]; ok {
+			break
+		}
+		added++
+	}
+	if len(r.infos)+added > r.limit {
+		return 0, fmt.Errorf("%w (limit %d)", ErrTooManyEntities, r.limit)
+	}
 	return r.internLocked(e), nil
 }
 

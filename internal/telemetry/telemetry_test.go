@@ -404,3 +404,27 @@ func TestInternKnownDoesNotAllocate(t *testing.T) {
 		t.Errorf("Intern = %d, want %d", got, want)
 	}
 }
+
+func TestRegistryLimit(t *testing.T) {
+	r := telemetry.NewRegistryWithLimit(6)
+	for _, e := range []telemetry.Entity{
+		{UPS: "u", String: "1", Module: "1", Cell: "1"}, // 4 entities
+		{UPS: "u", String: "1", Module: "1", Cell: "2"}, // 5
+	} {
+		if _, err := r.Intern(e); err != nil {
+			t.Fatalf("Intern(%v): %v", e, err)
+		}
+	}
+	// A new cell under a new module needs 2 more: over the limit.
+	_, err := r.Intern(telemetry.Entity{UPS: "u", String: "1", Module: "2", Cell: "1"})
+	if !errors.Is(err, telemetry.ErrTooManyEntities) || err.Error() != "too many distinct entities (limit 6)" {
+		t.Errorf("got %v, want too many distinct entities (limit 6)", err)
+	}
+	// Known entities are still found.
+	if _, err := r.Intern(telemetry.Entity{UPS: "u", String: "1", Module: "1", Cell: "2"}); err != nil {
+		t.Errorf("known entity after the limit: %v", err)
+	}
+	if r.Len() != 5 {
+		t.Errorf("Len = %d, want 5", r.Len())
+	}
+}

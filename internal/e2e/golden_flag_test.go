@@ -1,0 +1,7 @@
+//go:build integration
+
+package e2e
+
+// Imported for its -update flag, so that go test ./... -update works in
+// every package.
+import _ "github.com/cellwarden/cellwarden/internal/golden"
