@@ -1,5 +1,3 @@
-//go:build integration
-
 package e2e
 
 // Imported for its -update flag, so that go test ./... -update works in
