@@ -57,13 +57,13 @@ func runReplay(o replayOptions, stdout, stderr io.Writer, log *zap.Logger) error
 	defer rd.Close()
 
 	out := stdout
+	var file *os.File // the --alerts-out file, if any
 	if o.alertsOut != "" && o.alertsOut != "-" {
-		f, err := os.Create(o.alertsOut)
-		if err != nil {
+		if file, err = os.Create(o.alertsOut); err != nil {
 			return err
 		}
-		defer f.Close()
-		out = f
+		defer file.Close()
+		out = file
 	}
 	diag := bufio.NewWriter(stderr)
 	defer diag.Flush()
@@ -76,11 +76,9 @@ func runReplay(o replayOptions, stdout, stderr io.Writer, log *zap.Logger) error
 		return fmt.Errorf("writing alerts: %w", err)
 	}
 	writeSummary(diag, rd.Source(), &res)
-	if o.alertsOut != "" && o.alertsOut != "-" {
-		if f, ok := out.(*os.File); ok {
-			if err := f.Close(); err != nil {
-				return fmt.Errorf("writing alerts: %w", err)
-			}
+	if file != nil {
+		if err := file.Close(); err != nil {
+			return fmt.Errorf("writing alerts: %w", err)
 		}
 	}
 	return readErr
