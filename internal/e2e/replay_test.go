@@ -3,29 +3,56 @@ package e2e
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
-var binary string
+var (
+	buildOnce sync.Once
+	binDir    string
+	binary    string
+	buildErr  error
+)
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "cellwarden-e2e")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "cellwarden")
-	build := exec.Command("go", "build", "-o", binary, "github.com/cellwarden/cellwarden/cmd/cellwarden")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		panic("building cellwarden: " + err.Error())
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
 	os.Exit(code)
+}
+
+// build compiles cellwarden once per test process. It first stats every
+// source file of the module: go test caches results by the files a test
+// touches, and the compiler runs in a child process it cannot see.
+func build(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		filepath.WalkDir(filepath.Join("..", ".."), func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && (strings.HasSuffix(path, ".go") || d.Name() == "go.mod" || d.Name() == "go.sum") {
+				os.Stat(path)
+			}
+			return nil
+		})
+		if binDir, buildErr = os.MkdirTemp("", "cellwarden-e2e"); buildErr != nil {
+			return
+		}
+		binary = filepath.Join(binDir, "cellwarden")
+		out, err := exec.Command("go", "build", "-o", binary, "github.com/cellwarden/cellwarden/cmd/cellwarden").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("building cellwarden: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binary
 }
 
 type result struct {
@@ -35,7 +62,7 @@ type result struct {
 
 func cellwarden(t *testing.T, stdin []byte, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(build(t), args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if stdin != nil {
