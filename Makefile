@@ -3,7 +3,7 @@
 GO          ?= go
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build test test-race bench bench-replay lint fmt golden
+.PHONY: build test test-race bench bench-replay lint fmt golden quality
 
 build:
 	$(GO) build ./...
@@ -35,3 +35,24 @@ fmt:
 # Rewrites the golden files under testdata/ from the current code.
 golden:
 	$(GO) test ./... -update
+
+# The detection-quality loop: simulate the scenario suite, replay it with
+# cellwarden's rules and with the static BMS baseline, score both and write
+# the report.
+QUALITY_SEED ?= 1
+QUALITY_DIR  ?= $(CURDIR)/.quality
+QUALITY_MD   ?= docs/quality.md
+quality:
+	$(GO) build -o $(QUALITY_DIR)/cellwarden ./cmd/cellwarden
+	rm -rf $(QUALITY_DIR)/scenarios
+	$(QUALITY_DIR)/cellwarden sim scenarios --out $(QUALITY_DIR)/scenarios --seed $(QUALITY_SEED)
+	set -e; args=""; \
+	for d in $(QUALITY_DIR)/scenarios/*/; do \
+		$(QUALITY_DIR)/cellwarden replay --input $$d/telemetry.csv.gz --inventory $$d/inventory.yaml \
+			--alerts-out $$d/alerts.ndjson 2> $$d/replay.log; \
+		$(QUALITY_DIR)/cellwarden replay --baseline --input $$d/telemetry.csv.gz --inventory $$d/inventory.yaml \
+			--alerts-out $$d/baseline.ndjson 2> $$d/baseline.log; \
+		args="$$args --labels $$d/labels.json --alerts $$d/alerts.ndjson --baseline-alerts $$d/baseline.ndjson"; \
+	done; \
+	$(QUALITY_DIR)/cellwarden score $$args --seed $(QUALITY_SEED) --markdown $(QUALITY_MD)
+	@echo "wrote $(QUALITY_MD)"

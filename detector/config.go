@@ -152,6 +152,21 @@ func (c *Config) FillDefaults() {
 	}
 }
 
+// StaticBaselineConfig is what a plain BMS alarm does, for comparison: fixed
+// temperature limits (50 °C warning, 60 °C critical) and the chemistry's
+// voltage limits, each on a single reading, no hold, no hysteresis, no
+// stale-telemetry or peer-relative rules. Rules added later must be
+// disabled here.
+func StaticBaselineConfig() Config {
+	c := DefaultConfig()
+	for _, t := range []*OverTemperatureConfig{&c.CellOverTemperature, &c.ModuleOverTemperature} {
+		t.WarningCelsius, t.CriticalCelsius, t.HysteresisCelsius, t.Hold = 50, 60, 0, Hold{}
+	}
+	c.CellVoltageOutOfRange.HysteresisVolts, c.CellVoltageOutOfRange.Hold = 0, Hold{}
+	c.TelemetryStale.Enabled = false
+	return c
+}
+
 // Validate reports every problem of c to p, with paths below prefix
 // (e.g. "detector").
 func (c *Config) Validate(p *yamlstrict.Problems, prefix string) {

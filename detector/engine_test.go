@@ -323,3 +323,13 @@ func TestStringEntryInheritsChemistry(t *testing.T) {
 		"+0s firing CellVoltageOutOfRange critical ups-a/2/1/1",
 	})
 }
+
+func TestStaticBaselineFiresOnASingleReading(t *testing.T) {
+	h := newHarness(t, StaticBaselineConfig(), nil)
+	h.observe(0, "ups-a/1/1/1", telemetry.CellTemperatureCelsius, 50.5)
+	h.observe(10, "ups-a/1/1/1", telemetry.CellTemperatureCelsius, 49.9)
+	h.check([]string{
+		"+0s firing CellOverTemperature warning ups-a/1/1/1",
+		"+10s resolved CellOverTemperature warning ups-a/1/1/1",
+	})
+}

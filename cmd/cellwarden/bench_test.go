@@ -12,7 +12,8 @@ import (
 	"github.com/cellwarden/cellwarden/alerting"
 	"github.com/cellwarden/cellwarden/collector/csvfile"
 	"github.com/cellwarden/cellwarden/detector"
-	"github.com/cellwarden/cellwarden/internal/fleetgen"
+	"github.com/cellwarden/cellwarden/internal/inventory"
+	"github.com/cellwarden/cellwarden/internal/sim"
 	"github.com/cellwarden/cellwarden/internal/telemetry"
 )
 
@@ -33,19 +34,17 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// bigCSV writes (once per test process) a telemetry file of just over
-// 5,000,000 rows: one UPS, 4 strings x 16 modules x 16 cells, 10 s polls,
-// with an overheating cell.
+// bigCSV writes (once per test process) a simulated telemetry file of
+// just over 5,000,000 rows: one UPS, 4 strings x 16 modules x 16 cells,
+// 10 s polls, with a cell running away.
 func bigCSV(b *testing.B) string {
 	bigCSVOnce.Do(func() {
-		sp := fleetgen.Spec{
-			Fleet:    []fleetgen.UPS{{Name: "ups-a", Chemistry: fleetgen.NMC, Strings: 4, Modules: 16, Cells: 16}},
-			Start:    time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC),
-			Duration: 2348 * 10 * time.Second,
-			Interval: 10 * time.Second,
-			Seed:     5,
-			Faults: []fleetgen.Fault{{Kind: fleetgen.Overheat, UPS: "ups-a", String: "2", Module: "7", Cell: "9",
-				From: 2 * time.Hour, To: 4 * time.Hour, Magnitude: 40}},
+		sc := &sim.Scenario{
+			Name: "bench", Seed: 5, Start: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC),
+			Duration: 2343 * 10 * time.Second, Interval: 10 * time.Second,
+			Fleet: []sim.UPSSpec{{Name: "ups-a", Chemistry: inventory.NMC, Strings: 4, Modules: 16, Cells: 16, TempQuantum: 0.1, SOH: 0.95}},
+			Faults: []sim.FaultSpec{{Class: sim.ClassThermalRunaway, UPS: "ups-a", String: "2", Module: "7", Cell: "9",
+				At: time.Hour, Duration: 2 * time.Hour, Magnitude: 8, SagVolts: 0.03, Rate: 15}},
 		}
 		if benchDir, bigCSVErr = os.MkdirTemp("", "cellwarden-bench"); bigCSVErr != nil {
 			return
@@ -57,7 +56,7 @@ func bigCSV(b *testing.B) string {
 			return
 		}
 		w := bufio.NewWriter(f)
-		if _, bigCSVErr = fleetgen.Write(w, sp); bigCSVErr == nil {
+		if _, _, bigCSVErr = sim.Run(sc, w); bigCSVErr == nil {
 			bigCSVErr = w.Flush()
 		}
 		if err := f.Close(); bigCSVErr == nil {

@@ -4,58 +4,46 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
+	"slices"
 	"text/tabwriter"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/cellwarden/cellwarden/alerting"
 	"github.com/cellwarden/cellwarden/collector/csvfile"
 	"github.com/cellwarden/cellwarden/detector"
-	"github.com/cellwarden/cellwarden/internal/fleetgen"
 	"github.com/cellwarden/cellwarden/internal/inventory"
+	"github.com/cellwarden/cellwarden/internal/score"
+	"github.com/cellwarden/cellwarden/internal/sim"
 	"github.com/cellwarden/cellwarden/internal/telemetry"
 )
 
-// demoInventory is what a facilities team would keep for the demo fleet.
-const demoInventory = `batteries:
-  - ups: ups-a
-    vendor: LG Energy Solution
-    model: M48126P3B
-    serial: LGX-2019-00871
-    chemistry: NMC
-    manufactured: 2019-06-01
-    installed: 2019-09-15
-    design_life_years: 10
-    warranty_until: 2029-09-15
-  - ups: ups-b
-    vendor: CATL
-    model: UPS-LFP-100
-    serial: CATL-2022-11302
-    chemistry: LFP
-    manufactured: 2022-02-01
-    installed: 2022-04-20
-    design_life_years: 15
-`
-
-// demoSpec is the embedded demonstration fleet: six hours of two UPSs
-// polled every 30 s, with three faults injected.
-func demoSpec() fleetgen.Spec {
-	return fleetgen.Spec{
-		Fleet: []fleetgen.UPS{
-			{Name: "ups-a", Chemistry: fleetgen.NMC, Strings: 2, Modules: 4, Cells: 8},
-			{Name: "ups-b", Chemistry: fleetgen.LFP, Strings: 2, Modules: 4, Cells: 8},
+// demoScenario is the embedded demonstration fleet: six hours of two UPSs
+// polled every 30 s, a cell heading for thermal runaway, a module that
+// stops reporting, and a discharge test that must not page.
+func demoScenario() *sim.Scenario {
+	ups := func(name string, chem inventory.Chemistry, installed time.Time, life float64) sim.UPSSpec {
+		return sim.UPSSpec{Name: name, Chemistry: chem, Strings: 2, Modules: 4, Cells: 8, TempQuantum: 0.1,
+			Vendor: "Simulated Energy", Model: "SIM-" + chem.String(), Manufactured: installed.AddDate(0, -3, 0),
+			Installed: installed, DesignLifeYears: life, SOH: 0.93}
+	}
+	h := time.Hour
+	return &sim.Scenario{
+		Name: "demo", Description: "the cellwarden demo fleet", Seed: 2025,
+		Start: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Duration: 6 * h, Interval: 30 * time.Second,
+		Fleet: []sim.UPSSpec{
+			ups("ups-a", inventory.NMC, time.Date(2019, 9, 15, 0, 0, 0, 0, time.UTC), 10),
+			ups("ups-b", inventory.LFP, time.Date(2022, 4, 20, 0, 0, 0, 0, time.UTC), 15),
 		},
-		Start:    time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC),
-		Duration: 6 * time.Hour,
-		Interval: 30 * time.Second,
-		Seed:     2025,
-		Faults: []fleetgen.Fault{
-			{Kind: fleetgen.Overvoltage, UPS: "ups-b", String: "2", Module: "1", Cell: "4", From: 90 * time.Minute, To: 150 * time.Minute, Magnitude: 0.40},
-			{Kind: fleetgen.Overheat, UPS: "ups-a", String: "1", Module: "3", Cell: "5", From: 2 * time.Hour, To: 4 * time.Hour, Magnitude: 36},
-			{Kind: fleetgen.Silence, UPS: "ups-b", String: "1", Module: "4", From: 4 * time.Hour, To: 270 * time.Minute},
+		Events: []sim.EventSpec{{Kind: sim.EventDischargeTest, UPS: "ups-b", At: 3 * h, Duration: 20 * time.Minute, CRate: 0.5}},
+		Faults: []sim.FaultSpec{
+			{Class: sim.ClassThermalRunaway, UPS: "ups-a", String: "1", Module: "3", Cell: "5", At: h, Duration: 3 * h,
+				Magnitude: 8, SagVolts: 0.03, Rate: 15},
+			{Class: sim.ClassLostTelemetry, UPS: "ups-b", String: "1", Module: "4", At: 2 * h, Duration: 30 * time.Minute},
 		},
+		MissingRate: 0.0002,
 	}
 }
 
@@ -65,16 +53,12 @@ type demoOptions struct {
 
 // runDemo replays the embedded fleet and prints the alerts as a table.
 func runDemo(o demoOptions, stdout, stderr io.Writer, log *zap.Logger) error {
-	sp := demoSpec()
-	var csv bytes.Buffer
-	rows, err := fleetgen.Write(&csv, sp)
-	if err != nil {
-		return err
-	}
+	sc := demoScenario()
 	if o.export != "" {
-		return exportDemo(o.export, csv.Bytes(), stdout)
+		return exportDemo(o.export, sc, stdout)
 	}
-	inv, err := inventory.Parse([]byte(demoInventory), "demo-inventory.yaml")
+	var csv bytes.Buffer
+	labels, inv, err := sim.Run(sc, &csv)
 	if err != nil {
 		return err
 	}
@@ -83,35 +67,42 @@ func runDemo(o demoOptions, stdout, stderr io.Writer, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Debug("demo scenario generated", zap.Int("rows", rows))
+	log.Debug("demo scenario generated", zap.Int("bytes", csv.Len()))
 
-	fmt.Fprintf(stdout, `cellwarden demo: replaying %s of an embedded fleet in event time.
-  ups-a: NMC, 2 strings x 4 modules x 8 cells, installed 2019
-  ups-b: LFP, 2 strings x 4 modules x 8 cells, installed 2022
-  polled every %s; injected faults:
-    01:30  cell ups-b/2/1/4 starts to overcharge (+0.4 V over 30 min)
-    02:00  cell ups-a/1/3/5 starts to overheat (+36 °C over an hour), cooled at 04:00
-    04:00  module ups-b/1/4 stops reporting for 30 min
+	fmt.Fprintf(stdout, "cellwarden demo: replaying %s of an embedded fleet in event time, polled every %s.\n", sc.Duration, sc.Interval)
+	for _, u := range sc.Fleet {
+		fmt.Fprintf(stdout, "  %s: %s, %d strings x %d modules x %d cells, installed %s\n",
+			u.Name, u.Chemistry, u.Strings, u.Modules, u.Cells, u.Installed.Format("2006-01-02"))
+	}
+	fmt.Fprintln(stdout, "  what happens:")
+	var happenings []string
+	for _, e := range labels.Events {
+		happenings = append(happenings, fmt.Sprintf("%s  %s on %s (normal: must not page)", e.Start.Format("15:04"), e.Kind, e.UPS))
+	}
+	for _, f := range labels.Faults {
+		ent := telemetry.Entity{UPS: f.UPS, String: f.String, Module: f.Module, Cell: f.Cell}
+		crit := ""
+		if f.CriticalTime != nil {
+			crit = fmt.Sprintf("; reaches 80 °C at %s", f.CriticalTime.Format("15:04"))
+		}
+		happenings = append(happenings, fmt.Sprintf("%s  %s on %s%s", f.Onset.Format("15:04"), f.Class, ent.Path(), crit))
+	}
+	slices.Sort(happenings)
+	for _, h := range happenings {
+		fmt.Fprintln(stdout, "    "+h)
+	}
+	fmt.Fprintln(stdout)
 
-`, sp.Duration, sp.Interval)
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "EVENT TIME\tSTATUS\tSEVERITY\tALERT\tENTITY\tSUMMARY")
-	faulted := map[string]bool{}
-	for _, f := range sp.Faults {
-		faulted[telemetry.Entity{UPS: f.UPS, String: f.String, Module: f.Module, Cell: f.Cell}.Path()] = true
-	}
-	onFault, healthy := 0, 0
+	var alerts []score.Alert
 	sink := func(c *detector.Change) error {
-		if c.Status == detector.StatusFiring {
-			if faulted[reg.Info(c.Entity).Entity.Path()] {
-				onFault++
-			} else {
-				healthy++
-			}
-		}
+		a := alerting.FromChange(*c, reg)
+		alerts = append(alerts, score.Alert{Time: a.Time, Status: a.Status, Labels: map[string]string{
+			"alertname": a.Labels.Alertname, "severity": a.Labels.Severity,
+			"ups": a.Labels.UPS, "string": a.Labels.String, "module": a.Labels.Module, "cell": a.Labels.Cell}})
 		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n",
-			time.Unix(0, c.Time).UTC().Format("15:04:05"), c.Status, c.Severity, c.Name,
-			reg.Info(c.Entity).Entity.Path(), c.Summary)
+			time.Unix(0, c.Time).UTC().Format("15:04:05"), c.Status, c.Severity, c.Name, reg.Info(c.Entity).Entity.Path(), c.Summary)
 		return err
 	}
 	res, err := replay(rd, detector.New(detector.DefaultConfig(), reg, inv), sink)
@@ -121,26 +112,31 @@ func runDemo(o demoOptions, stdout, stderr io.Writer, log *zap.Logger) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	rep := score.Score([]score.Run{{Labels: labels, Alerts: alerts}})
+	detected := 0
+	for _, c := range rep.Classes {
+		detected += c.Recall.Num
+	}
+	lead := ""
+	if rep.Runaway.Detected > 0 {
+		lead = fmt.Sprintf(" The runaway cell was flagged %s before it reached 80 °C.", rep.Runaway.Lead.Median.Round(time.Minute))
+	}
 	fmt.Fprintf(stdout, `
-%d rows replayed in %.2f s: %d alerts on the %d injected faults, %d on healthy equipment.
+%d rows replayed in %.2f s. %d of %d injected faults detected, %d false alerts.%s
 Run it on your own telemetry:  cellwarden replay --input FILE.csv [--inventory inventory.yaml]
 Export this scenario:           cellwarden demo --export DIR
-`, res.reader.Rows, res.elapsed.Seconds(), onFault, len(sp.Faults), healthy)
+`, res.reader.Rows, res.elapsed.Seconds(), detected, len(labels.Faults), rep.FalseAlerts.Total, lead)
 	return nil
 }
 
-func exportDemo(dir string, csv []byte, stdout io.Writer) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// exportDemo writes the demo scenario (telemetry, inventory, labels).
+func exportDemo(dir string, sc *sim.Scenario, stdout io.Writer) error {
+	if _, err := sim.Generate(dir, sc); err != nil {
 		return err
 	}
-	csvPath := filepath.Join(dir, "demo.csv")
-	invPath := filepath.Join(dir, "demo-inventory.yaml")
-	if err := os.WriteFile(csvPath, csv, 0o644); err != nil {
-		return err
-	}
-	if err := os.WriteFile(invPath, []byte(demoInventory), 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "wrote %s and %s\nreplay them with: cellwarden replay --input %s --inventory %s\n", csvPath, invPath, csvPath, invPath)
+	d := filepath.Join(dir, sc.Name)
+	fmt.Fprintf(stdout, "wrote %s/{%s,%s,%s}\nreplay it with: cellwarden replay --input %s --inventory %s\n",
+		d, sim.TelemetryFile, sim.InventoryFile, sim.LabelsFile,
+		filepath.Join(d, sim.TelemetryFile), filepath.Join(d, sim.InventoryFile))
 	return nil
 }

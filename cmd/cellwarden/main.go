@@ -49,6 +49,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	replay.Flag("input", "Telemetry CSV file (long format; .gz is decompressed; - is standard input).").Required().StringVar(&ro.input)
 	replay.Flag("inventory", "Battery inventory YAML (overrides the configuration's inventory).").StringVar(&ro.inventory)
 	replay.Flag("config", "Configuration file; without it the built-in defaults apply.").StringVar(&ro.config)
+	replay.Flag("baseline", "Run the static BMS threshold baseline (50/60 °C, chemistry voltage limits, single readings) instead of cellwarden's rules, for comparison.").BoolVar(&ro.baseline)
 	replay.Flag("alerts-out", "Write alerts to this file instead of standard output (- is standard output).").StringVar(&ro.alertsOut)
 
 	check := app.Command("check-config", "Validate a configuration file (and the inventory it names); print every problem.")
@@ -57,6 +58,23 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	demo := app.Command("demo", "Replay the embedded demonstration fleet and explain what cellwarden found.")
 	do := demoOptions{}
 	demo.Flag("export", "Write the demo telemetry and inventory to this directory instead of running it.").StringVar(&do.export)
+
+	simCmd := app.Command("sim", "Simulate a battery fleet with labelled faults.")
+	simScenarios := simCmd.Command("scenarios", "Write the standard scenario suite: per scenario telemetry.csv.gz, inventory.yaml and labels.json.")
+	so := simOptions{}
+	simScenarios.Flag("out", "Directory to write the scenarios to.").Required().StringVar(&so.out)
+	simScenarios.Flag("seed", "Seed: the same seed gives the same bytes.").Default("1").Uint64Var(&so.seed)
+	simScenarios.Flag("only", "Write only this scenario (repeatable).").StringsVar(&so.only)
+	simList := simCmd.Command("list", "List the standard scenarios.")
+	simListSeed := simList.Flag("seed", "Seed.").Default("1").Uint64()
+
+	scoreCmd := app.Command("score", "Score alerts against a scenario's ground truth: recall, delay, runaway lead time, false alerts per 1000 cell-days, notifications per incident, end-of-life precision and recall.")
+	sco := scoreOptions{}
+	scoreCmd.Flag("labels", "A scenario's labels.json (repeatable).").Required().StringsVar(&sco.labels)
+	scoreCmd.Flag("alerts", "The alerts NDJSON replay wrote for it (repeatable, same order as --labels).").Required().StringsVar(&sco.alerts)
+	scoreCmd.Flag("baseline-alerts", "Alerts of replay --baseline for the same scenarios (repeatable, same order).").StringsVar(&sco.baseline)
+	scoreCmd.Flag("markdown", "Also write the report as Markdown to this file.").StringVar(&sco.markdown)
+	scoreCmd.Flag("seed", "The scenarios' seed, named in the Markdown report.").Default("1").Uint64Var(&sco.seed)
 
 	cmd, err := app.Parse(joinDashValues(args))
 	if terminated >= 0 {
@@ -79,6 +97,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runReplay(ro, stdout, stderr, logger.Named("replay"))
 	case check.FullCommand():
 		err = runCheckConfig(*checkFile, stdout, stderr)
+	case simScenarios.FullCommand():
+		err = runSimScenarios(so, stdout, logger.Named("sim"))
+	case simList.FullCommand():
+		err = runSimList(*simListSeed, stdout)
+	case scoreCmd.FullCommand():
+		err = runScore(sco, stdout)
 	case demo.FullCommand():
 		err = runDemo(do, stdout, stderr, logger.Named("demo"))
 	}

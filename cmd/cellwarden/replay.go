@@ -20,6 +20,7 @@ import (
 
 type replayOptions struct {
 	input, inventory, config, alertsOut string
+	baseline                            bool
 	stdin                               io.Reader
 }
 
@@ -39,6 +40,9 @@ func runReplay(o replayOptions, stdout, stderr io.Writer, log *zap.Logger) error
 		if cfg, err = config.Load(o.config); err != nil {
 			return err
 		}
+	}
+	if o.baseline {
+		cfg.Detector = detector.StaticBaselineConfig()
 	}
 	inv, err := cfg.LoadInventory(o.inventory)
 	if err != nil {

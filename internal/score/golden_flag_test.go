@@ -1,4 +1,4 @@
-package fleetgen_test
+package score
 
 // Imported for its -update flag, so that go test ./... -update works in
 // every package.
