@@ -70,28 +70,19 @@ func batteryLabels(sc *Scenario) []BatteryLabel {
 	asOf := sc.Start.Add(sc.Duration)
 	var out []BatteryLabel
 	for _, u := range sc.Fleet {
-		var dates []struct {
+		type lifeDate struct {
 			reason string
 			at     time.Time
 		}
+		var dates []lifeDate
 		if !u.Installed.IsZero() && u.DesignLifeYears > 0 {
-			days := int(u.DesignLifeYears * 365.25)
-			dates = append(dates, struct {
-				reason string
-				at     time.Time
-			}{"design_life", u.Installed.AddDate(0, 0, days)})
+			dates = append(dates, lifeDate{"design_life", u.Installed.AddDate(0, 0, int(u.DesignLifeYears*365.25))})
 		}
 		if !u.WarrantyUntil.IsZero() {
-			dates = append(dates, struct {
-				reason string
-				at     time.Time
-			}{"warranty", u.WarrantyUntil})
+			dates = append(dates, lifeDate{"warranty", u.WarrantyUntil})
 		}
 		if !u.ReplaceBy.IsZero() {
-			dates = append(dates, struct {
-				reason string
-				at     time.Time
-			}{"replace_by", u.ReplaceBy})
+			dates = append(dates, lifeDate{"replace_by", u.ReplaceBy})
 		}
 		for s := 1; s <= u.Strings; s++ {
 			sid := strconv.Itoa(s)

@@ -83,8 +83,8 @@ func Suite(seed uint64) []*Scenario {
 			[]EventSpec{discharge("room2-ups", 5*h, 20*m, 0.5)},
 			FaultSpec{Class: ClassCoolingFailure, UPS: "room1-ups", At: 2 * h, Duration: 3 * h, Magnitude: 14},
 			FaultSpec{Class: ClassCoolingFailure, UPS: "room1-ups", At: 8 * h, Duration: 4 * h, Magnitude: 20}),
-		sensorScenario(sc, p, "sensor_faults_a", "ups-s1", 0.1, 10*time.Second),
-		sensorScenario(sc, p, "sensor_faults_b", "ups-s2", 1, 30*time.Second),
+		sensorScenario(sc, p, "sensor_faults_a", "ups-s1", 0.1, 10*time.Second, 0.03, 2),
+		sensorScenario(sc, p, "sensor_faults_b", "ups-s2", 1, 30*time.Second, 0.08, 3),
 		sc("weak_cell", "two self-discharging cells drift low at 3 and 8 mV per hour",
 			24*h, 30*time.Second, []UPSSpec{ups("ups-w", inventory.NMC, 2, 8, 12, 0.1)}, nil,
 			FaultSpec{Class: ClassWeakCell, UPS: "ups-w", String: "1", Module: p.n(8), Cell: p.n(12), At: 2 * h, Rate: 3},
@@ -103,16 +103,17 @@ func Suite(seed uint64) []*Scenario {
 }
 
 func sensorScenario(sc func(string, string, time.Duration, time.Duration, []UPSSpec, []EventSpec, ...FaultSpec) *Scenario,
-	p picker, name, u string, quantum float64, interval time.Duration) *Scenario {
+	p picker, name, u string, quantum float64, interval time.Duration, spikeRate, noise float64) *Scenario {
 	h := time.Hour
-	return sc(name, fmt.Sprintf("stuck, spiking, sentinel (6553.5 °C and 65.535 V) and noisy sensors behind %.1f °C resolution", quantum),
+	return sc(name, fmt.Sprintf("stuck, spiking (%.0f %% of readings), sentinel (6553.5 °C and 65.535 V) and noisy (sigma %.0f °C) sensors behind %.1f °C resolution",
+		spikeRate*100, noise, quantum),
 		12*h, interval, []UPSSpec{ups(u, inventory.NMC, 2, 8, 12, quantum)},
 		[]EventSpec{{Kind: EventDischargeTest, UPS: u, At: 5 * h, Duration: 30 * time.Minute, CRate: 0.5}},
 		FaultSpec{Class: ClassSensorStuck, UPS: u, String: "1", Module: p.n(8), Cell: p.n(12), At: 2 * h, Duration: 6 * h},
-		FaultSpec{Class: ClassSensorSpikes, UPS: u, String: "1", Module: p.n(8), Cell: p.n(12), At: 3 * h, Duration: 2 * h, Rate: 0.03},
+		FaultSpec{Class: ClassSensorSpikes, UPS: u, String: "1", Module: p.n(8), Cell: p.n(12), At: 3 * h, Duration: 2 * h, Rate: spikeRate},
 		FaultSpec{Class: ClassSensorSentinel, UPS: u, String: "2", Module: p.n(8), Cell: p.n(12), At: 4 * h, Duration: 2 * h},
 		FaultSpec{Class: ClassSensorSentinel, UPS: u, String: "2", Module: p.n(8), Cell: p.n(12), At: 7 * h, Duration: 2 * h, Volts: true},
-		FaultSpec{Class: ClassSensorNoisy, UPS: u, String: "1", Module: p.n(8), Cell: p.n(12), At: 8 * h, Duration: 3 * h, Magnitude: 2})
+		FaultSpec{Class: ClassSensorNoisy, UPS: u, String: "1", Module: p.n(8), Cell: p.n(12), At: 8 * h, Duration: 3 * h, Magnitude: noise})
 }
 
 // agesScenario has batteries past their design life and warranty, one whose
