@@ -57,6 +57,14 @@ const (
 	AlertModuleOverTemperature = "ModuleOverTemperature"
 	AlertCellVoltageOutOfRange = "CellVoltageOutOfRange"
 	AlertTelemetryStale        = "TelemetryStale"
+
+	AlertCellTemperatureDeviation   = "CellTemperatureDeviation"
+	AlertModuleTemperatureDeviation = "ModuleTemperatureDeviation"
+	AlertCellVoltageDeviation       = "CellVoltageDeviation"
+	AlertCellTemperatureRising      = "CellTemperatureRising"
+	AlertThermalRunawayRisk         = "ThermalRunawayRisk"
+	AlertCoolingFailure             = "CoolingFailure"
+	AlertSensorFault                = "SensorFault"
 )
 
 // Change is one alert state change: an alert started firing or resolved.

@@ -17,6 +17,15 @@ type Config struct {
 	CellVoltageOutOfRange VoltageRangeConfig    `yaml:"cell_voltage_out_of_range"`
 	TelemetryStale        StaleConfig           `yaml:"telemetry_stale"`
 	Plausible             PlausibleConfig       `yaml:"plausible"`
+
+	Peers                      PeersConfig     `yaml:"peers"`
+	CellTemperatureDeviation   DeviationConfig `yaml:"cell_temperature_deviation"`
+	ModuleTemperatureDeviation DeviationConfig `yaml:"module_temperature_deviation"`
+	CellVoltageDeviation       DeviationConfig `yaml:"cell_voltage_deviation"`
+	CellTemperatureRising      RisingConfig    `yaml:"cell_temperature_rising"`
+	ThermalRunawayRisk         RunawayConfig   `yaml:"thermal_runaway_risk"`
+	CoolingFailure             CoolingConfig   `yaml:"cooling_failure"`
+	SensorFault                SensorConfig    `yaml:"sensor_fault"`
 }
 
 // Hold is the part every alerting rule shares: how long a condition must
@@ -116,7 +125,10 @@ func DefaultConfig() Config {
 		HysteresisCelsius: 2,
 		Hold:              Hold{For: yamlstrict.Duration(20 * time.Second), ClearFor: yamlstrict.Duration(2 * time.Minute)},
 	}
+	peers, cellDev, modDev, voltDev, rising, runaway, cooling, sensor := defaultPeerRules()
 	return Config{
+		Peers: peers, CellTemperatureDeviation: cellDev, ModuleTemperatureDeviation: modDev, CellVoltageDeviation: voltDev,
+		CellTemperatureRising: rising, ThermalRunawayRisk: runaway, CoolingFailure: cooling, SensorFault: sensor,
 		CellOverTemperature:   overTemp,
 		ModuleOverTemperature: overTemp,
 		CellVoltageOutOfRange: VoltageRangeConfig{
@@ -164,6 +176,8 @@ func StaticBaselineConfig() Config {
 	}
 	c.CellVoltageOutOfRange.HysteresisVolts, c.CellVoltageOutOfRange.Hold = 0, Hold{}
 	c.TelemetryStale.Enabled = false
+	c.CellTemperatureDeviation.Enabled, c.ModuleTemperatureDeviation.Enabled, c.CellVoltageDeviation.Enabled = false, false, false
+	c.CellTemperatureRising.Enabled, c.ThermalRunawayRisk.Enabled, c.CoolingFailure.Enabled, c.SensorFault.Enabled = false, false, false, false
 	return c
 }
 
@@ -175,6 +189,14 @@ func (c *Config) Validate(p *yamlstrict.Problems, prefix string) {
 	c.CellVoltageOutOfRange.validate(p, prefix+".cell_voltage_out_of_range")
 	c.TelemetryStale.validate(p, prefix+".telemetry_stale")
 	c.Plausible.validate(p, prefix+".plausible")
+	c.Peers.validate(p, prefix+".peers")
+	c.CellTemperatureDeviation.validate(p, prefix+".cell_temperature_deviation")
+	c.ModuleTemperatureDeviation.validate(p, prefix+".module_temperature_deviation")
+	c.CellVoltageDeviation.validate(p, prefix+".cell_voltage_deviation")
+	c.CellTemperatureRising.validate(p, prefix+".cell_temperature_rising")
+	c.ThermalRunawayRisk.validate(p, prefix+".thermal_runaway_risk")
+	c.CoolingFailure.validate(p, prefix+".cooling_failure")
+	c.SensorFault.validate(p, prefix+".sensor_fault")
 }
 
 // finite reports v when it is NaN or infinite and says whether it was fine.

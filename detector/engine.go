@@ -21,6 +21,8 @@ type Stats struct {
 	// EnvelopeCells counts cells judged with the "default" voltage limits
 	// because the inventory gives no chemistry for their string.
 	EnvelopeCells int64
+	// Spikes counts readings held back and confirmed as spikes.
+	Spikes int64
 }
 
 // entityState is everything the engine keeps per entity. One struct serves
@@ -32,9 +34,12 @@ type entityState struct {
 	limits uint8  // 1 + index into Engine.limits; 0 until resolved
 	seen   uint16 // bit per metric: lastTime is meaningful
 	src    uint32 // UPS, string, module: 1 + index of its staleState
+	// aux is 1 + the index of the entity's peer state: Engine.cells for a
+	// cell, mods for a module, groups for a string, upss for a UPS.
+	aux uint32
 	// self and the ancestors at each level (0 above the entity's level).
-	self, parent, module telemetry.EntityID
-	lastTime             [telemetry.NumMetrics]int64
+	self, parent, str, module telemetry.EntityID
+	lastTime                  [telemetry.NumMetrics]int64
 
 	overTemp [2]alertState // [0] warning, [1] critical
 	voltage  [2]alertState
@@ -50,6 +55,13 @@ type Engine struct {
 	ents   []entityState // index EntityID-1
 	limits []VoltageLimits
 	limKey map[string]uint8 // chemistry key -> 1 + index into limits
+
+	// Peer-relative state, indexed by entityState.aux - 1.
+	cells  []cellPeer
+	mods   []modPeer
+	groups []group
+	upss   []upsState
+	bufs   [4][]float64 // scratch buffers, reused
 
 	stale staleTracker
 	stats Stats
@@ -89,7 +101,7 @@ func (e *Engine) state(id telemetry.EntityID) *entityState {
 		if info.Parent != 0 {
 			e.state(info.Parent)
 		}
-		st.known, st.level, st.self, st.parent, st.module = true, info.Level, id, info.Parent, info.Module
+		st.known, st.level, st.self, st.parent, st.str, st.module = true, info.Level, id, info.Parent, info.String, info.Module
 		if st.level <= telemetry.LevelModule {
 			st.src = e.stale.add(id)
 		}
@@ -117,32 +129,16 @@ func (e *Engine) Observe(s telemetry.Sample, out []Change) []Change {
 	out = e.stale.touch(e, st, s.Time, out)
 
 	switch s.Metric {
-	case telemetry.CellTemperatureCelsius:
-		if e.plausibleCelsius(s.Value) {
-			out = e.overTemperature(st, s, &e.cfg.CellOverTemperature, AlertCellOverTemperature, out)
-		}
+	case telemetry.CellTemperatureCelsius, telemetry.CellVoltageVolts:
+		out = e.observeCell(st, s, out)
 	case telemetry.ModuleTemperatureCelsius:
-		if e.plausibleCelsius(s.Value) {
-			out = e.overTemperature(st, s, &e.cfg.ModuleOverTemperature, AlertModuleOverTemperature, out)
-		}
-	case telemetry.CellVoltageVolts:
-		p := &e.cfg.Plausible
-		// Exactly 0 V is what BMSs report for an absent sensor.
-		if s.Value > p.MinCellVolts && s.Value < p.MaxCellVolts && s.Value != 0 {
-			out = e.voltageRange(st, s, out)
-		} else {
-			e.stats.Implausible++
-		}
+		out = e.observeModule(st, s, out)
+	case telemetry.AmbientTemperatureCelsius:
+		out = e.observeAmbient(s, out)
+	case telemetry.StringCurrentAmperes:
+		e.observeCurrent(s)
 	}
 	return out
-}
-
-func (e *Engine) plausibleCelsius(v float64) bool {
-	if v < e.cfg.Plausible.MinCelsius || v > e.cfg.Plausible.MaxCelsius {
-		e.stats.Implausible++
-		return false
-	}
-	return true
 }
 
 // Tick evaluates the checks that depend on the passage of time (stale
@@ -150,5 +146,6 @@ func (e *Engine) plausibleCelsius(v float64) bool {
 // driver ticks with the latest event time once every sample up to it has
 // been observed; the daemon ticks with its clock.
 func (e *Engine) Tick(now int64, out []Change) []Change {
+	out = e.closeQuietPolls(now, out)
 	return e.stale.tick(e, now, out)
 }

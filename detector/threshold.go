@@ -11,14 +11,16 @@ func fmtNum(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
 // overTemperature evaluates an absolute temperature limit, warning and
 // critical, with hysteresis on clearing.
-func (e *Engine) overTemperature(st *entityState, s telemetry.Sample, c *OverTemperatureConfig, name string, out []Change) []Change {
+// Under a CoolingFailure (inhibit) the warning stays silent: the room's
+// alert says it; the critical limit always pages.
+func (e *Engine) overTemperature(st *entityState, s telemetry.Sample, c *OverTemperatureConfig, name string, out []Change, inhibit bool) []Change {
 	if !c.Enabled {
 		return out
 	}
 	limits := [2]float64{c.WarningCelsius, c.CriticalCelsius}
 	for i, limit := range limits {
 		a := &st.overTemp[i]
-		active := s.Value > limit
+		active := s.Value > limit && (i == 1 || !inhibit)
 		if a.firing() {
 			active = s.Value > limit-c.HysteresisCelsius
 		}

@@ -1,0 +1,185 @@
+package detector
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/cellwarden/cellwarden/internal/telemetry"
+)
+
+// coolState is the CoolingFailure part of a string or UPS: a slowly learned
+// normal temperature (the string's median cell temperature, the UPS's
+// ambient), how far the latest reading is above it, and the alerts.
+type coolState struct {
+	base    float64
+	n       uint32
+	lastUpd int64
+	rise    float64
+	known   bool
+	warn    [2]alertState // warning, critical
+	// quietUntil: a string stays silent while its room recovers from a
+	// room-wide failure (its cells lag the air).
+	quietUntil int64
+}
+
+// learn updates the normal level with a new reading at t unless frozen.
+func (c *coolState) learn(v float64, t int64, tau int64, warmup uint32, frozen bool) {
+	if !c.known {
+		c.base, c.known, c.lastUpd, c.n = v, true, t, 1
+		return
+	}
+	c.rise = v - c.base
+	dt := t - c.lastUpd
+	c.lastUpd = t
+	if frozen {
+		return
+	}
+	c.n++
+	alpha := math.Min(1, float64(dt)/float64(tau))
+	if c.n <= warmup {
+		alpha = math.Max(alpha, 1/float64(c.n))
+	}
+	c.base += alpha * (v - c.base)
+}
+
+func (c *coolState) firing() bool { return c.warn[0].firing() || c.warn[1].firing() }
+
+// upsState is a UPS's ambient and its strings.
+type upsState struct {
+	id     telemetry.EntityID
+	amb    coolState
+	groups []uint32 // indices into Engine.groups
+}
+
+// upsOf returns 1 + the index of a UPS's state.
+func (e *Engine) upsOf(id telemetry.EntityID) uint32 {
+	ust := e.state(id)
+	if ust.aux == 0 {
+		e.upss = append(e.upss, upsState{id: id})
+		ust.aux = uint32(len(e.upss))
+	}
+	return ust.aux
+}
+
+// coolingFiring reports whether a CoolingFailure covers the string, so the
+// temperature alerts under it are inhibited.
+func (e *Engine) coolingFiring(g *group) bool {
+	return g.cool.firing() || e.upss[g.ups-1].amb.firing()
+}
+
+// observeAmbient learns a UPS's room temperature and re-evaluates the
+// room.
+func (e *Engine) observeAmbient(s telemetry.Sample, out []Change) []Change {
+	if impossibleCelsius(s.Value, &e.cfg.Plausible) {
+		e.stats.Implausible++
+		return out
+	}
+	u := &e.upss[e.upsOf(s.Entity)-1]
+	cc := &e.cfg.CoolingFailure
+	u.amb.learn(s.Value, s.Time, cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), u.amb.firing())
+	return e.upsCooling(u, s.Time, out)
+}
+
+// observeCurrent notes when a string carries load.
+func (e *Engine) observeCurrent(s telemetry.Sample) {
+	if math.Abs(s.Value) > e.cfg.Peers.ActiveCurrentAmperes {
+		g := e.groupOf(s.Entity)
+		g.lastActive, g.loaded = s.Time, true
+	}
+}
+
+// stringCooling learns a string's normal median temperature, decides
+// whether it is warming (outside load), and evaluates its UPS's room; a
+// string warms on its own (a cabinet fan) only when its UPS's room does not.
+func (e *Engine) stringCooling(g *group, medT float64, t, _ int64, load bool, out []Change) []Change {
+	cc := &e.cfg.CoolingFailure
+	frozen := load || g.cool.firing() || e.upss[g.ups-1].amb.firing() || t < g.cool.quietUntil
+	g.cool.learn(medT, t, cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), frozen)
+	u := &e.upss[g.ups-1]
+	out = e.upsCooling(u, t, out)
+	if u.amb.firing() {
+		g.cool.quietUntil = t + 2*int64(time.Hour)
+	}
+	if !cc.Enabled || u.amb.firing() {
+		return out
+	}
+	warming := g.cool.known && g.cool.n > uint32(e.cfg.Peers.WarmupPolls) && !load && t >= g.cool.quietUntil
+	for i, limit := range [2]float64{cc.WarningRise, cc.CriticalRise} {
+		active := warming && g.cool.rise >= limit && !e.roomWarming(u)
+		if g.cool.warn[i].firing() {
+			active = g.cool.rise >= 0.6*limit
+		}
+		sev := SeverityWarning + Severity(i)
+		out = e.emit(out, g.cool.warn[i].step(t, active, &cc.Hold), t, AlertCoolingFailure, sev, g.id, g.cool.rise,
+			func() string {
+				return fmt.Sprintf("string %s is %s °C warmer than its normal %s °C while idle: its cooling has failed",
+					e.path(g.id), fmtDelta(g.cool.rise), fmtDelta(g.cool.base))
+			})
+	}
+	return out
+}
+
+// roomWarming reports whether a UPS's room is warming: its ambient, when it
+// has one, or at least half of its strings.
+func (e *Engine) roomWarming(u *upsState) bool {
+	cc := &e.cfg.CoolingFailure
+	warming, n := 0, 0
+	for _, gi := range u.groups {
+		g := &e.groups[gi]
+		if !g.cool.known || g.cool.n <= uint32(e.cfg.Peers.WarmupPolls) {
+			continue
+		}
+		n++
+		if g.cool.rise >= cc.WarningRise/2 && !g.inLoad(g.cool.lastUpd, &e.cfg.Peers) {
+			warming++
+		}
+	}
+	if u.amb.known && u.amb.n > uint32(e.cfg.Peers.WarmupPolls) {
+		return u.amb.rise >= cc.WarningRise && (n == 0 || 2*warming >= n)
+	}
+	return n >= 2 && 2*warming >= n && e.stringsRise(u) >= cc.WarningRise
+}
+
+// stringsRise is the median rise of a UPS's strings.
+func (e *Engine) stringsRise(u *upsState) float64 {
+	v := e.scratch(3)
+	for _, gi := range u.groups {
+		if g := &e.groups[gi]; g.cool.known {
+			v = append(v, g.cool.rise)
+		}
+	}
+	m := median(v)
+	e.keep(3, v)
+	return m
+}
+
+// upsCooling evaluates CoolingFailure for a UPS's room.
+func (e *Engine) upsCooling(u *upsState, t int64, out []Change) []Change {
+	cc := &e.cfg.CoolingFailure
+	if !cc.Enabled {
+		return out
+	}
+	rise := u.amb.rise
+	what := "ambient"
+	if !u.amb.known {
+		rise, what = e.stringsRise(u), "its strings"
+	}
+	room := e.roomWarming(u)
+	for i, limit := range [2]float64{cc.WarningRise, cc.CriticalRise} {
+		active := room && rise >= limit
+		if u.amb.warn[i].firing() {
+			active = rise >= 0.6*limit
+		}
+		sev := SeverityWarning + Severity(i)
+		if t < u.amb.warn[i].since {
+			t = u.amb.warn[i].since
+		}
+		out = e.emit(out, u.amb.warn[i].step(t, active, &cc.Hold), t, AlertCoolingFailure, sev, u.id, rise,
+			func() string {
+				return fmt.Sprintf("the room of ups %s is warming: %s %s °C above normal, its batteries warming with it",
+					e.path(u.id), what, fmtDelta(rise))
+			})
+	}
+	return out
+}

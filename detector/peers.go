@@ -1,0 +1,692 @@
+package detector
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cellwarden/cellwarden/internal/telemetry"
+)
+
+// ringSize is how many points of a cell's relative temperature the rising
+// rule keeps over its window.
+const ringSize = 16
+
+// quietClose is how long a string's poll may stay quiet before a tick
+// closes it.
+const quietClose = int64(5 * time.Second)
+
+// cellPeer is the peer-relative state of one cell. It holds no pointers.
+type cellPeer struct {
+	id         telemetry.EntityID
+	mod        uint32 // 1 + index into Engine.mods
+	temp, volt track
+	// Relative temperature (reading minus the peers' median) sampled every
+	// window/ringSize for the rising rule.
+	ringV    [ringSize]float32
+	ringT    [ringSize]int64
+	ringN    uint32
+	ringNext int64
+	slope    float64 // Theil-Sen, °C/h, over the window
+	recent   float64 // the same over the last third of the window
+	span     float64 // hours the ring covers
+	rising   alertState
+	runaway  alertState
+	sensor   alertState
+}
+
+// modPeer is the peer-relative state of one module.
+type modPeer struct {
+	id        telemetry.EntityID
+	temp      track
+	sensorSeq uint32 // group poll of sensorVal
+	sensorVal float64
+	runaway   alertState
+	cells     []uint32 // indices into Engine.cells, ascending by ID
+}
+
+// group is one string: the peer group of its cells and modules.
+type group struct {
+	id         telemetry.EntityID
+	ups        uint32   // 1 + index into Engine.upss
+	cells      []uint32 // indices into Engine.cells, ascending by ID
+	mods       []uint32 // indices into Engine.mods, ascending by ID
+	seq        uint32
+	open       bool
+	pollTime   int64 // latest sample of the open poll
+	prevPoll   int64
+	lastActive int64 // last time the string carried load
+	loaded     bool  // lastActive is set
+	quantT     float64
+	cool       coolState
+}
+
+// inLoad reports whether the string carries load, or did within the
+// cooldown, at time t.
+func (g *group) inLoad(t int64, c *PeersConfig) bool {
+	return g.loaded && t-g.lastActive < c.LoadCooldown.Nanos()
+}
+
+// cellOf returns the peer state of a cell, creating it (and its module's
+// and string's) on first sight.
+func (e *Engine) cellOf(st *entityState) *cellPeer {
+	if st.aux == 0 {
+		m := e.modOf(st.module)
+		g := e.groupOf(st.str)
+		e.cells = append(e.cells, cellPeer{id: st.self, temp: newTrack(), volt: newTrack()})
+		idx := uint32(len(e.cells) - 1)
+		st.aux = idx + 1
+		e.cells[idx].mod = m
+		g.cells = insertByID(g.cells, idx, func(i uint32) telemetry.EntityID { return e.cells[i].id })
+		mp := &e.mods[m-1]
+		mp.cells = insertByID(mp.cells, idx, func(i uint32) telemetry.EntityID { return e.cells[i].id })
+	}
+	return &e.cells[st.aux-1]
+}
+
+func insertByID(list []uint32, idx uint32, id func(uint32) telemetry.EntityID) []uint32 {
+	i, _ := slices.BinarySearchFunc(list, id(idx), func(x uint32, target telemetry.EntityID) int {
+		return int(id(x)) - int(target)
+	})
+	return slices.Insert(list, i, idx)
+}
+
+// groupOf returns the group of a string (by the string's entity ID).
+func (e *Engine) groupOf(strID telemetry.EntityID) *group {
+	sst := e.state(strID)
+	if sst.aux == 0 {
+		e.groups = append(e.groups, group{id: sst.self, quantT: 0.1})
+		sst.aux = uint32(len(e.groups))
+		g := &e.groups[sst.aux-1]
+		g.ups = e.upsOf(sst.parent)
+		u := &e.upss[g.ups-1]
+		u.groups = append(u.groups, sst.aux-1)
+	}
+	return &e.groups[sst.aux-1]
+}
+
+// modOf returns 1 + the index of a module's peer state.
+func (e *Engine) modOf(id telemetry.EntityID) uint32 {
+	mst := e.state(id)
+	if mst.aux == 0 {
+		e.groupOf(mst.parent)
+		e.mods = append(e.mods, modPeer{id: id, temp: newTrack(), sensorVal: math.NaN()})
+		mst.aux = uint32(len(e.mods))
+		g := &e.groups[e.ents[mst.parent-1].aux-1]
+		g.mods = insertByID(g.mods, mst.aux-1, func(i uint32) telemetry.EntityID { return e.mods[i].id })
+	}
+	return mst.aux
+}
+
+func (e *Engine) groupOfCell(c *cellPeer) *group {
+	return &e.groups[e.ents[e.ents[c.id-1].str-1].aux-1]
+}
+
+// observeCell handles a cell temperature or voltage reading: sensor checks,
+// the absolute rules on accepted readings, and the reading's place in its
+// string's poll.
+func (e *Engine) observeCell(st *entityState, s telemetry.Sample, out []Change) []Change {
+	c := e.cellOf(st)
+	g := e.groupOfCell(c)
+	isTemp := s.Metric == telemetry.CellTemperatureCelsius
+	tr, maxJump := &c.volt, e.cfg.SensorFault.MaxJumpVolts
+	impossible := impossibleVolts(s.Value, &e.cfg.Plausible)
+	if isTemp {
+		tr, maxJump = &c.temp, e.cfg.SensorFault.MaxJumpCelsius
+		impossible = impossibleCelsius(s.Value, &e.cfg.Plausible)
+	}
+	if impossible {
+		e.stats.Implausible++
+		tr.fault |= faultImpossible
+		return e.sensorStep(c, s.Time, out)
+	}
+	tr.fault &^= faultImpossible
+	use, times, n, spike := tr.accept(s.Value, s.Time, maxJump)
+	if spike {
+		tr.recordSpike(s.Time)
+		e.stats.Spikes++
+	}
+	if tr.spikesWithin(s.Time-e.cfg.SensorFault.SpikeWindow.Nanos()) >= e.cfg.SensorFault.Spikes {
+		tr.fault |= faultSpikes
+	} else {
+		tr.fault &^= faultSpikes
+	}
+	out = e.sensorStep(c, s.Time, out)
+	for i := 0; i < n; i++ {
+		v := use[i]
+		if tr.fault&(faultStuck|faultNoisy) == 0 {
+			// The absolute rules see only readings the sensor checks pass.
+			rs := s
+			rs.Value, rs.Time = v, times[i]
+			if isTemp {
+				out = e.overTemperature(st, rs, &e.cfg.CellOverTemperature, AlertCellOverTemperature, out, e.coolingFiring(g))
+			} else {
+				out = e.voltageRange(st, rs, out)
+			}
+		}
+		if g.open && tr.seq == g.seq && !math.IsNaN(tr.pending) {
+			out = e.closePoll(g, out)
+		}
+		tr.pending, tr.seq = v, g.seq
+		g.open = true
+		g.pollTime = max(g.pollTime, s.Time)
+	}
+	return out
+}
+
+// observeModule handles a module temperature sensor reading.
+func (e *Engine) observeModule(st *entityState, s telemetry.Sample, out []Change) []Change {
+	m := &e.mods[e.modOf(s.Entity)-1]
+	g := &e.groups[e.ents[st.parent-1].aux-1]
+	if impossibleCelsius(s.Value, &e.cfg.Plausible) {
+		e.stats.Implausible++
+		return out
+	}
+	out = e.overTemperature(st, s, &e.cfg.ModuleOverTemperature, AlertModuleOverTemperature, out, e.coolingFiring(g))
+	if g.open && m.sensorSeq == g.seq && !math.IsNaN(m.sensorVal) {
+		out = e.closePoll(g, out)
+	}
+	m.sensorVal, m.sensorSeq = s.Value, g.seq
+	g.open = true
+	g.pollTime = max(g.pollTime, s.Time)
+	return out
+}
+
+// closeQuietPolls closes the polls that have been quiet long enough.
+func (e *Engine) closeQuietPolls(now int64, out []Change) []Change {
+	for i := range e.groups {
+		g := &e.groups[i]
+		if g.open && now-g.pollTime >= quietClose {
+			out = e.closePoll(g, out)
+		}
+	}
+	return out
+}
+
+// scratch returns the engine's reusable buffer number i, emptied.
+func (e *Engine) scratch(i int) []float64 { return e.bufs[i][:0] }
+
+func (e *Engine) keep(i int, b []float64) { e.bufs[i] = b }
+
+// median sorts v in place and returns its median (NaN when empty).
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
+}
+
+// spread is 1.4826 × the median absolute deviation of v around med (the
+// standard deviation for normal data), computed in place.
+func spread(v []float64, med float64) float64 {
+	if len(v) < 3 {
+		return 0
+	}
+	for i := range v {
+		v[i] = math.Abs(v[i] - med)
+	}
+	return 1.4826 * median(v)
+}
+
+// closePoll evaluates a string's completed poll: peer medians, each cell's
+// residual beyond its learned offset, the peer rules, the module rules and
+// the string's cooling check.
+func (e *Engine) closePoll(g *group, out []Change) []Change {
+	if !g.open {
+		return out
+	}
+	t := g.pollTime
+	dt := int64(0)
+	if g.prevPoll > 0 {
+		dt = t - g.prevPoll
+	}
+	load := g.inLoad(t, &e.cfg.Peers)
+	inhibit := e.coolingFiring(g)
+	e.pollTracks(g, false, dt, load, t)
+	medT, ok := e.pollTracks(g, true, dt, load, t)
+	out = e.pollModules(g, t, dt, load, inhibit, out)
+	for _, ci := range g.cells {
+		c := &e.cells[ci]
+		if c.temp.seq == g.seq && !math.IsNaN(c.temp.pending) || c.volt.seq == g.seq && !math.IsNaN(c.volt.pending) {
+			out = e.cellRules(c, t, inhibit, out)
+		}
+	}
+	if ok {
+		out = e.stringCooling(g, medT, t, dt, load, out)
+	}
+	for _, ci := range g.cells {
+		c := &e.cells[ci]
+		c.temp.pending, c.volt.pending = math.NaN(), math.NaN()
+	}
+	for _, mi := range g.mods {
+		e.mods[mi].sensorVal = math.NaN()
+	}
+	g.seq++
+	g.open = false
+	g.prevPoll, g.pollTime = t, 0
+	return out
+}
+
+// pollTracks updates one side (temperature or voltage) of every cell that
+// reported in the poll, and returns the peers' median.
+func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64) (float64, bool) {
+	sel := func(c *cellPeer) *track {
+		if isTemp {
+			return &c.temp
+		}
+		return &c.volt
+	}
+	pc := &e.cfg.Peers
+	// Quantisation: 1 °C sensors when every temperature of the poll is a
+	// whole number.
+	floor := 0.001
+	if isTemp {
+		whole := true
+		for _, ci := range g.cells {
+			tr := &e.cells[ci].temp
+			if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.pending != math.Round(tr.pending) {
+				whole = false
+				break
+			}
+		}
+		g.quantT = 0.1
+		if whole {
+			g.quantT = 1
+		}
+		floor = math.Max(0.05, 0.5*g.quantT)
+	}
+	vals := e.scratch(0)
+	for _, ci := range g.cells {
+		tr := sel(&e.cells[ci])
+		if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.fault&(faultStuck|faultNoisy) == 0 {
+			vals = append(vals, tr.pending)
+		}
+	}
+	e.keep(0, vals)
+	if len(vals) < pc.MinPeers {
+		return math.NaN(), false
+	}
+	med := median(vals)
+	// Residuals of the warm cells, their spread, and the peers' noise.
+	res := e.scratch(1)
+	sig := e.scratch(2)
+	for _, ci := range g.cells {
+		tr := sel(&e.cells[ci])
+		if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.n >= uint32(pc.WarmupPolls) && tr.fault == 0 {
+			res = append(res, tr.pending-med-tr.off)
+			sig = append(sig, tr.sigma(floor))
+		}
+	}
+	sp := 0.0
+	if len(res) >= pc.MinPeers {
+		sp = spread(res, median(res))
+	}
+	peerSigma := median(sig)
+	e.keep(1, res)
+	e.keep(2, sig)
+	cfg := &e.cfg.CellVoltageDeviation
+	move := math.Max(e.cfg.SensorFault.StuckMoveVolts, 0.002)
+	if isTemp {
+		cfg = &e.cfg.CellTemperatureDeviation
+		move = math.Max(e.cfg.SensorFault.StuckMoveCelsius, 2*g.quantT)
+	}
+	alpha := 0.0
+	if dt > 0 {
+		alpha = math.Min(1, float64(dt)/float64(pc.OffsetLearning.Nanos()))
+	}
+	for _, ci := range g.cells {
+		c := &e.cells[ci]
+		tr := sel(c)
+		if tr.seq != g.seq || math.IsNaN(tr.pending) {
+			continue
+		}
+		v := tr.pending
+		// Stuck: the same value poll after poll while the peers moved.
+		if v == tr.stuckVal {
+			tr.stuckRun++
+		} else {
+			tr.stuckVal, tr.stuckRun, tr.stuckMed = v, 0, med
+		}
+		if tr.stuckRun >= uint32(e.cfg.SensorFault.MinStuckPolls) && math.Abs(med-tr.stuckMed) >= move {
+			tr.fault |= faultStuck
+		} else {
+			tr.fault &^= faultStuck
+		}
+		rel := v - med
+		if tr.n < uint32(pc.WarmupPolls) {
+			tr.n++
+			tr.off += (rel - tr.off) / float64(tr.n)
+			r := rel - tr.off
+			if !math.IsNaN(tr.prevRes) {
+				d := math.Abs(r - tr.prevRes)
+				tr.absd += (d - tr.absd) / float64(tr.n)
+				tr.absdS = tr.absd
+			}
+			tr.prevRes, tr.res, tr.thr = r, r, math.Inf(1)
+			continue
+		}
+		r := rel - tr.off
+		if !math.IsNaN(tr.prevRes) {
+			d := math.Abs(r - tr.prevRes)
+			if tr.fault&faultNoisy == 0 || d < tr.absd*3 {
+				tr.absd += (d - tr.absd) / 50
+			}
+			tr.absdS += (d - tr.absdS) / 8
+		}
+		tr.prevRes, tr.res = r, r
+		noisyMin := e.cfg.SensorFault.NoisyMinCelsius
+		if !isTemp {
+			noisyMin = 0.005
+		}
+		sS := math.Max(tr.absdS*0.8862, floor)
+		if sS > e.cfg.SensorFault.NoisyFactor*peerSigma && sS > noisyMin+floor {
+			tr.fault |= faultNoisy
+		} else if sS < 0.7*e.cfg.SensorFault.NoisyFactor*peerSigma || sS < noisyMin {
+			tr.fault &^= faultNoisy
+		}
+		sigma := math.Hypot(tr.sigma(floor), sp)
+		tr.thr = math.Max(cfg.Threshold, cfg.Z*sigma)
+		if isTemp {
+			e.ringPush(c, t, rel)
+		}
+		// Learn the offset only from normal-looking readings of a string
+		// at rest.
+		if tr.fault == 0 && !load && !tr.dev.firing() && math.Abs(r) < 3*sigma {
+			tr.off += alpha * r
+		}
+	}
+	return med, true
+}
+
+// ringPush samples a cell's relative temperature into its ring and updates
+// the Theil-Sen slopes.
+func (e *Engine) ringPush(c *cellPeer, t int64, rel float64) {
+	w := e.cfg.CellTemperatureRising.Window.Nanos()
+	if t < c.ringNext {
+		return
+	}
+	c.ringNext = t + w/ringSize
+	i := c.ringN % ringSize
+	c.ringV[i], c.ringT[i] = float32(rel), t
+	c.ringN++
+	c.slope, c.span = theilSen(c, t-w)
+	c.recent, _ = theilSen(c, t-w/3)
+}
+
+// theilSen is the median of pairwise slopes (°C/h) of the ring points at
+// or after from, and the hours they span.
+func theilSen(c *cellPeer, from int64) (float64, float64) {
+	var slopes [ringSize * (ringSize - 1) / 2]float64
+	n := 0
+	first, last := int64(math.MaxInt64), int64(math.MinInt64)
+	cnt := min(int(c.ringN), ringSize)
+	for a := 0; a < cnt; a++ {
+		if c.ringT[a] < from {
+			continue
+		}
+		first, last = min(first, c.ringT[a]), max(last, c.ringT[a])
+		for b := a + 1; b < cnt; b++ {
+			if c.ringT[b] < from || c.ringT[b] == c.ringT[a] {
+				continue
+			}
+			hours := float64(c.ringT[b]-c.ringT[a]) / float64(time.Hour)
+			slopes[n] = float64(c.ringV[b]-c.ringV[a]) / hours
+			n++
+		}
+	}
+	if n < 3 {
+		return 0, 0
+	}
+	return median(slopes[:n]), float64(last-first) / float64(time.Hour)
+}
+
+// cellRules evaluates the peer rules of one cell after its poll.
+func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []Change {
+	warm := uint32(e.cfg.Peers.WarmupPolls)
+	tr, vr := &c.temp, &c.volt
+	tempOK := tr.n >= warm && tr.fault == 0 && !math.IsNaN(tr.pending)
+	voltOK := vr.n >= warm && vr.fault == 0 && !math.IsNaN(vr.pending)
+	ent := c.id
+
+	// CellTemperatureDeviation. Under a firing module alert a cell must
+	// also stand out within its module to be reported on its own.
+	dc := &e.cfg.CellTemperatureDeviation
+	hot := tempOK && tr.res >= tr.thr
+	if tr.dev.firing() && tempOK {
+		hot = tr.res >= 0.6*tr.thr
+	}
+	m := &e.mods[c.mod-1]
+	if m.temp.dev.firing() && !math.IsNaN(m.temp.pending) && tempOK {
+		inhibit = inhibit || tr.pending-m.temp.pending < tr.thr
+	}
+	if dc.Enabled {
+		out = e.emit(out, tr.dev.step(t, hot && !inhibit, &dc.Hold), t, AlertCellTemperatureDeviation, SeverityWarning, ent, tr.res,
+			func() string {
+				return fmt.Sprintf("cell %s is %s °C hotter than its peers beyond its usual offset (threshold %s °C)",
+					e.path(ent), fmtDelta(tr.res), fmtDelta(tr.thr))
+			})
+	}
+	// CellVoltageDeviation.
+	vc := &e.cfg.CellVoltageDeviation
+	vdev := voltOK && math.Abs(vr.res) >= vr.thr
+	if vr.dev.firing() && voltOK {
+		vdev = math.Abs(vr.res) >= 0.6*vr.thr
+	}
+	if vc.Enabled {
+		out = e.emit(out, vr.dev.step(t, vdev, &vc.Hold), t, AlertCellVoltageDeviation, SeverityWarning, ent, vr.res,
+			func() string {
+				dir := "above"
+				if vr.res < 0 {
+					dir = "below"
+				}
+				return fmt.Sprintf("cell %s voltage is %.0f mV %s its peers beyond its usual offset (threshold %.0f mV)",
+					e.path(ent), math.Abs(vr.res)*1000, dir, vr.thr*1000)
+			})
+	}
+	// CellTemperatureRising.
+	rc := &e.cfg.CellTemperatureRising
+	g := e.groupOfCell(c)
+	minRise := math.Max(rc.MinRiseCelsius, 2*g.quantT)
+	rising := tempOK && c.span >= 0.5*time.Duration(rc.Window).Hours() && c.slope >= rc.CelsiusPerHour && c.slope*c.span >= minRise
+	if rc.Enabled {
+		out = e.emit(out, c.rising.step(t, rising && !inhibit, &rc.Hold), t, AlertCellTemperatureRising, SeverityWarning, ent, c.slope,
+			func() string {
+				return fmt.Sprintf("cell %s is warming %.1f °C/h faster than its string", e.path(ent), c.slope)
+			})
+	}
+	// ThermalRunawayRisk.
+	kc := &e.cfg.ThermalRunawayRisk
+	sag := voltOK && vr.res <= -math.Max(kc.SagVolts, 4*math.Hypot(vr.sigma(0.001), 0))
+	accel := tempOK && c.recent >= kc.AcceleratingPerHour && c.recent > 1.5*math.Max(c.slope, 0)
+	crit := tempOK && tr.pending >= kc.CriticalCelsius
+	risk := hot && (sag || accel || crit)
+	if c.runaway.firing() {
+		risk = tempOK && tr.res >= 0.6*tr.thr
+	}
+	if kc.Enabled {
+		out = e.emit(out, c.runaway.step(t, risk, &kc.Hold), t, AlertThermalRunawayRisk, SeverityCritical, ent, tr.pending,
+			func() string {
+				var why []string
+				why = append(why, fmt.Sprintf("%s °C hotter than its peers", fmtDelta(tr.res)))
+				if sag {
+					why = append(why, fmt.Sprintf("voltage %.0f mV below its peers", -vr.res*1000))
+				}
+				if accel {
+					why = append(why, fmt.Sprintf("rise accelerating to %.1f °C/h", c.recent))
+				}
+				if crit {
+					why = append(why, fmt.Sprintf("at %s °C, above %s °C", fmtNum(tr.pending), fmtNum(kc.CriticalCelsius)))
+				}
+				return fmt.Sprintf("cell %s shows thermal-runaway precursors: %s", e.path(ent), strings.Join(why, "; "))
+			})
+	}
+	return out
+}
+
+// sensorStep evaluates SensorFault for a cell after its sensors' flags
+// changed.
+func (e *Engine) sensorStep(c *cellPeer, t int64, out []Change) []Change {
+	sc := &e.cfg.SensorFault
+	if !sc.Enabled {
+		return out
+	}
+	faulty := c.temp.fault != 0 || c.volt.fault != 0
+	if t < c.sensor.since { // polls close at their own time; keep the machine monotonic
+		t = c.sensor.since
+	}
+	return e.emit(out, c.sensor.step(t, faulty, &sc.Hold), t, AlertSensorFault, SeverityWarning, c.id, 0,
+		func() string {
+			var what []string
+			for _, s := range []struct {
+				name string
+				tr   *track
+			}{{"temperature", &c.temp}, {"voltage", &c.volt}} {
+				if s.tr.fault != 0 {
+					what = append(what, s.name+" sensor "+faultWords(s.tr.fault))
+				}
+			}
+			if len(what) == 0 {
+				return fmt.Sprintf("cell %s sensors read plausibly again", e.path(c.id))
+			}
+			return fmt.Sprintf("cell %s: %s; its readings are excluded from detection", e.path(c.id), strings.Join(what, ", "))
+		})
+}
+
+func faultWords(f uint8) string {
+	var w []string
+	if f&faultImpossible != 0 {
+		w = append(w, "reports impossible values (sentinel or out of range)")
+	}
+	if f&faultSpikes != 0 {
+		w = append(w, "spikes")
+	}
+	if f&faultStuck != 0 {
+		w = append(w, "is stuck while its peers change")
+	}
+	if f&faultNoisy != 0 {
+		w = append(w, "is far noisier than its peers")
+	}
+	return strings.Join(w, " and ")
+}
+
+func fmtDelta(v float64) string { return fmt.Sprintf("%.1f", v) }
+
+// emit appends a change for a transition of a rule's state machine;
+// summary is only called when there is one.
+func (e *Engine) emit(out []Change, st Status, t int64, name string, sev Severity, ent telemetry.EntityID, value float64, summary func() string) []Change {
+	if st == 0 {
+		return out
+	}
+	return append(out, Change{Time: t, Status: st, Name: name, Severity: sev, Entity: ent, Value: value, Summary: summary()})
+}
+
+// pollModules evaluates ModuleTemperatureDeviation (and a module's runaway
+// risk): each module's temperature (the median of its cells, or its own
+// sensor) against the other modules of its string.
+func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Change) []Change {
+	pc := &e.cfg.Peers
+	vals := e.scratch(0)
+	for _, mi := range g.mods {
+		m := &e.mods[mi]
+		cells := e.scratch(3)
+		for _, ci := range m.cells {
+			tr := &e.cells[ci].temp
+			if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.fault == 0 {
+				cells = append(cells, tr.pending)
+			}
+		}
+		m.temp.pending = math.NaN()
+		switch {
+		case len(cells) > 0:
+			m.temp.pending = median(cells)
+		case m.sensorSeq == g.seq && !math.IsNaN(m.sensorVal):
+			m.temp.pending = m.sensorVal
+		}
+		e.keep(3, cells)
+		if !math.IsNaN(m.temp.pending) {
+			vals = append(vals, m.temp.pending)
+		}
+	}
+	e.keep(0, vals)
+	if len(vals) < pc.MinPeers {
+		return out
+	}
+	med := median(vals)
+	floor := math.Max(0.05, 0.5*g.quantT)
+	res := e.scratch(1)
+	for _, mi := range g.mods {
+		tr := &e.mods[mi].temp
+		if !math.IsNaN(tr.pending) && tr.n >= uint32(pc.WarmupPolls) {
+			res = append(res, tr.pending-med-tr.off)
+		}
+	}
+	sp := 0.0
+	if len(res) >= pc.MinPeers {
+		sp = spread(res, median(res))
+	}
+	e.keep(1, res)
+	alpha := 0.0
+	if dt > 0 {
+		alpha = math.Min(1, float64(dt)/float64(pc.OffsetLearning.Nanos()))
+	}
+	mc := &e.cfg.ModuleTemperatureDeviation
+	kc := &e.cfg.ThermalRunawayRisk
+	for _, mi := range g.mods {
+		m := &e.mods[mi]
+		tr := &m.temp
+		if math.IsNaN(tr.pending) {
+			continue
+		}
+		rel := tr.pending - med
+		if tr.n < uint32(pc.WarmupPolls) {
+			tr.n++
+			tr.off += (rel - tr.off) / float64(tr.n)
+			r := rel - tr.off
+			if !math.IsNaN(tr.prevRes) {
+				tr.absd += (math.Abs(r-tr.prevRes) - tr.absd) / float64(tr.n)
+			}
+			tr.prevRes = r
+			continue
+		}
+		r := rel - tr.off
+		if !math.IsNaN(tr.prevRes) {
+			tr.absd += (math.Abs(r-tr.prevRes) - tr.absd) / 50
+		}
+		tr.prevRes, tr.res = r, r
+		sigma := math.Hypot(tr.sigma(floor), sp)
+		tr.thr = math.Max(mc.Threshold, mc.Z*sigma)
+		hot := r >= tr.thr
+		if tr.dev.firing() {
+			hot = r >= 0.6*tr.thr
+		}
+		if mc.Enabled {
+			out = e.emit(out, tr.dev.step(t, hot && !inhibit, &mc.Hold), t, AlertModuleTemperatureDeviation, SeverityWarning, m.id, r,
+				func() string {
+					return fmt.Sprintf("module %s is %s °C hotter than the other modules of its string beyond its usual offset (threshold %s °C)",
+						e.path(m.id), fmtDelta(r), fmtDelta(tr.thr))
+				})
+		}
+		if kc.Enabled {
+			risk := hot && tr.pending >= kc.CriticalCelsius
+			if m.runaway.firing() {
+				risk = hot && tr.pending >= kc.CriticalCelsius-5
+			}
+			out = e.emit(out, m.runaway.step(t, risk, &kc.Hold), t, AlertThermalRunawayRisk, SeverityCritical, m.id, tr.pending,
+				func() string {
+					return fmt.Sprintf("module %s shows thermal-runaway precursors: %s °C hotter than the other modules; at %s °C, above %s °C",
+						e.path(m.id), fmtDelta(r), fmtNum(tr.pending), fmtNum(kc.CriticalCelsius))
+				})
+		}
+		if !load && !tr.dev.firing() && math.Abs(r) < 3*sigma {
+			tr.off += alpha * r
+		}
+	}
+	return out
+}

@@ -1,0 +1,184 @@
+package detector
+
+import (
+	"time"
+
+	"github.com/cellwarden/cellwarden/internal/yamlstrict"
+)
+
+// PeersConfig tunes the peer-relative baselines: each string's cells are
+// compared with each other at every poll.
+type PeersConfig struct {
+	// MinPeers is the fewest cells with a valid reading a poll needs for
+	// peer comparison.
+	MinPeers int `yaml:"min_peers"`
+	// OffsetLearning is the time constant with which each cell learns its
+	// normal offset from its peers (position, sensor offset).
+	OffsetLearning yamlstrict.Duration `yaml:"offset_learning"`
+	// WarmupPolls is how many polls a cell needs before its offset is
+	// trusted; until then the peer rules stay silent for it.
+	WarmupPolls int `yaml:"warmup_polls"`
+	// ActiveCurrentAmperes: a string carrying more current than this is
+	// charging or discharging; offsets and the cooling baseline do not
+	// learn then, nor for LoadCooldown after.
+	ActiveCurrentAmperes float64             `yaml:"active_current_amperes"`
+	LoadCooldown         yamlstrict.Duration `yaml:"load_cooldown"`
+}
+
+// DeviationConfig configures a peer-deviation rule: the residual (the
+// reading's distance from its peers beyond its learned offset) must exceed
+// both Threshold and Z times its noise for For.
+type DeviationConfig struct {
+	Enabled   bool    `yaml:"enabled"`
+	Threshold float64 `yaml:"threshold"`
+	Z         float64 `yaml:"z"`
+	Hold      `yaml:",inline"`
+}
+
+// RisingConfig configures CellTemperatureRising: the Theil-Sen slope of a
+// cell's temperature relative to its string's over Window.
+type RisingConfig struct {
+	Enabled        bool                `yaml:"enabled"`
+	Window         yamlstrict.Duration `yaml:"window"`
+	CelsiusPerHour float64             `yaml:"celsius_per_hour"`
+	MinRiseCelsius float64             `yaml:"min_rise_celsius"`
+	Hold           `yaml:",inline"`
+}
+
+// RunawayConfig configures ThermalRunawayRisk: a cell (or module) hotter
+// than its peers (its deviation rule's condition) together with voltage sag,
+// an accelerating rise, or a temperature above CriticalCelsius.
+type RunawayConfig struct {
+	Enabled             bool    `yaml:"enabled"`
+	SagVolts            float64 `yaml:"sag_volts"`
+	AcceleratingPerHour float64 `yaml:"accelerating_celsius_per_hour"`
+	CriticalCelsius     float64 `yaml:"critical_celsius"`
+	Hold                `yaml:",inline"`
+}
+
+// CoolingConfig configures CoolingFailure: a UPS room (ambient) or a string
+// (median cell temperature) warmer than its learned normal.
+type CoolingConfig struct {
+	Enabled      bool                `yaml:"enabled"`
+	WarningRise  float64             `yaml:"warning_rise_celsius"`
+	CriticalRise float64             `yaml:"critical_rise_celsius"`
+	Learning     yamlstrict.Duration `yaml:"learning"`
+	Hold         `yaml:",inline"`
+}
+
+// SensorConfig configures SensorFault.
+type SensorConfig struct {
+	Enabled bool `yaml:"enabled"`
+	// A reading further than this from the sensor's previous one is held
+	// back; if the next reading returns, it was a spike.
+	MaxJumpCelsius float64 `yaml:"max_jump_celsius"`
+	MaxJumpVolts   float64 `yaml:"max_jump_volts"`
+	// Spikes within SpikeWindow that make a fault.
+	Spikes      int                 `yaml:"spikes"`
+	SpikeWindow yamlstrict.Duration `yaml:"spike_window"`
+	// A sensor repeating one value for at least MinStuckPolls polls while
+	// its peers' median moved by StuckMoveCelsius (or StuckMoveVolts, and
+	// at least two quanta) is stuck.
+	MinStuckPolls    int     `yaml:"min_stuck_polls"`
+	StuckMoveCelsius float64 `yaml:"stuck_move_celsius"`
+	StuckMoveVolts   float64 `yaml:"stuck_move_volts"`
+	// A sensor is noisy when its short-term noise exceeds NoisyFactor
+	// times its peers' typical noise and NoisyMinCelsius.
+	NoisyFactor     float64 `yaml:"noisy_factor"`
+	NoisyMinCelsius float64 `yaml:"noisy_min_celsius"`
+	Hold            `yaml:",inline"`
+}
+
+func minutes(n int) yamlstrict.Duration { return yamlstrict.Duration(time.Duration(n) * time.Minute) }
+
+func defaultPeerRules() (PeersConfig, DeviationConfig, DeviationConfig, DeviationConfig, RisingConfig, RunawayConfig, CoolingConfig, SensorConfig) {
+	return PeersConfig{MinPeers: 4, OffsetLearning: yamlstrict.Duration(24 * time.Hour), WarmupPolls: 20,
+			ActiveCurrentAmperes: 5, LoadCooldown: minutes(90)},
+		DeviationConfig{Enabled: true, Threshold: 3, Z: 6, Hold: Hold{For: minutes(5), ClearFor: minutes(15)}},
+		DeviationConfig{Enabled: true, Threshold: 3, Z: 6, Hold: Hold{For: minutes(5), ClearFor: minutes(15)}},
+		DeviationConfig{Enabled: true, Threshold: 0.015, Z: 6, Hold: Hold{For: minutes(10), ClearFor: minutes(15)}},
+		RisingConfig{Enabled: true, Window: minutes(30), CelsiusPerHour: 3, MinRiseCelsius: 1.5, Hold: Hold{For: minutes(5), ClearFor: minutes(15)}},
+		RunawayConfig{Enabled: true, SagVolts: 0.01, AcceleratingPerHour: 6, CriticalCelsius: 60, Hold: Hold{For: minutes(2), ClearFor: minutes(30)}},
+		CoolingConfig{Enabled: true, WarningRise: 5, CriticalRise: 10, Learning: yamlstrict.Duration(12 * time.Hour), Hold: Hold{For: minutes(5), ClearFor: minutes(20)}},
+		SensorConfig{Enabled: true, MaxJumpCelsius: 10, MaxJumpVolts: 0.5, Spikes: 3, SpikeWindow: minutes(60),
+			MinStuckPolls: 10, StuckMoveCelsius: 0.5, StuckMoveVolts: 0.005, NoisyFactor: 4, NoisyMinCelsius: 0.5, Hold: Hold{For: minutes(1), ClearFor: minutes(15)}}
+}
+
+func (c *PeersConfig) validate(p *yamlstrict.Problems, path string) {
+	if c.MinPeers < 3 {
+		p.Add(path+".min_peers", c.MinPeers, "must be >= 3 (a median of two is no peer group)")
+	}
+	if c.OffsetLearning.Nanos() < int64(time.Minute) {
+		p.Add(path+".offset_learning", c.OffsetLearning, "must be at least 1m")
+	}
+	if c.WarmupPolls < 1 {
+		p.Add(path+".warmup_polls", c.WarmupPolls, "must be >= 1")
+	}
+	if finite(p, path+".active_current_amperes", c.ActiveCurrentAmperes) && c.ActiveCurrentAmperes <= 0 {
+		p.Add(path+".active_current_amperes", c.ActiveCurrentAmperes, "must be > 0")
+	}
+}
+
+func (c *DeviationConfig) validate(p *yamlstrict.Problems, path string) {
+	if finite(p, path+".threshold", c.Threshold) && c.Threshold <= 0 {
+		p.Add(path+".threshold", c.Threshold, "must be > 0")
+	}
+	if finite(p, path+".z", c.Z) && c.Z < 1 {
+		p.Add(path+".z", c.Z, "must be >= 1")
+	}
+}
+
+func (c *RisingConfig) validate(p *yamlstrict.Problems, path string) {
+	if c.Window.Nanos() < int64(2*time.Minute) {
+		p.Add(path+".window", c.Window, "must be at least 2m")
+	}
+	if finite(p, path+".celsius_per_hour", c.CelsiusPerHour) && c.CelsiusPerHour <= 0 {
+		p.Add(path+".celsius_per_hour", c.CelsiusPerHour, "must be > 0")
+	}
+	finite(p, path+".min_rise_celsius", c.MinRiseCelsius)
+}
+
+func (c *RunawayConfig) validate(p *yamlstrict.Problems, path string) {
+	if finite(p, path+".sag_volts", c.SagVolts) && c.SagVolts <= 0 {
+		p.Add(path+".sag_volts", c.SagVolts, "must be > 0")
+	}
+	if finite(p, path+".accelerating_celsius_per_hour", c.AcceleratingPerHour) && c.AcceleratingPerHour <= 0 {
+		p.Add(path+".accelerating_celsius_per_hour", c.AcceleratingPerHour, "must be > 0")
+	}
+	finite(p, path+".critical_celsius", c.CriticalCelsius)
+}
+
+func (c *CoolingConfig) validate(p *yamlstrict.Problems, path string) {
+	if finite(p, path+".warning_rise_celsius", c.WarningRise) && finite(p, path+".critical_rise_celsius", c.CriticalRise) &&
+		(c.WarningRise <= 0 || c.CriticalRise <= c.WarningRise) {
+		p.Add(path+".critical_rise_celsius", c.CriticalRise, "must be above warning_rise_celsius (%g), which must be > 0", c.WarningRise)
+	}
+	if c.Learning.Nanos() < int64(time.Hour) {
+		p.Add(path+".learning", c.Learning, "must be at least 1h")
+	}
+}
+
+func (c *SensorConfig) validate(p *yamlstrict.Problems, path string) {
+	if finite(p, path+".max_jump_celsius", c.MaxJumpCelsius) && c.MaxJumpCelsius <= 0 {
+		p.Add(path+".max_jump_celsius", c.MaxJumpCelsius, "must be > 0")
+	}
+	if finite(p, path+".max_jump_volts", c.MaxJumpVolts) && c.MaxJumpVolts <= 0 {
+		p.Add(path+".max_jump_volts", c.MaxJumpVolts, "must be > 0")
+	}
+	if c.Spikes < 1 {
+		p.Add(path+".spikes", c.Spikes, "must be >= 1")
+	}
+	if finite(p, path+".stuck_move_celsius", c.StuckMoveCelsius) && c.StuckMoveCelsius <= 0 {
+		p.Add(path+".stuck_move_celsius", c.StuckMoveCelsius, "must be > 0")
+	}
+	if finite(p, path+".stuck_move_volts", c.StuckMoveVolts) && c.StuckMoveVolts <= 0 {
+		p.Add(path+".stuck_move_volts", c.StuckMoveVolts, "must be > 0")
+	}
+	if c.MinStuckPolls < 2 {
+		p.Add(path+".min_stuck_polls", c.MinStuckPolls, "must be >= 2")
+	}
+	if finite(p, path+".noisy_factor", c.NoisyFactor) && c.NoisyFactor <= 1 {
+		p.Add(path+".noisy_factor", c.NoisyFactor, "must be > 1")
+	}
+	finite(p, path+".noisy_min_celsius", c.NoisyMinCelsius)
+}

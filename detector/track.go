@@ -1,0 +1,117 @@
+package detector
+
+import (
+	"math"
+)
+
+// Sensor fault flags of a track.
+const (
+	faultImpossible uint8 = 1 << iota // sentinel or outside the plausible range
+	faultSpikes                       // repeated spikes
+	faultStuck                        // repeats one value while its peers move
+	faultNoisy                        // noise far above its peers'
+)
+
+// Sentinel values BMSs report for a missing or broken sensor.
+var sentinelCelsius = [...]float64{6553.5, -3276.8, 3276.7, 6553.6, -6553.6}
+
+const sentinelVolts = 65.535
+
+// track is the peer-relative state of one sensor: a cell's temperature or
+// voltage, or a module's temperature. It holds no pointers.
+type track struct {
+	seq     uint32  // group poll the pending value belongs to
+	pending float64 // accepted reading waiting for its poll to close
+	last    float64 // last accepted reading (NaN: none)
+	held    float64 // reading held back as a possible spike (NaN: none)
+	heldT   int64   // its time
+	// Learned normal offset from the peers' median and the polls learned.
+	off float64
+	n   uint32
+	// Noise: EWMAs of the absolute change of the residual between polls,
+	// long-term and short-term.
+	absd, absdS float64
+	prevRes     float64 // NaN: none
+	res, thr    float64 // last residual and the threshold it was judged by
+	// Stuck detection: the repeated value, its run length and the peers'
+	// median when the run began.
+	stuckVal float64
+	stuckRun uint32
+	stuckMed float64
+	spikeAt  [4]int64 // recent spike times, ring
+	nspike   uint32
+	fault    uint8
+	dev      alertState
+}
+
+func newTrack() track {
+	return track{last: math.NaN(), held: math.NaN(), prevRes: math.NaN(), stuckVal: math.NaN(), pending: math.NaN()}
+}
+
+// sigma is the track's noise estimate, at least floor.
+func (t *track) sigma(floor float64) float64 {
+	// E|d| = 2σ/√π for the difference of two independent readings.
+	return math.Max(t.absd*0.8862, floor)
+}
+
+// accept runs the jump check on a plausible reading: a reading further than
+// maxJump from the last accepted one is held back; the next reading tells
+// whether it was a spike (it comes back) or a real change (it stays). It
+// returns the readings to use now (0, 1 or 2 of them, oldest first, with
+// their times) and whether a spike was just confirmed.
+func (t *track) accept(v float64, at int64, maxJump float64) (use [2]float64, times [2]int64, n int, spike bool) {
+	switch {
+	case math.IsNaN(t.last):
+		t.last = v
+		return [2]float64{v}, [2]int64{at}, 1, false
+	case !math.IsNaN(t.held):
+		h, ht := t.held, t.heldT
+		t.held = math.NaN()
+		switch {
+		case math.Abs(v-h) <= maxJump/2: // the jump was real
+			t.last = v
+			return [2]float64{h, v}, [2]int64{ht, at}, 2, false
+		case math.Abs(v-t.last) <= maxJump: // came back: a spike
+			t.last = v
+			return [2]float64{v}, [2]int64{at}, 1, true
+		}
+		t.held, t.heldT = v, at // another jump: hold it instead
+		return use, times, 0, false
+	case math.Abs(v-t.last) > maxJump:
+		t.held, t.heldT = v, at
+		return use, times, 0, false
+	}
+	t.last = v
+	return [2]float64{v}, [2]int64{at}, 1, false
+}
+
+// spikesWithin counts the spikes recorded since from.
+func (t *track) spikesWithin(from int64) int {
+	k := 0
+	for i := 0; i < len(t.spikeAt) && i < int(t.nspike); i++ {
+		if t.spikeAt[i] >= from {
+			k++
+		}
+	}
+	return k
+}
+
+func (t *track) recordSpike(at int64) {
+	t.spikeAt[t.nspike%uint32(len(t.spikeAt))] = at
+	t.nspike++
+}
+
+// impossibleCelsius reports sentinels and readings outside the plausible
+// range.
+func impossibleCelsius(v float64, p *PlausibleConfig) bool {
+	for _, s := range sentinelCelsius {
+		if v == s {
+			return true
+		}
+	}
+	return v < p.MinCelsius || v > p.MaxCelsius
+}
+
+func impossibleVolts(v float64, p *PlausibleConfig) bool {
+	return v == 0 || v == sentinelVolts || v <= p.MinCellVolts || v >= p.MaxCellVolts
+}
