@@ -43,24 +43,30 @@ type modPeer struct {
 	temp      track
 	sensorSeq uint32 // group poll of sensorVal
 	sensorVal float64
+	hot       bool    // the module stood out from its string at the last poll
+	slope     float64 // median rising slope of its cells, °C/h
 	runaway   alertState
 	cells     []uint32 // indices into Engine.cells, ascending by ID
 }
 
 // group is one string: the peer group of its cells and modules.
 type group struct {
-	id         telemetry.EntityID
-	ups        uint32   // 1 + index into Engine.upss
-	cells      []uint32 // indices into Engine.cells, ascending by ID
-	mods       []uint32 // indices into Engine.mods, ascending by ID
-	seq        uint32
-	open       bool
-	pollTime   int64 // latest sample of the open poll
-	prevPoll   int64
-	lastActive int64 // last time the string carried load
-	loaded     bool  // lastActive is set
-	quantT     float64
-	cool       coolState
+	id       telemetry.EntityID
+	ups      uint32   // 1 + index into Engine.upss
+	cells    []uint32 // indices into Engine.cells, ascending by ID
+	mods     []uint32 // indices into Engine.mods, ascending by ID
+	seq      uint32
+	open     bool
+	pollTime int64 // latest sample of the open poll
+	prevPoll int64
+	// drift accumulates the peers' common change from poll to poll (the
+	// mean over healthy cells present in both polls), so that a peer
+	// joining or leaving does not look like movement.
+	driftT, driftV float64
+	lastActive     int64 // last time the string carried load
+	loaded         bool  // lastActive is set
+	quantT         float64
+	cool           coolState
 }
 
 // inLoad reports whether the string carries load, or did within the
@@ -223,6 +229,26 @@ func median(v []float64) float64 {
 	return (v[n/2-1] + v[n/2]) / 2
 }
 
+// commonMove estimates the common movement of many readings from their
+// changes since the last poll: the mean of the changes, each clipped to
+// ±(2 × the median absolute change + one quantum). Quantised readings mostly
+// change by nothing from one poll to the next, so a median would say
+// nothing moved; the clipping keeps one cell running away from dragging its
+// peers' movement with it.
+func (e *Engine) commonMove(changes []float64, quantum float64) float64 {
+	abs := e.scratch(2)
+	for _, x := range changes {
+		abs = append(abs, math.Abs(x))
+	}
+	bound := 2*median(abs) + quantum
+	e.keep(2, abs)
+	sum := 0.0
+	for _, x := range changes {
+		sum += math.Max(-bound, math.Min(bound, x))
+	}
+	return sum / float64(len(changes))
+}
+
 // spread is 1.4826 × the median absolute deviation of v around med (the
 // standard deviation for normal data), computed in place.
 func spread(v []float64, med float64) float64 {
@@ -303,12 +329,37 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		floor = math.Max(0.05, 0.5*g.quantT)
 	}
 	vals := e.scratch(0)
+	diffs := e.scratch(3)
 	for _, ci := range g.cells {
 		tr := sel(&e.cells[ci])
 		if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.fault&(faultStuck|faultNoisy) == 0 {
 			vals = append(vals, tr.pending)
+			if !math.IsNaN(tr.prevVal) {
+				diffs = append(diffs, tr.pending-tr.prevVal)
+			}
 		}
 	}
+	drift, quant := &g.driftV, 0.001
+	if isTemp {
+		drift, quant = &g.driftT, g.quantT
+	}
+	if len(diffs) >= pc.MinPeers {
+		*drift += e.commonMove(diffs, quant)
+	}
+	e.keep(3, diffs)
+	// A stuck sensor is an individual anomaly: when many sensors of the
+	// string read a constant value, the peers are simply not moving.
+	constant, reporting := 0, 0
+	for _, ci := range g.cells {
+		if tr := sel(&e.cells[ci]); tr.seq == g.seq && !math.IsNaN(tr.pending) {
+			reporting++
+			if tr.pending == tr.stuckVal && tr.stuckRun+1 >= uint32(e.cfg.SensorFault.MinStuckPolls) {
+				constant++
+			}
+			tr.prevVal = tr.pending
+		}
+	}
+	fewConstant := 4*constant <= reporting
 	e.keep(0, vals)
 	if len(vals) < pc.MinPeers {
 		return math.NaN(), false
@@ -352,9 +403,15 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		if v == tr.stuckVal {
 			tr.stuckRun++
 		} else {
-			tr.stuckVal, tr.stuckRun, tr.stuckMed = v, 0, med
+			tr.stuckVal, tr.stuckRun, tr.stuckMed = v, 0, *drift
 		}
-		if tr.stuckRun >= uint32(e.cfg.SensorFault.MinStuckPolls) && math.Abs(med-tr.stuckMed) >= move {
+		// In a transient (load, and the cooldown after) cells follow
+		// their own thermal paths; ask for half as much movement again.
+		need := move
+		if load {
+			need = 1.5 * move
+		}
+		if tr.stuckRun >= uint32(e.cfg.SensorFault.MinStuckPolls) && math.Abs(*drift-tr.stuckMed) >= need && (fewConstant || tr.fault&faultStuck != 0) {
 			tr.fault |= faultStuck
 		} else {
 			tr.fault &^= faultStuck
@@ -364,28 +421,27 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 			tr.n++
 			tr.off += (rel - tr.off) / float64(tr.n)
 			r := rel - tr.off
-			if !math.IsNaN(tr.prevRes) {
-				d := math.Abs(r - tr.prevRes)
-				tr.absd += (d - tr.absd) / float64(tr.n)
-				tr.absdS = tr.absd
-			}
-			tr.prevRes, tr.res, tr.thr = r, r, math.Inf(1)
+			tr.noise(r, 1/float64(tr.n))
+			tr.res, tr.thr = r, math.Inf(1)
 			continue
 		}
 		r := rel - tr.off
-		if !math.IsNaN(tr.prevRes) {
-			d := math.Abs(r - tr.prevRes)
-			if tr.fault&faultNoisy == 0 || d < tr.absd*3 {
-				tr.absd += (d - tr.absd) / 50
-			}
-			tr.absdS += (d - tr.absdS) / 8
+		alphaL := 1.0 / 50
+		if tr.fault&faultNoisy != 0 {
+			alphaL = 0 // a noisy sensor must not teach itself that noise is normal
 		}
-		tr.prevRes, tr.res = r, r
+		tr.noise(r, alphaL)
+		tr.res = r
 		noisyMin := e.cfg.SensorFault.NoisyMinCelsius
 		if !isTemp {
 			noisyMin = 0.005
 		}
-		sS := math.Max(tr.absdS*0.8862, floor)
+		sS := math.Max(tr.shortSigma(), floor)
+		if isTemp {
+			// Quantised readings flip between neighbours, and their
+			// median jumps by quanta: noise below two quanta is normal.
+			noisyMin = math.Max(noisyMin, 2*g.quantT)
+		}
 		if sS > e.cfg.SensorFault.NoisyFactor*peerSigma && sS > noisyMin+floor {
 			tr.fault |= faultNoisy
 		} else if sS < 0.7*e.cfg.SensorFault.NoisyFactor*peerSigma || sS < noisyMin {
@@ -394,7 +450,12 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		sigma := math.Hypot(tr.sigma(floor), sp)
 		tr.thr = math.Max(cfg.Threshold, cfg.Z*sigma)
 		if isTemp {
-			e.ringPush(c, t, rel)
+			switch {
+			case tr.fault != 0:
+				c.ringN, c.slope, c.recent, c.span = 0, 0, 0, 0 // restart once the sensor is sound
+			default:
+				e.ringPush(c, t, rel)
+			}
 		}
 		// Learn the offset only from normal-looking readings of a string
 		// at rest.
@@ -463,7 +524,7 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 		hot = tr.res >= 0.6*tr.thr
 	}
 	m := &e.mods[c.mod-1]
-	if m.temp.dev.firing() && !math.IsNaN(m.temp.pending) && tempOK {
+	if (m.hot || m.temp.dev.firing()) && !math.IsNaN(m.temp.pending) && tempOK {
 		inhibit = inhibit || tr.pending-m.temp.pending < tr.thr
 	}
 	if dc.Enabled {
@@ -494,19 +555,30 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 	rc := &e.cfg.CellTemperatureRising
 	g := e.groupOfCell(c)
 	minRise := math.Max(rc.MinRiseCelsius, 2*g.quantT)
-	rising := tempOK && c.span >= 0.5*time.Duration(rc.Window).Hours() && c.slope >= rc.CelsiusPerHour && c.slope*c.span >= minRise
+	// Judged against the module's own rise: a module warming as a whole is
+	// one problem (ModuleTemperatureDeviation), not one per cell.
+	slope := c.slope - math.Max(0, m.slope)
+	rate := rc.CelsiusPerHour
+	if g.inLoad(t, &e.cfg.Peers) {
+		rate *= 2 // under load cells warm at their own pace (internal resistance)
+	}
+	rising := tempOK && c.span >= 0.5*time.Duration(rc.Window).Hours() && slope >= rate && slope*c.span >= minRise
 	if rc.Enabled {
-		out = e.emit(out, c.rising.step(t, rising && !inhibit, &rc.Hold), t, AlertCellTemperatureRising, SeverityWarning, ent, c.slope,
+		out = e.emit(out, c.rising.step(t, rising && !inhibit, &rc.Hold), t, AlertCellTemperatureRising, SeverityWarning, ent, slope,
 			func() string {
-				return fmt.Sprintf("cell %s is warming %.1f °C/h faster than its string", e.path(ent), c.slope)
+				return fmt.Sprintf("cell %s is warming %.1f °C/h faster than its string and its module", e.path(ent), slope)
 			})
 	}
 	// ThermalRunawayRisk.
 	kc := &e.cfg.ThermalRunawayRisk
-	sag := voltOK && vr.res <= -math.Max(kc.SagVolts, 4*math.Hypot(vr.sigma(0.001), 0))
+	// Combined evidence lowers each signal's bar: a cell somewhat hotter
+	// than its peers that also sags is as telling as a hot one that
+	// accelerates.
+	sag := voltOK && vr.res <= -math.Max(kc.SagVolts, 4*vr.sigma(0.001))
 	accel := tempOK && c.recent >= kc.AcceleratingPerHour && c.recent > 1.5*math.Max(c.slope, 0)
 	crit := tempOK && tr.pending >= kc.CriticalCelsius
-	risk := hot && (sag || accel || crit)
+	warmish := tempOK && tr.res >= 0.7*tr.thr
+	risk := (warmish && sag) || (hot && (accel || crit))
 	if c.runaway.firing() {
 		risk = tempOK && tr.res >= 0.6*tr.thr
 	}
@@ -602,6 +674,17 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 				cells = append(cells, tr.pending)
 			}
 		}
+		slopes := e.scratch(2)
+		for _, ci := range m.cells {
+			if c := &e.cells[ci]; c.temp.fault == 0 && c.span > 0 {
+				slopes = append(slopes, c.slope)
+			}
+		}
+		m.slope = 0
+		if len(slopes) >= 3 {
+			m.slope = median(slopes)
+		}
+		e.keep(2, slopes)
 		m.temp.pending = math.NaN()
 		switch {
 		case len(cells) > 0:
@@ -641,6 +724,7 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 	for _, mi := range g.mods {
 		m := &e.mods[mi]
 		tr := &m.temp
+		m.hot = false
 		if math.IsNaN(tr.pending) {
 			continue
 		}
@@ -648,24 +732,21 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 		if tr.n < uint32(pc.WarmupPolls) {
 			tr.n++
 			tr.off += (rel - tr.off) / float64(tr.n)
-			r := rel - tr.off
-			if !math.IsNaN(tr.prevRes) {
-				tr.absd += (math.Abs(r-tr.prevRes) - tr.absd) / float64(tr.n)
-			}
-			tr.prevRes = r
+			tr.noise(rel-tr.off, 1/float64(tr.n))
 			continue
 		}
 		r := rel - tr.off
-		if !math.IsNaN(tr.prevRes) {
-			tr.absd += (math.Abs(r-tr.prevRes) - tr.absd) / 50
-		}
-		tr.prevRes, tr.res = r, r
+		tr.noise(r, 1.0/50)
+		tr.res = r
 		sigma := math.Hypot(tr.sigma(floor), sp)
 		tr.thr = math.Max(mc.Threshold, mc.Z*sigma)
-		hot := r >= tr.thr
+		// Combined evidence: half the threshold while the module warms as a
+		// whole faster than the rising rule's rate.
+		hot := r >= tr.thr || (r >= 0.5*tr.thr && m.slope >= e.cfg.CellTemperatureRising.CelsiusPerHour)
 		if tr.dev.firing() {
 			hot = r >= 0.6*tr.thr
 		}
+		m.hot = hot
 		if mc.Enabled {
 			out = e.emit(out, tr.dev.step(t, hot && !inhibit, &mc.Hold), t, AlertModuleTemperatureDeviation, SeverityWarning, m.id, r,
 				func() string {

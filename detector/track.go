@@ -2,6 +2,7 @@ package detector
 
 import (
 	"math"
+	"slices"
 )
 
 // Sensor fault flags of a track.
@@ -28,16 +29,23 @@ type track struct {
 	// Learned normal offset from the peers' median and the polls learned.
 	off float64
 	n   uint32
-	// Noise: EWMAs of the absolute change of the residual between polls,
-	// long-term and short-term.
-	absd, absdS float64
-	prevRes     float64 // NaN: none
-	res, thr    float64 // last residual and the threshold it was judged by
+	// Noise from the absolute second differences of the residual
+	// (r[t] - 2 r[t-1] + r[t-2]), which cancel trends, so a cell warming
+	// fast is not "noisy": a long-term EWMA, and the last few values whose
+	// median is the short-term estimate (a single step gives two large
+	// values, which the median ignores).
+	absd     float64
+	recentD  [8]float32
+	nD       uint32
+	prevRes  float64 // NaN: none
+	prevRes2 float64 // NaN: none
+	res, thr float64 // last residual and the threshold it was judged by
 	// Stuck detection: the repeated value, its run length and the peers'
-	// median when the run began.
+	// drift (see group.drift) when the run began.
 	stuckVal float64
 	stuckRun uint32
 	stuckMed float64
+	prevVal  float64  // the reading of the previous poll (NaN: none)
 	spikeAt  [4]int64 // recent spike times, ring
 	nspike   uint32
 	fault    uint8
@@ -45,13 +53,40 @@ type track struct {
 }
 
 func newTrack() track {
-	return track{last: math.NaN(), held: math.NaN(), prevRes: math.NaN(), stuckVal: math.NaN(), pending: math.NaN()}
+	return track{last: math.NaN(), held: math.NaN(), prevRes: math.NaN(), prevRes2: math.NaN(), stuckVal: math.NaN(), pending: math.NaN(), prevVal: math.NaN()}
 }
+
+// secondDiffToSigma converts the mean absolute second difference of white
+// noise to its standard deviation: E|r[t]-2r[t-1]+r[t-2]| = σ√6·√(2/π).
+const secondDiffToSigma = 0.5117
 
 // sigma is the track's noise estimate, at least floor.
 func (t *track) sigma(floor float64) float64 {
-	// E|d| = 2σ/√π for the difference of two independent readings.
-	return math.Max(t.absd*0.8862, floor)
+	return math.Max(t.absd*secondDiffToSigma, floor)
+}
+
+// noise feeds residual r; alpha is the long-term EWMA weight (0 leaves it
+// unchanged).
+func (t *track) noise(r, alpha float64) {
+	if !math.IsNaN(t.prevRes) && !math.IsNaN(t.prevRes2) {
+		d := math.Abs(r - 2*t.prevRes + t.prevRes2)
+		t.absd += alpha * (d - t.absd)
+		t.recentD[t.nD%uint32(len(t.recentD))] = float32(d)
+		t.nD++
+	}
+	t.prevRes2, t.prevRes = t.prevRes, r
+}
+
+// shortSigma is the short-term noise estimate: the median of the recent
+// second differences, scaled to a standard deviation (0 until full).
+func (t *track) shortSigma() float64 {
+	if t.nD < uint32(len(t.recentD)) {
+		return 0
+	}
+	v := t.recentD
+	slices.Sort(v[:])
+	// median |N(0, 6σ²)| = 0.6745·√6·σ.
+	return float64(v[3]+v[4]) / 2 * 0.6052
 }
 
 // accept runs the jump check on a plausible reading: a reading further than
