@@ -62,6 +62,7 @@ func runDemo(o demoOptions, stdout, stderr io.Writer, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	data := bytes.Clone(csv.Bytes())
 	reg := telemetry.NewRegistry()
 	rd, err := csvfile.NewReader(&csv, "demo.csv", reg)
 	if err != nil {
@@ -117,9 +118,18 @@ func runDemo(o demoOptions, stdout, stderr io.Writer, log *zap.Logger) error {
 	for _, c := range rep.Classes {
 		detected += c.Recall.Num
 	}
+	base, err := baselineReport(data, labels, inv)
+	if err != nil {
+		return err
+	}
 	lead := ""
 	if rep.Runaway.Detected > 0 {
-		lead = fmt.Sprintf(" The runaway cell was flagged %s before it reached 80 °C.", rep.Runaway.Lead.Median.Round(time.Minute))
+		lead = fmt.Sprintf("\nThe runaway cell was flagged %s before it reached 80 °C", fmtLead(rep.Runaway.Lead.Median))
+		if base.Runaway.Detected > 0 {
+			lead += fmt.Sprintf("; a static BMS alarm (50/60 °C) would have fired %s before.", fmtLead(base.Runaway.Lead.Median))
+		} else {
+			lead += "; a static BMS alarm (50/60 °C) would not have fired before it."
+		}
 	}
 	fmt.Fprintf(stdout, `
 %d rows replayed in %.2f s. %d of %d injected faults detected, %d false alerts.%s
@@ -127,6 +137,32 @@ Run it on your own telemetry:  cellwarden replay --input FILE.csv [--inventory i
 Export this scenario:           cellwarden demo --export DIR
 `, res.reader.Rows, res.elapsed.Seconds(), detected, len(labels.Faults), rep.FalseAlerts.Total, lead)
 	return nil
+}
+
+// baselineReport replays the demo telemetry through the static BMS
+// baseline and scores it.
+func baselineReport(data []byte, labels *sim.Labels, inv *inventory.Inventory) (*score.Report, error) {
+	reg := telemetry.NewRegistry()
+	rd, err := csvfile.NewReader(bytes.NewReader(data), "demo.csv", reg)
+	if err != nil {
+		return nil, err
+	}
+	var alerts []score.Alert
+	_, err = replay(rd, detector.New(detector.StaticBaselineConfig(), reg, inv), func(c *detector.Change) error {
+		a := alerting.FromChange(*c, reg)
+		alerts = append(alerts, score.Alert{Time: a.Time, Status: a.Status, Labels: map[string]string{
+			"alertname": a.Labels.Alertname, "severity": a.Labels.Severity,
+			"ups": a.Labels.UPS, "string": a.Labels.String, "module": a.Labels.Module, "cell": a.Labels.Cell}})
+		return nil
+	})
+	return score.Score([]score.Run{{Labels: labels, Alerts: alerts}}), err
+}
+
+func fmtLead(d time.Duration) string {
+	if d >= time.Hour {
+		return d.Round(time.Minute).String()
+	}
+	return d.Round(time.Second).String()
 }
 
 // exportDemo writes the demo scenario (telemetry, inventory, labels).
