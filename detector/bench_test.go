@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -56,4 +57,39 @@ func itoa(i int) string {
 		return string(rune('0' + i))
 	}
 	return itoa(i/10) + string(rune('0'+i%10))
+}
+
+// BenchmarkMemoryPerCell reports the live heap per cell (engine state and
+// registry) once a 4096-cell fleet has warmed up.
+func BenchmarkMemoryPerCell(b *testing.B) {
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		reg := telemetry.NewRegistry()
+		eng := New(DefaultConfig(), reg, nil)
+		const strings, modules, cells = 16, 16, 16
+		var ids []telemetry.EntityID
+		for s := 1; s <= strings; s++ {
+			for m := 1; m <= modules; m++ {
+				for c := 1; c <= cells; c++ {
+					id, _ := reg.Intern(telemetry.Entity{UPS: "ups-a", String: itoa(s), Module: itoa(m), Cell: itoa(c)})
+					ids = append(ids, id)
+				}
+			}
+		}
+		for p := 0; p < 40; p++ {
+			t := base + int64(p)*int64(30*time.Second)
+			for i, id := range ids {
+				eng.Observe(telemetry.Sample{Time: t, Entity: id, Metric: telemetry.CellTemperatureCelsius, Value: 25 + float64(i%7)*0.1}, nil)
+				eng.Observe(telemetry.Sample{Time: t, Entity: id, Metric: telemetry.CellVoltageVolts, Value: 4.05 + float64(i%5)*0.001}, nil)
+			}
+			eng.Tick(t+int64(10*time.Second), nil)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(len(ids)), "B/cell")
+		runtime.KeepAlive(eng)
+		runtime.KeepAlive(ids)
+	}
 }

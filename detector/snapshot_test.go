@@ -1,0 +1,195 @@
+package detector
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/cellwarden/cellwarden/collector/csvfile"
+	"github.com/cellwarden/cellwarden/internal/inventory"
+	"github.com/cellwarden/cellwarden/internal/sim"
+	"github.com/cellwarden/cellwarden/internal/telemetry"
+)
+
+// scenarioSamples simulates a small fleet with a cell heading for runaway
+// and a module going silent, and returns its samples as entity paths (so
+// they can be fed to fresh registries).
+func scenarioSamples(t *testing.T) []pathSample {
+	t.Helper()
+	sc := &sim.Scenario{
+		Name: "snap", Seed: 3, Start: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC),
+		Duration: 7 * time.Hour, Interval: 30 * time.Second,
+		Fleet: []sim.UPSSpec{{Name: "u", Chemistry: inventory.NMC, Strings: 2, Modules: 4, Cells: 6, TempQuantum: 0.1, SOH: 0.95}},
+		Faults: []sim.FaultSpec{
+			{Class: sim.ClassThermalRunaway, UPS: "u", String: "1", Module: "2", Cell: "3", At: 2 * time.Hour, Duration: 3 * time.Hour,
+				Magnitude: 8, SagVolts: 0.03, Rate: 15},
+			{Class: sim.ClassLostTelemetry, UPS: "u", String: "2", Module: "4", At: 3 * time.Hour, Duration: 20 * time.Minute},
+		},
+	}
+	var buf bytes.Buffer
+	if _, _, err := sim.Run(sc, &buf); err != nil {
+		t.Fatal(err)
+	}
+	reg := telemetry.NewRegistry()
+	rd, err := csvfile.NewReader(&buf, "snap.csv", reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []pathSample
+	for {
+		s, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, pathSample{reg.Info(s.Entity).Entity, s})
+	}
+}
+
+type pathSample struct {
+	ent telemetry.Entity
+	s   telemetry.Sample
+}
+
+// run feeds samples[from:to] as the replay driver does and returns the
+// changes as text.
+func run(t *testing.T, eng *Engine, reg *telemetry.Registry, samples []pathSample, from, to int) []string {
+	t.Helper()
+	var got []string
+	var wm int64
+	for i := from; i < to; i++ {
+		s := samples[i].s
+		id, err := reg.Intern(samples[i].ent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Entity = id
+		var cs []Change
+		if i > from && s.Time > wm {
+			cs = eng.Tick(wm, cs)
+		}
+		wm = s.Time
+		cs = eng.Observe(s, cs)
+		for _, c := range cs {
+			got = append(got, fmt.Sprintf("%s %s %s %s %s", time.Unix(0, c.Time).UTC().Format(time.TimeOnly),
+				c.Status, c.Name, c.Severity, reg.Info(c.Entity).Entity.Path()))
+		}
+	}
+	return got
+}
+
+// A daemon restarted from a snapshot carries on exactly as if it had never
+// stopped: the same alerts at the same times, none repeated.
+func TestSnapshotRestoreContinuesExactly(t *testing.T) {
+	samples := scenarioSamples(t)
+	reg := telemetry.NewRegistry()
+	whole := run(t, New(DefaultConfig(), reg, nil), reg, samples, 0, len(samples))
+	if len(whole) == 0 {
+		t.Fatal("the scenario raised no alert; the test would prove nothing")
+	}
+	// Cut at a poll boundary in the middle of the runaway's precursor.
+	cut := len(samples) / 2
+	for samples[cut].s.Time == samples[cut-1].s.Time {
+		cut++
+	}
+	reg1 := telemetry.NewRegistry()
+	eng1 := New(DefaultConfig(), reg1, nil)
+	first := run(t, eng1, reg1, samples, 0, cut)
+	first = append(first, changesText(eng1.Tick(samples[cut-1].s.Time, nil), reg1)...)
+	var snap bytes.Buffer
+	if err := eng1.Snapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	reg2 := telemetry.NewRegistry()
+	eng2 := New(DefaultConfig(), reg2, nil)
+	if err := eng2.Restore(bytes.NewReader(snap.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	second := run(t, eng2, reg2, samples, cut, len(samples))
+	if got := append(first, second...); fmt.Sprint(got) != fmt.Sprint(whole) {
+		t.Errorf("restored run differs:\n got  %q\n want %q", got, whole)
+	}
+}
+
+func changesText(cs []Change, reg *telemetry.Registry) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, fmt.Sprintf("%s %s %s %s %s", time.Unix(0, c.Time).UTC().Format(time.TimeOnly),
+			c.Status, c.Name, c.Severity, reg.Info(c.Entity).Entity.Path()))
+	}
+	return out
+}
+
+func TestRestoreRejectsBadSnapshots(t *testing.T) {
+	samples := scenarioSamples(t)[:5000]
+	reg := telemetry.NewRegistry()
+	eng := New(DefaultConfig(), reg, nil)
+	run(t, eng, reg, samples, 0, len(samples))
+	var snap bytes.Buffer
+	if err := eng.Snapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	good := snap.Bytes()
+	corrupt := bytes.Clone(good)
+	corrupt[len(corrupt)/2] ^= 0xff
+	tests := []struct {
+		name string
+		data []byte
+		used bool // restore into an engine that has seen data
+		want string
+	}{
+		{"not a snapshot", []byte("hello"), false, "not a detector snapshot"},
+		{"corrupt", corrupt, false, "snapshot is corrupt (checksum mismatch)"},
+		{"truncated", good[:len(good)-10], false, "snapshot is corrupt (checksum mismatch)"},
+		{"engine in use", good, true, "restore needs a fresh engine and registry"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := telemetry.NewRegistry()
+			e := New(DefaultConfig(), r, nil)
+			if tt.used {
+				run(t, e, r, samples, 0, 10)
+			}
+			before := r.Len()
+			err := e.Restore(bytes.NewReader(tt.data))
+			if err == nil || err.Error() != tt.want || r.Len() != before {
+				t.Errorf("Restore = %v (registry %d -> %d), want %q and nothing changed", err, before, r.Len(), tt.want)
+			}
+		})
+	}
+}
+
+// The scores show the runaway cell standing out from its peers.
+func TestCellScoresShowTheDriftingCell(t *testing.T) {
+	samples := scenarioSamples(t)
+	reg := telemetry.NewRegistry()
+	eng := New(DefaultConfig(), reg, nil)
+	// Up to 4 h: two hours into the precursor, before any 50 °C alarm.
+	end := 0
+	for end < len(samples) && samples[end].s.Time < samples[0].s.Time+int64(4*time.Hour) {
+		end++
+	}
+	run(t, eng, reg, samples, 0, end)
+	var hot CellScore
+	var others []float64
+	eng.CellScores(func(s CellScore) {
+		if reg.Info(s.Entity).Entity.Path() == "u/1/2/3" {
+			hot = s
+		} else if s.Warm {
+			others = append(others, s.TemperatureResidual)
+		}
+	})
+	if !hot.Warm || hot.TemperatureResidual < 1 || hot.VoltageResidual > -0.005 || len(others) != 47 {
+		t.Fatalf("runaway cell score %+v with %d warm peers: want a residual above 1 °C and a voltage sag", hot, len(others))
+	}
+	for _, r := range others {
+		if r > hot.TemperatureResidual/3 {
+			t.Errorf("a healthy cell's residual %.2f °C is close to the drifting cell's %.2f °C", r, hot.TemperatureResidual)
+		}
+	}
+}
