@@ -216,19 +216,6 @@ func (e *Engine) scratch(i int) []float64 { return e.bufs[i][:0] }
 
 func (e *Engine) keep(i int, b []float64) { e.bufs[i] = b }
 
-// median sorts v in place and returns its median (NaN when empty).
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return math.NaN()
-	}
-	slices.Sort(v)
-	n := len(v)
-	if n%2 == 1 {
-		return v[n/2]
-	}
-	return (v[n/2-1] + v[n/2]) / 2
-}
-
 // commonMove estimates the common movement of many readings from their
 // changes since the last poll: the mean of the changes, each clipped to
 // ±(2 × the median absolute change + one quantum). Quantised readings mostly
@@ -436,12 +423,16 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		if !isTemp {
 			noisyMin = 0.005
 		}
-		sS := math.Max(tr.shortSigma(), floor)
 		if isTemp {
 			// Quantised readings flip between neighbours, and their
 			// median jumps by quanta: noise below two quanta is normal.
 			noisyMin = math.Max(noisyMin, 2*g.quantT)
 		}
+		limit := math.Min(e.cfg.SensorFault.NoisyFactor*peerSigma, noisyMin+floor)
+		if tr.fault&faultNoisy != 0 {
+			limit = 0 // flagged: the exact value decides when it clears
+		}
+		sS := math.Max(tr.shortSigma(limit), floor)
 		if sS > e.cfg.SensorFault.NoisyFactor*peerSigma && sS > noisyMin+floor {
 			tr.fault |= faultNoisy
 		} else if sS < 0.7*e.cfg.SensorFault.NoisyFactor*peerSigma || sS < noisyMin {

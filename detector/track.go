@@ -78,10 +78,20 @@ func (t *track) noise(r, alpha float64) {
 }
 
 // shortSigma is the short-term noise estimate: the median of the recent
-// second differences, scaled to a standard deviation (0 until full).
-func (t *track) shortSigma() float64 {
+// second differences, scaled to a standard deviation (0 until full). The
+// median is only worked out when the largest value could put it above
+// limit; otherwise the largest value's estimate is returned, which is
+// below limit too.
+func (t *track) shortSigma(limit float64) float64 {
 	if t.nD < uint32(len(t.recentD)) {
 		return 0
+	}
+	top := float32(0)
+	for _, d := range t.recentD {
+		top = max(top, d)
+	}
+	if float64(top)*0.6052 <= limit {
+		return float64(top) * 0.6052
 	}
 	v := t.recentD
 	slices.Sort(v[:])

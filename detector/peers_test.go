@@ -1,0 +1,330 @@
+package detector
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cellwarden/cellwarden/internal/telemetry"
+)
+
+// The peer-relative rules, tested on synthetic strings: a UPS "ups-a" with
+// an ambient sensor and one or two strings of 4 modules x 8 cells, polled
+// every 30 s. Every cell sits at a fixed offset from its peers (position,
+// sensor calibration) and reads with a little noise, quantised to 0.1 °C
+// and 1 mV, as a BMS reports it. Faults start at hour 2, after two hours of
+// normal readings from which the detector learns the cells.
+
+// peerCell is one cell of the synthetic UPS; all numbers are 1-based.
+type peerCell struct{ str, mod, idx int }
+
+func (c peerCell) path() string { return fmt.Sprintf("ups-a/%d/%d/%d", c.str, c.mod, c.idx) }
+
+// peerReading is a cell's temperature (°C) and voltage (V) at one poll.
+type peerReading struct{ temp, volt float64 }
+
+// peerRig describes a synthetic UPS and what happens to it.
+type peerRig struct {
+	strings int // strings of 4 x 8 cells
+	hours   int // length of the run
+	// room is the room temperature at second sec: the ambient sensor reads
+	// it, and the cells rest 2 °C above it. nil: dailyRoom.
+	room func(sec int) float64
+	// current is string str's current (A) at second sec. nil: idle.
+	current func(sec, str int) float64
+	// physics changes a cell's true temperature and voltage, before sensor
+	// noise and quantisation. nil: none.
+	physics func(sec int, c peerCell, r *peerReading)
+	// sensor changes what the BMS reports, after noise and quantisation.
+	// nil: none.
+	sensor func(sec int, c peerCell, r *peerReading)
+}
+
+const (
+	pollEvery = 30 // seconds
+	hour      = 3600
+)
+
+// dailyRoom is a room at 25 °C ± 1.5 °C over the day.
+func dailyRoom(sec int) float64 { return 25 + 1.5*math.Sin(2*math.Pi*float64(sec)/(24*hour)) }
+
+func idle(int, int) float64 { return 0 }
+
+// ramp goes from 0 at second from to 1 at from+over, and stays at 1.
+func ramp(sec, from, over int) float64 {
+	return math.Max(0, math.Min(1, float64(sec-from)/float64(over)))
+}
+
+func quantise(v, q float64) float64 { return math.Round(v/q) * q }
+
+// peerAlert is one alert that fired: "Name severity entity", and its summary.
+type peerAlert struct{ key, summary string }
+
+// run feeds the rig's readings to an engine with the default configuration
+// and returns the alerts that fired, in order, and the engine's counts.
+func (r peerRig) run(t *testing.T) ([]peerAlert, Stats) {
+	t.Helper()
+	room, current, physics, sensor := r.room, r.current, r.physics, r.sensor
+	if room == nil {
+		room = dailyRoom
+	}
+	if current == nil {
+		current = idle
+	}
+	if physics == nil {
+		physics = func(int, peerCell, *peerReading) {}
+	}
+	if sensor == nil {
+		sensor = func(int, peerCell, *peerReading) {}
+	}
+	h := newHarness(t, DefaultConfig(), nil)
+	rng := rand.New(rand.NewPCG(4, 2026))
+	type cellSetup struct {
+		c          peerCell
+		id         telemetry.EntityID
+		offT, offV float64
+	}
+	var cells []cellSetup
+	var strs []telemetry.EntityID
+	for s := 1; s <= r.strings; s++ {
+		strs = append(strs, h.id(fmt.Sprintf("ups-a/%d", s)))
+		for m := 1; m <= 4; m++ {
+			for i := 1; i <= 8; i++ {
+				c := peerCell{s, m, i}
+				cells = append(cells, cellSetup{c: c, id: h.id(c.path()), offT: rng.Float64()*2 - 1, offV: rng.Float64()*0.01 - 0.005})
+			}
+		}
+	}
+	ups := h.id("ups-a")
+	var fired []peerAlert
+	var st Stats
+	observe := func(sec int, id telemetry.EntityID, m telemetry.Metric, v float64) {
+		for _, c := range h.eng.Observe(telemetry.Sample{Time: base + int64(sec)*int64(time.Second), Entity: id, Metric: m, Value: v}, nil) {
+			fired = appendFired(fired, h.reg, c)
+		}
+	}
+	for sec := 0; sec < r.hours*hour; sec += pollEvery {
+		observe(sec, ups, telemetry.AmbientTemperatureCelsius, quantise(room(sec)+0.05*rng.NormFloat64(), 0.1))
+		for s, id := range strs {
+			observe(sec, id, telemetry.StringCurrentAmperes, quantise(current(sec, s+1)+0.1*rng.NormFloat64(), 0.1))
+		}
+		for _, cs := range cells {
+			rd := peerReading{temp: room(sec) + 2 + cs.offT, volt: 3.95 + cs.offV}
+			physics(sec, cs.c, &rd)
+			rd.temp = quantise(rd.temp+0.05*rng.NormFloat64(), 0.1)
+			rd.volt = quantise(rd.volt+0.0005*rng.NormFloat64(), 0.001)
+			sensor(sec, cs.c, &rd)
+			observe(sec, cs.id, telemetry.CellTemperatureCelsius, rd.temp)
+			observe(sec, cs.id, telemetry.CellVoltageVolts, rd.volt)
+		}
+		for _, c := range h.eng.Tick(base+int64(sec+10)*int64(time.Second), nil) {
+			fired = appendFired(fired, h.reg, c)
+		}
+		st = h.eng.Stats()
+	}
+	return fired, st
+}
+
+func appendFired(fired []peerAlert, reg *telemetry.Registry, c Change) []peerAlert {
+	if c.Status != StatusFiring {
+		return fired
+	}
+	return append(fired, peerAlert{fmt.Sprintf("%s %s %s", c.Name, c.Severity, reg.Info(c.Entity).Entity.Path()), c.Summary})
+}
+
+// checkAlerts asserts that the alerts of want fired once each, in that
+// order, those of may at most once each, and nothing else.
+func checkAlerts(t *testing.T, fired []peerAlert, want, may []string) {
+	t.Helper()
+	var got, other []string
+	count := map[string]int{}
+	for _, a := range fired {
+		count[a.key]++
+		switch {
+		case slices.Contains(want, a.key):
+			got = append(got, a.key)
+		case !slices.Contains(may, a.key):
+			other = append(other, a.key)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("fired %q, want %q", got, want)
+	}
+	if len(other) > 0 {
+		t.Errorf("unexpected alerts fired: %q", other)
+	}
+	for _, k := range may {
+		if count[k] > 1 {
+			t.Errorf("%s fired %d times, want at most once", k, count[k])
+		}
+	}
+}
+
+// checkSummaries asserts that the summary of every firing of an alert in
+// want contains the given phrases.
+func checkSummaries(t *testing.T, fired []peerAlert, want map[string][]string) {
+	t.Helper()
+	for _, a := range fired {
+		for _, phrase := range want[a.key] {
+			if !strings.Contains(a.summary, phrase) {
+				t.Errorf("%s: summary %q does not say %q", a.key, a.summary, phrase)
+			}
+		}
+	}
+}
+
+// healthyDischarge is a 30 min discharge at 50 A from hour 5, then a
+// recharge at 25 A for an hour.
+func healthyDischarge(sec, _ int) float64 {
+	switch {
+	case sec >= 5*hour && sec < 5*hour+hour/2:
+		return -50
+	case sec >= 5*hour+hour/2 && sec < 6*hour+hour/2:
+		return 25
+	}
+	return 0
+}
+
+// dischargePhysics: during healthyDischarge every cell warms 5 °C, each at
+// a slightly different rate (±10 %), and cools back with a 35 min time
+// constant; the voltage sags with the load (each cell's internal resistance
+// a little different) and rises while charging.
+func dischargePhysics(sec int, c peerCell, r *peerReading) {
+	k := 1 + 0.1*math.Sin(float64(7*c.mod+c.idx+3*c.str))
+	start, end := 5*hour, 5*hour+hour/2
+	switch {
+	case sec >= start && sec < end:
+		r.temp += 5 * k * ramp(sec, start, end-start)
+		r.volt -= k * (0.03 + 0.08*ramp(sec, start, end-start))
+	case sec >= end:
+		r.temp += 5 * k * math.Exp(-float64(sec-end)/(35*60))
+		r.volt += k * 0.03 * (1 - ramp(sec, end, hour)) * (1 - ramp(sec, end+hour, 60))
+	}
+}
+
+// only applies f to cell target.
+func only(target peerCell, f func(sec int, r *peerReading)) func(int, peerCell, *peerReading) {
+	return func(sec int, c peerCell, r *peerReading) {
+		if c == target {
+			f(sec, r)
+		}
+	}
+}
+
+func TestPeerRules(t *testing.T) {
+	drifting := peerCell{1, 2, 3}
+	lowVolt := peerCell{1, 3, 5}
+	hotSag := peerCell{1, 1, 4}
+	sentinel := peerCell{1, 1, 5}
+	spiky := peerCell{1, 4, 2}
+	stuck := peerCell{1, 2, 6}
+	var stuckAt float64 // the value the stuck sensor repeats
+	cases := []struct {
+		name    string
+		rig     peerRig
+		want    []string // fire once each, in this order
+		may     []string // fire at most once each
+		summary map[string][]string
+		spikes  int64 // Stats().Spikes at the end
+	}{{
+		name: "healthy strings over 12 h with a daily cycle, a discharge and its recharge",
+		rig:  peerRig{strings: 2, hours: 12, current: healthyDischarge, physics: dischargePhysics},
+	}, {
+		name: "one cell drifting +0.5 °C per 10 min from hour 2",
+		rig: peerRig{strings: 1, hours: 5, physics: only(drifting, func(sec int, r *peerReading) {
+			r.temp += 0.5 * math.Max(0, float64(sec-2*hour)/600)
+		})},
+		want: []string{"CellTemperatureDeviation warning ups-a/1/2/3"},
+		may:  []string{"CellTemperatureRising warning ups-a/1/2/3", "ThermalRunawayRisk critical ups-a/1/2/3"},
+	}, {
+		name: "cell voltage drifting 30 mV below its peers over 30 min",
+		rig: peerRig{strings: 1, hours: 4, physics: only(lowVolt, func(sec int, r *peerReading) {
+			r.volt -= 0.030 * ramp(sec, 2*hour, hour/2)
+		})},
+		want: []string{"CellVoltageDeviation warning ups-a/1/3/5"},
+	}, {
+		name: "hot cell (+4 °C) that sags 20 mV",
+		rig: peerRig{strings: 1, hours: 4, physics: only(hotSag, func(sec int, r *peerReading) {
+			r.temp += 4 * ramp(sec, 2*hour, 15*60)
+			r.volt -= 0.020 * ramp(sec, 2*hour, 15*60)
+		})},
+		want: []string{
+			"ThermalRunawayRisk critical ups-a/1/1/4",
+			"CellTemperatureDeviation warning ups-a/1/1/4",
+			"CellVoltageDeviation warning ups-a/1/1/4",
+		},
+		may: []string{"CellTemperatureRising warning ups-a/1/1/4"},
+		summary: map[string][]string{
+			"ThermalRunawayRisk critical ups-a/1/1/4": {"hotter than its peers", "mV below its peers"},
+		},
+	}, {
+		name: "a whole module 8 °C hotter than the others",
+		rig: peerRig{strings: 1, hours: 4, physics: func(sec int, c peerCell, r *peerReading) {
+			r.temp += 8 * ramp(sec, 2*hour, hour/2) * float64(min(1, max(0, 1-abs(c.mod-3))))
+		}},
+		want: []string{"ModuleTemperatureDeviation warning ups-a/1/3"},
+	}, {
+		name: "the room (ambient and all cells of two strings) warming 15 °C over 30 min",
+		rig: peerRig{strings: 2, hours: 4, room: func(sec int) float64 {
+			return dailyRoom(sec) + 15*ramp(sec, 2*hour, hour/2)
+		}},
+		want: []string{"CoolingFailure warning ups-a", "CoolingFailure critical ups-a"},
+	}, {
+		name: "temperature sentinel 6553.5 held for 5 min",
+		rig: peerRig{strings: 1, hours: 3, sensor: only(sentinel, func(sec int, r *peerReading) {
+			r.temp = []float64{r.temp, 6553.5}[int(ramp(sec, 2*hour, 1))*int(1-ramp(sec, 2*hour+300, 1))]
+		})},
+		want: []string{"SensorFault warning ups-a/1/1/5"},
+	}, {
+		name: "voltage sentinel 65.535 V held for 5 min",
+		rig: peerRig{strings: 1, hours: 3, sensor: only(sentinel, func(sec int, r *peerReading) {
+			r.volt = []float64{r.volt, 65.535}[int(ramp(sec, 2*hour, 1))*int(1-ramp(sec, 2*hour+300, 1))]
+		})},
+		want: []string{"SensorFault warning ups-a/1/1/5"},
+	}, {
+		name: "four single-reading spikes of +30 °C, 10 min apart",
+		rig: peerRig{strings: 1, hours: 4, sensor: only(spiky, func(sec int, r *peerReading) {
+			r.temp += 30 * float64(b2i(sec >= 2*hour && sec <= 2*hour+1800 && sec%600 == 0))
+		})},
+		want:   []string{"SensorFault warning ups-a/1/4/2"},
+		spikes: 4,
+	}, {
+		name: "one single-reading spike of +30 °C pages nothing",
+		rig: peerRig{strings: 1, hours: 3, sensor: only(spiky, func(sec int, r *peerReading) {
+			r.temp += 30 * float64(b2i(sec == 2*hour))
+		})},
+		spikes: 1,
+	}, {
+		name: "a temperature sensor stuck while its peers warm 3 °C",
+		rig: peerRig{strings: 1, hours: 4,
+			room: func(sec int) float64 { return dailyRoom(sec) + 3*ramp(sec, 2*hour, hour) },
+			sensor: only(stuck, func(sec int, r *peerReading) {
+				stuckAt = []float64{r.temp, stuckAt}[b2i(sec > 2*hour)]
+				r.temp = stuckAt
+			})},
+		want: []string{"SensorFault warning ups-a/1/2/6"},
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fired, st := tc.rig.run(t)
+			checkAlerts(t, fired, tc.want, tc.may)
+			checkSummaries(t, fired, tc.summary)
+			if st.Spikes != tc.spikes {
+				t.Errorf("Stats().Spikes = %d, want %d", st.Spikes, tc.spikes)
+			}
+		})
+	}
+}
+
+func abs(x int) int { return max(x, -x) }
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
