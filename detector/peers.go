@@ -554,6 +554,9 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 		rate *= 2 // under load cells warm at their own pace (internal resistance)
 	}
 	rising := tempOK && c.span >= 0.5*time.Duration(rc.Window).Hours() && slope >= rate && slope*c.span >= minRise
+	if c.rising.firing() {
+		rising = tempOK && slope >= 0.6*rate // hysteresis: no flapping at the threshold
+	}
 	if rc.Enabled {
 		out = e.emit(out, c.rising.step(t, rising && !inhibit, &rc.Hold), t, AlertCellTemperatureRising, SeverityWarning, ent, slope,
 			func() string {
@@ -565,10 +568,19 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 	// Combined evidence lowers each signal's bar: a cell somewhat hotter
 	// than its peers that also sags is as telling as a hot one that
 	// accelerates.
+	// Inside a module that is warming or hot as a whole, a cell must stand
+	// out from its own module, and its acceleration is measured against
+	// the module's.
 	sag := voltOK && vr.res <= -math.Max(kc.SagVolts, 4*vr.sigma(0.001))
-	accel := tempOK && c.recent >= kc.AcceleratingPerHour && c.recent > 1.5*math.Max(c.slope, 0)
+	recent := c.recent - math.Max(0, m.slope)
+	accel := tempOK && recent >= kc.AcceleratingPerHour && recent > 1.5*math.Max(slope, 0)
 	crit := tempOK && tr.pending >= kc.CriticalCelsius
 	warmish := tempOK && tr.res >= 0.7*tr.thr
+	if (m.hot || m.temp.dev.firing() || m.slope >= rc.CelsiusPerHour) && !math.IsNaN(m.temp.pending) {
+		standsOut := tr.pending-m.temp.pending >= 0.7*tr.thr
+		warmish = warmish && standsOut
+		hot = hot && standsOut
+	}
 	risk := (warmish && sag) || (hot && (accel || crit))
 	if c.runaway.firing() {
 		risk = tempOK && tr.res >= 0.6*tr.thr
@@ -582,7 +594,7 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 					why = append(why, fmt.Sprintf("voltage %.0f mV below its peers", -vr.res*1000))
 				}
 				if accel {
-					why = append(why, fmt.Sprintf("rise accelerating to %.1f °C/h", c.recent))
+					why = append(why, fmt.Sprintf("rise accelerating to %.1f °C/h", recent))
 				}
 				if crit {
 					why = append(why, fmt.Sprintf("at %s °C, above %s °C", fmtNum(tr.pending), fmtNum(kc.CriticalCelsius)))

@@ -59,10 +59,20 @@ func ramp(sec, from, over int) float64 {
 	return math.Max(0, math.Min(1, float64(sec-from)/float64(over)))
 }
 
-func quantise(v, q float64) float64 { return math.Round(v/q) * q }
+// quantise rounds v to a multiple of q (0.1, 0.001), as a BMS's decimal
+// register reads.
+func quantise(v, q float64) float64 { return math.Round(v/q) / math.Round(1/q) }
 
-// peerAlert is one alert that fired: "Name severity entity", and its summary.
-type peerAlert struct{ key, summary string }
+// peerAlert is one alert that fired.
+type peerAlert struct {
+	name    string
+	sev     Severity
+	path    string // the entity
+	summary string
+}
+
+// key is "Name severity entity", how the tests name an alert.
+func (a peerAlert) key() string { return fmt.Sprintf("%s %s %s", a.name, a.sev, a.path) }
 
 // run feeds the rig's readings to an engine with the default configuration
 // and returns the alerts that fired, in order, and the engine's counts.
@@ -102,10 +112,16 @@ func (r peerRig) run(t *testing.T) ([]peerAlert, Stats) {
 	ups := h.id("ups-a")
 	var fired []peerAlert
 	var st Stats
-	observe := func(sec int, id telemetry.EntityID, m telemetry.Metric, v float64) {
-		for _, c := range h.eng.Observe(telemetry.Sample{Time: base + int64(sec)*int64(time.Second), Entity: id, Metric: m, Value: v}, nil) {
+	record := func(cs []Change) {
+		for _, c := range cs {
+			// Shown when a case fails: the whole story, resolutions included.
+			t.Logf("%6ds %s %s %s %s: %s", (c.Time-base)/int64(time.Second), c.Status, c.Name, c.Severity,
+				h.reg.Info(c.Entity).Entity.Path(), c.Summary)
 			fired = appendFired(fired, h.reg, c)
 		}
+	}
+	observe := func(sec int, id telemetry.EntityID, m telemetry.Metric, v float64) {
+		record(h.eng.Observe(telemetry.Sample{Time: base + int64(sec)*int64(time.Second), Entity: id, Metric: m, Value: v}, nil))
 	}
 	for sec := 0; sec < r.hours*hour; sec += pollEvery {
 		observe(sec, ups, telemetry.AmbientTemperatureCelsius, quantise(room(sec)+0.05*rng.NormFloat64(), 0.1))
@@ -121,9 +137,7 @@ func (r peerRig) run(t *testing.T) ([]peerAlert, Stats) {
 			observe(sec, cs.id, telemetry.CellTemperatureCelsius, rd.temp)
 			observe(sec, cs.id, telemetry.CellVoltageVolts, rd.volt)
 		}
-		for _, c := range h.eng.Tick(base+int64(sec+10)*int64(time.Second), nil) {
-			fired = appendFired(fired, h.reg, c)
-		}
+		record(h.eng.Tick(base+int64(sec+10)*int64(time.Second), nil))
 		st = h.eng.Stats()
 	}
 	return fired, st
@@ -133,7 +147,7 @@ func appendFired(fired []peerAlert, reg *telemetry.Registry, c Change) []peerAle
 	if c.Status != StatusFiring {
 		return fired
 	}
-	return append(fired, peerAlert{fmt.Sprintf("%s %s %s", c.Name, c.Severity, reg.Info(c.Entity).Entity.Path()), c.Summary})
+	return append(fired, peerAlert{c.Name, c.Severity, reg.Info(c.Entity).Entity.Path(), c.Summary})
 }
 
 // checkAlerts asserts that the alerts of want fired once each, in that
@@ -143,12 +157,13 @@ func checkAlerts(t *testing.T, fired []peerAlert, want, may []string) {
 	var got, other []string
 	count := map[string]int{}
 	for _, a := range fired {
-		count[a.key]++
+		k := a.key()
+		count[k]++
 		switch {
-		case slices.Contains(want, a.key):
-			got = append(got, a.key)
-		case !slices.Contains(may, a.key):
-			other = append(other, a.key)
+		case slices.Contains(want, k):
+			got = append(got, k)
+		case !slices.Contains(may, k):
+			other = append(other, k)
 		}
 	}
 	if !slices.Equal(got, want) {
@@ -169,9 +184,9 @@ func checkAlerts(t *testing.T, fired []peerAlert, want, may []string) {
 func checkSummaries(t *testing.T, fired []peerAlert, want map[string][]string) {
 	t.Helper()
 	for _, a := range fired {
-		for _, phrase := range want[a.key] {
+		for _, phrase := range want[a.key()] {
 			if !strings.Contains(a.summary, phrase) {
-				t.Errorf("%s: summary %q does not say %q", a.key, a.summary, phrase)
+				t.Errorf("%s: summary %q does not say %q", a.key(), a.summary, phrase)
 			}
 		}
 	}
@@ -222,7 +237,6 @@ func TestPeerRules(t *testing.T) {
 	sentinel := peerCell{1, 1, 5}
 	spiky := peerCell{1, 4, 2}
 	stuck := peerCell{1, 2, 6}
-	var stuckAt float64 // the value the stuck sensor repeats
 	cases := []struct {
 		name    string
 		rig     peerRig
@@ -264,7 +278,17 @@ func TestPeerRules(t *testing.T) {
 	}, {
 		name: "a whole module 8 °C hotter than the others",
 		rig: peerRig{strings: 1, hours: 4, physics: func(sec int, c peerCell, r *peerReading) {
-			r.temp += 8 * ramp(sec, 2*hour, hour/2) * float64(min(1, max(0, 1-abs(c.mod-3))))
+			if c.mod == 3 {
+				r.temp += 8 * ramp(sec, 2*hour, hour/2)
+			}
+		}},
+		want: []string{"ModuleTemperatureDeviation warning ups-a/1/3"},
+	}, {
+		name: "a whole module warming slowly to 8 °C hotter than the others over 2 h",
+		rig: peerRig{strings: 1, hours: 5, physics: func(sec int, c peerCell, r *peerReading) {
+			if c.mod == 3 {
+				r.temp += 8 * ramp(sec, 2*hour, 2*hour)
+			}
 		}},
 		want: []string{"ModuleTemperatureDeviation warning ups-a/1/3"},
 	}, {
@@ -276,36 +300,41 @@ func TestPeerRules(t *testing.T) {
 	}, {
 		name: "temperature sentinel 6553.5 held for 5 min",
 		rig: peerRig{strings: 1, hours: 3, sensor: only(sentinel, func(sec int, r *peerReading) {
-			r.temp = []float64{r.temp, 6553.5}[int(ramp(sec, 2*hour, 1))*int(1-ramp(sec, 2*hour+300, 1))]
+			if during(sec, 2*hour, 2*hour+300) {
+				r.temp = 6553.5
+			}
 		})},
 		want: []string{"SensorFault warning ups-a/1/1/5"},
 	}, {
 		name: "voltage sentinel 65.535 V held for 5 min",
 		rig: peerRig{strings: 1, hours: 3, sensor: only(sentinel, func(sec int, r *peerReading) {
-			r.volt = []float64{r.volt, 65.535}[int(ramp(sec, 2*hour, 1))*int(1-ramp(sec, 2*hour+300, 1))]
+			if during(sec, 2*hour, 2*hour+300) {
+				r.volt = 65.535
+			}
 		})},
 		want: []string{"SensorFault warning ups-a/1/1/5"},
 	}, {
 		name: "four single-reading spikes of +30 °C, 10 min apart",
 		rig: peerRig{strings: 1, hours: 4, sensor: only(spiky, func(sec int, r *peerReading) {
-			r.temp += 30 * float64(b2i(sec >= 2*hour && sec <= 2*hour+1800 && sec%600 == 0))
+			if during(sec, 2*hour, 2*hour+1801) && sec%600 == 0 {
+				r.temp += 30
+			}
 		})},
 		want:   []string{"SensorFault warning ups-a/1/4/2"},
 		spikes: 4,
 	}, {
 		name: "one single-reading spike of +30 °C pages nothing",
 		rig: peerRig{strings: 1, hours: 3, sensor: only(spiky, func(sec int, r *peerReading) {
-			r.temp += 30 * float64(b2i(sec == 2*hour))
+			if sec == 2*hour {
+				r.temp += 30
+			}
 		})},
 		spikes: 1,
 	}, {
 		name: "a temperature sensor stuck while its peers warm 3 °C",
 		rig: peerRig{strings: 1, hours: 4,
-			room: func(sec int) float64 { return dailyRoom(sec) + 3*ramp(sec, 2*hour, hour) },
-			sensor: only(stuck, func(sec int, r *peerReading) {
-				stuckAt = []float64{r.temp, stuckAt}[b2i(sec > 2*hour)]
-				r.temp = stuckAt
-			})},
+			room:   func(sec int) float64 { return dailyRoom(sec) + 3*ramp(sec, 2*hour, hour) },
+			sensor: stuckFrom(stuck, 2*hour)},
 		want: []string{"SensorFault warning ups-a/1/2/6"},
 	}}
 	for _, tc := range cases {
@@ -320,11 +349,19 @@ func TestPeerRules(t *testing.T) {
 	}
 }
 
-func abs(x int) int { return max(x, -x) }
+// during reports whether from <= sec < to.
+func during(sec, from, to int) bool { return sec >= from && sec < to }
 
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
+// stuckFrom makes target's temperature sensor repeat, from second from on,
+// the value it reported then.
+func stuckFrom(target peerCell, from int) func(int, peerCell, *peerReading) {
+	stuckAt := math.NaN()
+	return only(target, func(sec int, r *peerReading) {
+		if sec >= from && math.IsNaN(stuckAt) {
+			stuckAt = r.temp
+		}
+		if sec >= from {
+			r.temp = stuckAt
+		}
+	})
 }
