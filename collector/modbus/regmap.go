@@ -1,0 +1,345 @@
+// Package modbus reads battery management systems over Modbus. This file
+// holds the declarative register maps: which registers hold which
+// telemetry, in which type, byte and word order, scale and offset, with
+// per-cell arrays, sentinel values meaning "no reading", and alarm bits.
+// A map decodes a register dump into readings without any I/O, so every
+// profile is tested against golden vectors.
+package modbus
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/cellwarden/cellwarden/internal/telemetry"
+	"github.com/cellwarden/cellwarden/internal/yamlstrict"
+)
+
+// Map is a register map: a profile for one kind of BMS.
+type Map struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	Source      string `yaml:"source"`
+	// Function is the read function: "holding" (FC 3) or "input" (FC 4).
+	// Only read function codes exist here: cellwarden never writes.
+	Function string `yaml:"function"`
+	// ByteOrder inside a register ("big", Modbus' own, or "little") and
+	// WordOrder of 32-bit values ("msw_first" or "lsw_first"), defaults
+	// for every point.
+	ByteOrder string  `yaml:"byte_order"`
+	WordOrder string  `yaml:"word_order"`
+	Points    []Point `yaml:"points"`
+}
+
+// Point maps one register (or an array of them) to a metric or alarms.
+type Point struct {
+	Name    string `yaml:"name"`
+	Address uint16 `yaml:"address"`
+	// Type: int16, uint16, int32, uint32, float32, bitfield16, string.
+	Type string `yaml:"type"`
+	// Words is the length of a string in registers.
+	Words int `yaml:"words"`
+	// Metric is a telemetry metric of interfaces.md §1; empty for points
+	// that carry only alarms or identity.
+	Metric string `yaml:"metric"`
+	// Value = raw × Scale + Offset (Scale 0 means 1).
+	Scale  float64 `yaml:"scale"`
+	Offset float64 `yaml:"offset"`
+	// Raw values that mean "no reading" (e.g. 65535, 32767, -32768).
+	Sentinels []float64 `yaml:"sentinels"`
+	// Overrides of the map's byte and word order for this point.
+	ByteOrder string `yaml:"byte_order"`
+	WordOrder string `yaml:"word_order"`
+	// Array repeats the point for every cell (or module): element n sits at
+	// Address + n × Stride registers and belongs to module n / PerModule + 1,
+	// cell n % PerModule + 1 (cell metrics), or module n + 1 (module
+	// metrics).
+	Array *Array `yaml:"array"`
+	// Alarms name the bits of a bitfield16.
+	Alarms []Alarm `yaml:"alarms"`
+}
+
+// Array describes a per-cell or per-module block.
+type Array struct {
+	Modules   int `yaml:"modules"`
+	PerModule int `yaml:"per_module"`
+	Stride    int `yaml:"stride"`
+}
+
+// Alarm names one bit of a bitfield.
+type Alarm struct {
+	Bit  int    `yaml:"bit"`
+	Name string `yaml:"name"`
+}
+
+// words returns how many registers one element of the point takes.
+func (p *Point) words() int {
+	switch p.Type {
+	case "int32", "uint32", "float32":
+		return 2
+	case "string":
+		return p.Words
+	}
+	return 1
+}
+
+// count returns the number of elements (1 without an array).
+func (p *Point) count() int {
+	if p.Array == nil {
+		return 1
+	}
+	if p.metricLevel() == telemetry.LevelModule {
+		return p.Array.Modules
+	}
+	return p.Array.Modules * p.Array.PerModule
+}
+
+func (p *Point) stride() int {
+	if p.Array == nil || p.Array.Stride == 0 {
+		return p.words()
+	}
+	return p.Array.Stride
+}
+
+func (p *Point) metricLevel() telemetry.Level {
+	m, _ := telemetry.ParseMetric(p.Metric)
+	return m.Level()
+}
+
+// Validate reports every problem of the map to pr, with paths below path.
+func (m *Map) Validate(pr *yamlstrict.Problems, path string) {
+	if m.Name == "" {
+		pr.Add(yamlstrict.Key(path, "name"), nil, "is required")
+	}
+	switch m.Function {
+	case "holding", "input":
+	default:
+		pr.Add(yamlstrict.Key(path, "function"), m.Function, "must be holding or input (cellwarden only reads)")
+	}
+	checkOrders(pr, path, m.ByteOrder, m.WordOrder)
+	if len(m.Points) == 0 {
+		pr.Add(yamlstrict.Key(path, "points"), nil, "must list at least one point")
+	}
+	for i := range m.Points {
+		m.Points[i].validate(pr, yamlstrict.Index(yamlstrict.Key(path, "points"), i))
+	}
+}
+
+func checkOrders(pr *yamlstrict.Problems, path, byteOrder, wordOrder string) {
+	switch byteOrder {
+	case "", "big", "little":
+	default:
+		pr.Add(yamlstrict.Key(path, "byte_order"), byteOrder, "must be big or little")
+	}
+	switch wordOrder {
+	case "", "msw_first", "lsw_first":
+	default:
+		pr.Add(yamlstrict.Key(path, "word_order"), wordOrder, "must be msw_first or lsw_first")
+	}
+}
+
+func (p *Point) validate(pr *yamlstrict.Problems, path string) {
+	switch p.Type {
+	case "int16", "uint16", "int32", "uint32", "float32", "bitfield16":
+	case "string":
+		if p.Words < 1 || p.Words > 64 {
+			pr.Add(yamlstrict.Key(path, "words"), p.Words, "a string needs 1 to 64 registers")
+		}
+	default:
+		pr.Add(yamlstrict.Key(path, "type"), p.Type, "must be one of int16, uint16, int32, uint32, float32, bitfield16, string")
+	}
+	checkOrders(pr, path, p.ByteOrder, p.WordOrder)
+	if p.Metric != "" {
+		m, ok := telemetry.ParseMetric(p.Metric)
+		switch {
+		case !ok:
+			pr.Add(yamlstrict.Key(path, "metric"), p.Metric, "is not a metric of the catalogue")
+		case p.Type == "string" || p.Type == "bitfield16":
+			pr.Add(yamlstrict.Key(path, "metric"), p.Metric, "needs a numeric type")
+		case p.Array == nil && (m.Level() == telemetry.LevelCell || m.Level() == telemetry.LevelModule):
+			pr.Add(yamlstrict.Key(path, "array"), nil, "a %s-level metric needs an array (which module and cell?)", m.Level())
+		case p.Array != nil && m.Level() != telemetry.LevelCell && m.Level() != telemetry.LevelModule:
+			pr.Add(yamlstrict.Key(path, "array"), nil, "only cell- and module-level metrics have arrays")
+		}
+	}
+	if p.Metric == "" && len(p.Alarms) == 0 && p.Name == "" {
+		pr.Add(path, nil, "a point needs a metric, alarms or at least a name")
+	}
+	if len(p.Alarms) > 0 && p.Type != "bitfield16" {
+		pr.Add(yamlstrict.Key(path, "alarms"), nil, "alarms need type bitfield16")
+	}
+	for i, a := range p.Alarms {
+		if a.Bit < 0 || a.Bit > 15 || a.Name == "" {
+			pr.Add(yamlstrict.Index(yamlstrict.Key(path, "alarms"), i), a.Bit, "needs a bit 0..15 and a name")
+		}
+	}
+	if a := p.Array; a != nil {
+		if a.Modules < 1 || a.Modules > 1000 || (p.metricLevel() == telemetry.LevelCell && (a.PerModule < 1 || a.PerModule > 1000)) {
+			pr.Add(yamlstrict.Key(path, "array"), nil, "needs modules (1..1000) and, for cells, per_module (1..1000)")
+		}
+		if a.Stride != 0 && a.Stride < p.words() {
+			pr.Add(yamlstrict.Key(yamlstrict.Key(path, "array"), "stride"), a.Stride, "is smaller than one element (%d registers)", p.words())
+		}
+	}
+	last := int(p.Address) + (p.count()-1)*p.stride() + p.words() - 1
+	if last > math.MaxUint16 {
+		pr.Add(yamlstrict.Key(path, "address"), p.Address, "the point runs past register 65535")
+	}
+}
+
+// Reading is one decoded value: a metric of an entity below the device's
+// string (Module and Cell empty above their level).
+type Reading struct {
+	Metric telemetry.Metric
+	Module string
+	Cell   string
+	Value  float64 // NaN: a sentinel ("no reading")
+	Point  string  // the point's name, for messages
+	Addr   uint16  // the register, for messages
+}
+
+// AlarmState is one alarm bit as read.
+type AlarmState struct {
+	Name   string
+	Active bool
+}
+
+// Registers is a register dump: address → value. Missing addresses were
+// not read (or their block failed).
+type Registers map[uint16]uint16
+
+// Decoded is what a map makes of a dump.
+type Decoded struct {
+	Readings []Reading
+	Alarms   []AlarmState
+	Strings  map[string]string // identity points (serials, versions)
+	// Missing counts elements whose registers were not in the dump.
+	Missing int
+}
+
+// Decode turns a register dump into readings, alarms and identity strings.
+// It never fails: registers missing from the dump are counted, raw values
+// listed as sentinels become NaN readings.
+func (m *Map) Decode(regs Registers) Decoded {
+	var d Decoded
+	for i := range m.Points {
+		p := &m.Points[i]
+		metric, _ := telemetry.ParseMetric(p.Metric)
+		for n := 0; n < p.count(); n++ {
+			addr := uint16(int(p.Address) + n*p.stride())
+			words, ok := regs.words(addr, p.words())
+			if !ok {
+				d.Missing++
+				continue
+			}
+			bo, wo := orders(m, p)
+			switch p.Type {
+			case "string":
+				if d.Strings == nil {
+					d.Strings = map[string]string{}
+				}
+				d.Strings[p.Name] = decodeString(words, bo)
+				continue
+			case "bitfield16":
+				v := swapBytes(words[0], bo)
+				for _, a := range p.Alarms {
+					d.Alarms = append(d.Alarms, AlarmState{Name: a.Name, Active: v&(1<<a.Bit) != 0})
+				}
+				continue
+			}
+			if p.Metric == "" {
+				continue
+			}
+			raw := decodeNumber(p.Type, words, bo, wo)
+			value := raw
+			if slices.Contains(p.Sentinels, raw) || math.IsNaN(raw) || math.IsInf(raw, 0) {
+				value = math.NaN()
+			} else {
+				scale := p.Scale
+				if scale == 0 {
+					scale = 1
+				}
+				value = raw*scale + p.Offset
+			}
+			r := Reading{Metric: metric, Value: value, Point: p.Name, Addr: addr}
+			if p.Array != nil {
+				if metric.Level() == telemetry.LevelModule {
+					r.Module = fmt.Sprint(n + 1)
+				} else {
+					r.Module, r.Cell = fmt.Sprint(n/p.Array.PerModule+1), fmt.Sprint(n%p.Array.PerModule+1)
+				}
+			}
+			d.Readings = append(d.Readings, r)
+		}
+	}
+	return d
+}
+
+func orders(m *Map, p *Point) (byteOrder, wordOrder string) {
+	byteOrder, wordOrder = m.ByteOrder, m.WordOrder
+	if p.ByteOrder != "" {
+		byteOrder = p.ByteOrder
+	}
+	if p.WordOrder != "" {
+		wordOrder = p.WordOrder
+	}
+	return byteOrder, wordOrder
+}
+
+func (r Registers) words(addr uint16, n int) ([]uint16, bool) {
+	out := make([]uint16, n)
+	for i := range out {
+		v, ok := r[addr+uint16(i)]
+		if !ok {
+			return nil, false
+		}
+		out[i] = v
+	}
+	return out, true
+}
+
+func swapBytes(w uint16, byteOrder string) uint16 {
+	if byteOrder == "little" {
+		return w<<8 | w>>8
+	}
+	return w
+}
+
+// decodeNumber decodes a numeric element; 32-bit values combine two words
+// in the given word order.
+func decodeNumber(typ string, words []uint16, byteOrder, wordOrder string) float64 {
+	w0 := swapBytes(words[0], byteOrder)
+	switch typ {
+	case "int16":
+		return float64(int16(w0))
+	case "uint16":
+		return float64(w0)
+	}
+	w1 := swapBytes(words[1], byteOrder)
+	hi, lo := w0, w1
+	if wordOrder == "lsw_first" {
+		hi, lo = w1, w0
+	}
+	u := uint32(hi)<<16 | uint32(lo)
+	switch typ {
+	case "int32":
+		return float64(int32(u))
+	case "uint32":
+		return float64(u)
+	}
+	return float64(math.Float32frombits(u))
+}
+
+func decodeString(words []uint16, byteOrder string) string {
+	var b strings.Builder
+	for _, w := range words {
+		w = swapBytes(w, byteOrder)
+		for _, c := range [2]byte{byte(w >> 8), byte(w)} {
+			if c != 0 {
+				b.WriteByte(c)
+			}
+		}
+	}
+	return strings.TrimSpace(b.String())
+}

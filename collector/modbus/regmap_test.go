@@ -1,0 +1,223 @@
+package modbus
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/cellwarden/cellwarden/internal/telemetry"
+)
+
+func reading(d Decoded, metric telemetry.Metric, module, cell string) (float64, bool) {
+	for _, r := range d.Readings {
+		if r.Metric == metric && r.Module == module && r.Cell == cell {
+			return r.Value, true
+		}
+	}
+	return 0, false
+}
+
+func alarms(d Decoded) string {
+	var on []string
+	for _, a := range d.Alarms {
+		if a.Active {
+			on = append(on, a.Name)
+		}
+	}
+	return strings.Join(on, ",")
+}
+
+// A Soltaro rack of 2 modules x 12 cells, register values worked out by
+// hand from the documented layout.
+func TestSoltaroVector(t *testing.T) {
+	m, err := Profile("soltaro_single_rack_vc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetModules(2)
+	regs := Registers{0x2100: 7680, 0x2101: 0xFF38, 0x2103: 87, 0x2104: 96, 0x2140: 0x0009, 0x2141: 0}
+	for n := 0; n < 24; n++ {
+		regs[0x2800+uint16(n)] = uint16(3300 + n)
+		regs[0x2C00+uint16(n)] = uint16(250 + n)
+	}
+	regs[0x2805] = 65535  // a cell voltage sensor reporting "none"
+	regs[0x2C07] = 0x8000 // -32768: a temperature sentinel
+	regs[0x2C08] = 0xFFF6 // -10 raw: -1.0 °C
+	d := m.Decode(regs)
+
+	tests := []struct {
+		metric       telemetry.Metric
+		module, cell string
+		want         float64
+	}{
+		{telemetry.StringVoltageVolts, "", "", 768.0},
+		{telemetry.StringCurrentAmperes, "", "", -20.0},
+		{telemetry.StringSOCRatio, "", "", 0.87},
+		{telemetry.StringSOHRatio, "", "", 0.96},
+		{telemetry.CellVoltageVolts, "1", "1", 3.300},
+		{telemetry.CellVoltageVolts, "2", "12", 3.323}, // n = 23
+		{telemetry.CellVoltageVolts, "1", "6", math.NaN()},
+		{telemetry.CellTemperatureCelsius, "1", "1", 25.0},
+		{telemetry.CellTemperatureCelsius, "2", "1", 26.2}, // n = 12
+		{telemetry.CellTemperatureCelsius, "1", "8", math.NaN()},
+		{telemetry.CellTemperatureCelsius, "1", "9", -1.0},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s/%s/%s", tt.metric, tt.module, tt.cell), func(t *testing.T) {
+			got, ok := reading(d, tt.metric, tt.module, tt.cell)
+			if !ok || !(math.Abs(got-tt.want) < 1e-9 || (math.IsNaN(got) && math.IsNaN(tt.want))) {
+				t.Errorf("got %v (found %v), want %v", got, ok, tt.want)
+			}
+		})
+	}
+	if len(d.Readings) != 4+24+24 || d.Missing != 1 {
+		t.Errorf("%d readings, %d missing: want 52 readings and the one unread register (0x2185)", len(d.Readings), d.Missing)
+	}
+	if got := alarms(d); got != "level2_cell_voltage_high,level2_cell_voltage_low" {
+		t.Errorf("active alarms %q", got)
+	}
+}
+
+func TestPylontechVector(t *testing.T) {
+	m, err := Profile("pylontech_powercube_m2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// -1234.56 A is -123456 raw = 0xFFFE1DC0, most significant word first.
+	d := m.Decode(Registers{0x1103: 5120, 0x1104: 0xFFFE, 0x1105: 0x1DC0, 0x1107: 55, 0x1120: 100,
+		0x1100: 1 << 9, 0x1101: 1 << 12, 0x1132: 0})
+	for metric, want := range map[telemetry.Metric]float64{
+		telemetry.StringVoltageVolts: 512.0, telemetry.StringCurrentAmperes: -1234.56,
+		telemetry.StringSOCRatio: 0.55, telemetry.StringSOHRatio: 1.0,
+	} {
+		if got, ok := reading(d, metric, "", ""); !ok || math.Abs(got-want) > 1e-9 {
+			t.Errorf("%s = %v, want %v", metric, got, want)
+		}
+	}
+	if got := alarms(d); got != "temperature_warning,module_overtemperature_protection" {
+		t.Errorf("active alarms %q", got)
+	}
+}
+
+func TestTypesAndOrders(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		regs       Registers
+		want       string
+	}{
+		{"int32 lsw first", "{name: x, address: 0, type: int32, word_order: lsw_first, metric: string_current_amperes}",
+			Registers{0: 0x1DC0, 1: 0xFFFE}, "-123456"},
+		{"uint16 little-endian bytes", "{name: x, address: 0, type: uint16, byte_order: little, metric: string_voltage_volts}",
+			Registers{0: 0x3412}, "4660"},
+		{"float32", "{name: x, address: 0, type: float32, metric: string_voltage_volts}",
+			Registers{0: 0x4053, 1: 0x3333}, "3.299999952316284"},
+		{"uint32 with scale and offset", "{name: x, address: 0, type: uint32, scale: 0.1, offset: -40, metric: ambient_temperature_celsius}",
+			Registers{0: 0, 1: 650}, "25"},
+		{"current offset 3200", "{name: x, address: 0, type: uint16, scale: 0.1, offset: -3200, metric: string_current_amperes}",
+			Registers{0: 32500}, "50"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := ParseMap([]byte("name: t\npoints:\n  - "+tt.yaml+"\n"), "t.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := m.Decode(tt.regs)
+			if len(d.Readings) != 1 || fmt.Sprint(d.Readings[0].Value) != tt.want {
+				t.Errorf("got %+v, want value %s", d.Readings, tt.want)
+			}
+		})
+	}
+}
+
+func TestStringPoint(t *testing.T) {
+	m, err := ParseMap([]byte("name: t\npoints:\n  - {name: serial, address: 10, type: string, words: 4}\n"), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := m.Decode(Registers{10: 'S'<<8 | 'N', 11: '-'<<8 | '1', 12: '2'<<8 | '3', 13: 0})
+	if d.Strings["serial"] != "SN-123" {
+		t.Errorf("serial = %q", d.Strings["serial"])
+	}
+}
+
+func TestPlanCoalescesWithin125(t *testing.T) {
+	m, err := Profile("soltaro_single_rack_vc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		gap  int
+		want string
+	}{
+		{0, "[{8448 2} {8451 2} {8512 2} {8581 1} {10240 125} {10365 115} {11264 125} {11389 115}]"},
+		{1, "[{8448 5} {8512 2} {8581 1} {10240 125} {10365 115} {11264 125} {11389 115}]"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint("gap ", tt.gap), func(t *testing.T) {
+			if got := fmt.Sprint(m.Plan(tt.gap)); got != tt.want {
+				t.Errorf("blocks %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBadMaps(t *testing.T) {
+	tests := []struct {
+		name, doc, want string
+	}{
+		{"write function", "name: t\nfunction: coils\npoints:\n  - {name: x, address: 0, type: uint16}\n",
+			`t.yaml: function: "coils" must be holding or input (cellwarden only reads) (line 2)`},
+		{"unknown type", "name: t\npoints:\n  - {name: x, address: 0, type: int64}\n",
+			`t.yaml: points[0].type: "int64" must be one of int16, uint16, int32, uint32, float32, bitfield16, string (line 3)`},
+		{"cell metric without array", "name: t\npoints:\n  - {name: x, address: 0, type: uint16, metric: cell_voltage_volts}\n",
+			`t.yaml: points[0].array: a cell-level metric needs an array (which module and cell?) (line 3)`},
+		{"alarms on a number", "name: t\npoints:\n  - {name: x, address: 0, type: uint16, alarms: [{bit: 1, name: a}]}\n",
+			`t.yaml: points[0].alarms: alarms need type bitfield16 (line 3)`},
+		{"past the last register", "name: t\npoints:\n  - {name: x, address: 65535, type: uint32, metric: string_voltage_volts}\n",
+			`t.yaml: points[0].address: "65535" the point runs past register 65535 (line 3)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseMap([]byte(tt.doc), "t.yaml")
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("got %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestEveryProfileLoadsAndPlans(t *testing.T) {
+	for _, name := range Profiles() {
+		t.Run(name, func(t *testing.T) {
+			m, err := Profile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range m.Plan(0) {
+				if b.Count == 0 || b.Count > MaxBlock {
+					t.Errorf("block %+v", b)
+				}
+			}
+		})
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(uint16(0x2100), uint16(7680), uint16(0xFFFF))
+	f.Fuzz(func(t *testing.T, addr, v1, v2 uint16) {
+		for _, name := range Profiles() {
+			m, err := Profile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := m.Decode(Registers{addr: v1, addr + 1: v2})
+			for _, r := range d.Readings {
+				if math.IsInf(r.Value, 0) {
+					t.Fatalf("infinite reading %+v", r)
+				}
+			}
+		}
+	})
+}
