@@ -256,11 +256,7 @@ func (m *Map) Decode(regs Registers) Decoded {
 			if slices.Contains(p.Sentinels, raw) || math.IsNaN(raw) || math.IsInf(raw, 0) {
 				value = math.NaN()
 			} else {
-				scale := p.Scale
-				if scale == 0 {
-					scale = 1
-				}
-				value = raw*scale + p.Offset
+				value = scaled(raw, p.Scale) + p.Offset
 			}
 			r := Reading{Metric: metric, Value: value, Point: p.Name, Addr: addr}
 			if p.Array != nil {
@@ -274,6 +270,21 @@ func (m *Map) Decode(regs Registers) Decoded {
 		}
 	}
 	return d
+}
+
+// scaled applies a scale. Decimal scales (0.1, 0.01, ...) divide by the
+// power of ten, which gives the correctly rounded decimal (262 × 0.1 is
+// 26.200000000000003; 262 / 10 is 26.2).
+func scaled(raw, scale float64) float64 {
+	switch {
+	case scale == 0 || scale == 1:
+		return raw
+	case scale < 1:
+		if k := math.Round(1 / scale); math.Abs(k*scale-1) < 1e-12 {
+			return raw / k
+		}
+	}
+	return raw * scale
 }
 
 func orders(m *Map, p *Point) (byteOrder, wordOrder string) {

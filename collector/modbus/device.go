@@ -1,0 +1,163 @@
+package modbus
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cellwarden/cellwarden/internal/telemetry"
+)
+
+// DeviceConfig describes one BMS behind a link.
+type DeviceConfig struct {
+	Name     string // for messages and metric labels
+	UPS      string // the UPS the BMS belongs to
+	String   string // the battery string it manages
+	Unit     byte   // Modbus unit id
+	Map      *Map
+	Interval time.Duration
+	// MaxGap: unmapped registers a read may span to join two ranges.
+	MaxGap int
+}
+
+// Health is what a device's polls have shown, for the metrics side.
+type Health struct {
+	Up          bool // the last poll read at least one block
+	LastSuccess time.Time
+	LastPoll    time.Duration // how long the last poll took
+	Polls       uint64
+	Skipped     uint64            // polls skipped because the previous one overran
+	Errors      map[string]uint64 // by kind, and "exception_N" by Modbus exception code
+	Missing     uint64            // elements not decoded because their block failed
+}
+
+// Device polls one BMS.
+type Device struct {
+	cfg    DeviceConfig
+	link   *Link
+	blocks []Block
+	now    func() time.Time
+
+	mu     sync.Mutex
+	health Health
+}
+
+// NewDevice prepares polling of cfg over link.
+func NewDevice(cfg DeviceConfig, link *Link) *Device {
+	return &Device{cfg: cfg, link: link, blocks: cfg.Map.Plan(cfg.MaxGap), now: time.Now,
+		health: Health{Errors: map[string]uint64{}}}
+}
+
+// Health returns a copy of the device's health.
+func (d *Device) Health() Health {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h := d.health
+	h.Errors = make(map[string]uint64, len(d.health.Errors))
+	for k, v := range d.health.Errors {
+		h.Errors[k] = v
+	}
+	return h
+}
+
+// Poll is one poll's result: one timestamp for every value read.
+type Poll struct {
+	Device  string
+	Time    time.Time
+	Decoded Decoded
+	Errors  []BlockError
+}
+
+// BlockError is a block that could not be read.
+type BlockError struct {
+	Block Block
+	Err   *ReadError
+}
+
+// Poll reads every block once. A failing block is recorded and the others
+// are still read and decoded.
+func (d *Device) Poll(ctx context.Context) Poll {
+	start := d.now()
+	p := Poll{Device: d.cfg.Name, Time: start}
+	regs := Registers{}
+	ok := 0
+	for _, b := range d.blocks {
+		vals, err := d.link.Read(ctx, d.cfg.Unit, d.cfg.Map.Function == "input", b)
+		if err != nil {
+			p.Errors = append(p.Errors, BlockError{Block: b, Err: err})
+			continue
+		}
+		ok++
+		for i, v := range vals {
+			regs[b.Start+uint16(i)] = v
+		}
+	}
+	p.Decoded = d.cfg.Map.Decode(regs)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h := &d.health
+	h.Polls++
+	h.Up = ok > 0
+	if ok > 0 {
+		h.LastSuccess = start
+	}
+	h.LastPoll = d.now().Sub(start)
+	h.Missing += uint64(p.Decoded.Missing)
+	for _, e := range p.Errors {
+		h.Errors[e.Err.Kind.String()]++
+		if e.Err.Kind == ErrException {
+			h.Errors[fmt.Sprintf("exception_%d", e.Err.Exception)]++
+		}
+	}
+	return p
+}
+
+// Run polls every Interval until ctx ends, handing each poll to emit. A poll
+// that overruns its interval makes the next ones be skipped (and counted)
+// rather than queued.
+func (d *Device) Run(ctx context.Context, emit func(Poll)) {
+	t := time.NewTicker(d.cfg.Interval)
+	defer t.Stop()
+	for {
+		p := d.Poll(ctx)
+		emit(p)
+		if over := d.now().Sub(p.Time); over > d.cfg.Interval {
+			d.mu.Lock()
+			d.health.Skipped += uint64(over / d.cfg.Interval)
+			d.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Samples turns a poll's readings into Samples, interning the entities
+// (the device's UPS and string, and the module and cell of each reading).
+// Readings of entities the registry refuses are counted in the second
+// result.
+func (d *Device) Samples(p Poll, reg *telemetry.Registry, out []telemetry.Sample) ([]telemetry.Sample, int) {
+	rejected := 0
+	ts := p.Time.UnixNano()
+	for _, r := range p.Decoded.Readings {
+		e := telemetry.Entity{UPS: d.cfg.UPS}
+		switch r.Metric.Level() {
+		case telemetry.LevelString:
+			e.String = d.cfg.String
+		case telemetry.LevelModule:
+			e.String, e.Module = d.cfg.String, r.Module
+		case telemetry.LevelCell:
+			e.String, e.Module, e.Cell = d.cfg.String, r.Module, r.Cell
+		}
+		id, err := reg.Intern(e)
+		if err != nil {
+			rejected++
+			continue
+		}
+		out = append(out, telemetry.Sample{Time: ts, Value: r.Value, Entity: id, Metric: r.Metric})
+	}
+	return out, rejected
+}

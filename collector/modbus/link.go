@@ -1,0 +1,233 @@
+package modbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	gb "github.com/goburrow/modbus"
+)
+
+// reader is all of a Modbus client that cellwarden may use: read function
+// codes only. Devices are read-only to us by construction.
+type reader interface {
+	ReadHoldingRegisters(address, quantity uint16) ([]byte, error)
+	ReadInputRegisters(address, quantity uint16) ([]byte, error)
+}
+
+// ErrorKind classifies a failed read for the error counters.
+type ErrorKind uint8
+
+// Kinds of read errors.
+const (
+	ErrTimeout    ErrorKind = iota + 1 // no (complete) answer in time
+	ErrConnection                      // refused, reset, broken pipe, closed
+	ErrException                       // the device answered with a Modbus exception
+	ErrProtocol                        // a malformed or mismatched answer
+)
+
+// String names the kind for metric labels.
+func (k ErrorKind) String() string {
+	switch k {
+	case ErrTimeout:
+		return "timeout"
+	case ErrConnection:
+		return "connection"
+	case ErrException:
+		return "exception"
+	case ErrProtocol:
+		return "protocol"
+	}
+	return "unknown"
+}
+
+// ReadError is a failed read of one block.
+type ReadError struct {
+	Kind      ErrorKind
+	Exception byte // the Modbus exception code for ErrException
+	Err       error
+}
+
+func (e *ReadError) Error() string { return fmt.Sprintf("%s: %v", e.Kind, e.Err) }
+func (e *ReadError) Unwrap() error { return e.Err }
+
+func classify(err error) *ReadError {
+	var me *gb.ModbusError
+	var ne net.Error
+	switch {
+	case errors.As(err, &me):
+		return &ReadError{Kind: ErrException, Exception: me.ExceptionCode, Err: err}
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return &ReadError{Kind: ErrTimeout, Err: err}
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrClosed), errors.As(err, new(*net.OpError)):
+		return &ReadError{Kind: ErrConnection, Err: err}
+	}
+	return &ReadError{Kind: ErrProtocol, Err: err}
+}
+
+// linkHandler is what a Link needs of a goburrow handler.
+type linkHandler interface {
+	gb.ClientHandler
+	Close() error
+	setUnit(id byte)
+}
+
+type tcpHandler struct{ *gb.TCPClientHandler }
+
+func (h tcpHandler) setUnit(id byte) { h.SlaveId = id }
+
+type rtuHandler struct{ *gb.RTUClientHandler }
+
+func (h rtuHandler) setUnit(id byte) { h.SlaveId = id }
+
+// Link owns one connection to a Modbus TCP endpoint (or one serial bus).
+// One goroutine serialises every request on it: goburrow's client is not
+// safe for concurrent use, a shared RS-485 bus or gateway must not see two
+// requests at once, and many BMSs accept only one or two connections.
+// After any error that is not a Modbus exception the handler is closed, so
+// the next request dials afresh (goburrow v0.1.0 otherwise never recovers
+// from a timeout or a server restart), with backoff and jitter between
+// failed dials.
+type Link struct {
+	name    string
+	handler linkHandler
+	client  reader
+	reqs    chan linkRequest
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+
+	// backoff state, owned by the link goroutine
+	failures int
+	retryAt  time.Time
+	now      func() time.Time
+}
+
+type linkRequest struct {
+	unit  byte
+	input bool // FC 4 instead of FC 3
+	block Block
+	reply chan linkResult
+}
+
+type linkResult struct {
+	regs []uint16
+	err  *ReadError
+}
+
+// NewTCPLink prepares a link to a Modbus TCP endpoint (host:port); each
+// request times out after timeout.
+func NewTCPLink(address string, timeout time.Duration) *Link {
+	h := gb.NewTCPClientHandler(address)
+	h.Timeout = timeout
+	h.IdleTimeout = 0
+	return newLink(address, tcpHandler{h})
+}
+
+// NewRTULink prepares a link to a serial RS-485 bus.
+func NewRTULink(device string, baud int, parity string, timeout time.Duration) *Link {
+	h := gb.NewRTUClientHandler(device)
+	h.BaudRate, h.DataBits, h.StopBits, h.Parity, h.Timeout = baud, 8, 1, parity, timeout
+	if parity == "N" {
+		h.StopBits = 2 // Modbus RTU: 11 bits per character
+	}
+	return newLink(device, rtuHandler{h})
+}
+
+func newLink(name string, h linkHandler) *Link {
+	l := &Link{name: name, handler: h, client: gb.NewClient(h), reqs: make(chan linkRequest),
+		stop: make(chan struct{}), done: make(chan struct{}), now: time.Now}
+	go l.run()
+	return l
+}
+
+// Name is the endpoint or serial device.
+func (l *Link) Name() string { return l.name }
+
+// Close stops the link's goroutine and closes its connection. It is
+// idempotent.
+func (l *Link) Close() error {
+	l.once.Do(func() { close(l.stop) })
+	<-l.done
+	return nil
+}
+
+// Read reads one block from a unit, waiting its turn on the link. ctx
+// bounds the wait for the turn; the request itself is bounded by the
+// link's timeout.
+func (l *Link) Read(ctx context.Context, unit byte, input bool, b Block) ([]uint16, *ReadError) {
+	reply := make(chan linkResult, 1)
+	select {
+	case l.reqs <- linkRequest{unit: unit, input: input, block: b, reply: reply}:
+	case <-ctx.Done():
+		return nil, &ReadError{Kind: ErrTimeout, Err: fmt.Errorf("waiting for %s: %w", l.name, ctx.Err())}
+	case <-l.stop:
+		return nil, &ReadError{Kind: ErrConnection, Err: errors.New("link closed")}
+	}
+	r := <-reply
+	return r.regs, r.err
+}
+
+func (l *Link) run() {
+	defer close(l.done)
+	defer l.handler.Close()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case req := <-l.reqs:
+			req.reply <- l.serve(req)
+		}
+	}
+}
+
+// backoff is how long to wait after n consecutive connection failures:
+// 0.5 s doubling to 30 s, with ±20 % jitter.
+func backoff(n int) time.Duration {
+	d := 500 * time.Millisecond << min(n-1, 6)
+	d = min(d, 30*time.Second)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+func (l *Link) serve(req linkRequest) linkResult {
+	if now := l.now(); now.Before(l.retryAt) {
+		return linkResult{err: &ReadError{Kind: ErrConnection, Err: fmt.Errorf("%s unreachable; next attempt in %s", l.name, l.retryAt.Sub(now).Round(time.Millisecond))}}
+	}
+	l.handler.setUnit(req.unit)
+	var data []byte
+	var err error
+	if req.input {
+		data, err = l.client.ReadInputRegisters(req.block.Start, req.block.Count)
+	} else {
+		data, err = l.client.ReadHoldingRegisters(req.block.Start, req.block.Count)
+	}
+	if err == nil && len(data) != 2*int(req.block.Count) {
+		err = fmt.Errorf("asked for %d registers, got %d bytes", req.block.Count, len(data))
+	}
+	if err != nil {
+		re := classify(err)
+		if re.Kind != ErrException {
+			// The connection's state is unknown (a late answer would be
+			// read as the next one's): drop it and dial afresh.
+			l.handler.Close()
+			if re.Kind == ErrConnection {
+				l.failures++
+				l.retryAt = l.now().Add(backoff(l.failures))
+			}
+		}
+		return linkResult{err: re}
+	}
+	l.failures, l.retryAt = 0, time.Time{}
+	regs := make([]uint16, req.block.Count)
+	for i := range regs {
+		regs[i] = uint16(data[2*i])<<8 | uint16(data[2*i+1])
+	}
+	return linkResult{regs: regs}
+}
