@@ -76,6 +76,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	scoreCmd.Flag("markdown", "Also write the report as Markdown to this file.").StringVar(&sco.markdown)
 	scoreCmd.Flag("seed", "The scenarios' seed, named in the Markdown report.").Default("1").Uint64Var(&sco.seed)
 
+	modbusCmd := app.Command("modbus", "Modbus helpers for field engineers.")
+	probe := modbusCmd.Command("probe", "Read a register range once (read function codes only) and show it decoded in every type, byte and word order and scale, ranked by plausibility for a metric.")
+	po := probeOptions{}
+	probe.Flag("address", "Modbus TCP endpoint, host:port.").Required().StringVar(&po.address)
+	probe.Flag("unit", "Unit id.").Default("1").Uint8Var(&po.unit)
+	probe.Flag("input", "Read input registers (FC 4) instead of holding registers (FC 3).").BoolVar(&po.input)
+	probe.Flag("start", "First register address.").Required().Uint16Var(&po.start)
+	probe.Flag("count", "Number of registers (1..125).").Default("8").Uint16Var(&po.count)
+	probe.Flag("metric", "What the registers should hold, e.g. cell_voltage_volts.").Required().StringVar(&po.metric)
+	probe.Flag("timeout", "Request timeout.").Default("2s").DurationVar(&po.timeout)
+	probe.Flag("show", "How many decodings to show.").Default("8").IntVar(&po.showBest)
+
 	cmd, err := app.Parse(joinDashValues(args))
 	if terminated >= 0 {
 		return terminated
@@ -103,6 +115,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runSimList(*simListSeed, stdout)
 	case scoreCmd.FullCommand():
 		err = runScore(sco, stdout)
+	case probe.FullCommand():
+		err = runModbusProbe(po, stdout)
 	case demo.FullCommand():
 		err = runDemo(do, stdout, stderr, logger.Named("demo"))
 	}

@@ -221,3 +221,40 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// Cell voltages in millivolts, stored little-endian by a misbehaving
+// gateway: the probe ranks the right decoding first.
+func TestInterpretRanksTheRightDecoding(t *testing.T) {
+	tests := []struct {
+		name   string
+		regs   []uint16
+		metric telemetry.Metric
+		want   string
+	}{
+		{"mV big-endian", []uint16{3301, 3305, 3298, 3310}, telemetry.CellVoltageVolts, "type: uint16, byte_order: big, scale: 0.001"},
+		{"mV little-endian", []uint16{0xE50C, 0xE90C, 0xE20C, 0xEE0C}, telemetry.CellVoltageVolts, "type: uint16, byte_order: little, scale: 0.001"},
+		{"temperature in tenths, one below zero", []uint16{253, 0xFFFB, 261, 247}, telemetry.CellTemperatureCelsius, "type: int16, byte_order: big, scale: 0.1"},
+		{"float32 cell voltages", float32Words(3.301, 3.305, 3.298, 3.310), telemetry.CellVoltageVolts, "type: float32, byte_order: big, word_order: msw_first, scale: 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Interpret(tt.regs, tt.metric)
+			top := []string{}
+			for _, x := range c[:3] {
+				top = append(top, x.Describe())
+			}
+			if top[0] != tt.want {
+				t.Errorf("top candidates %q, want %q first", top, tt.want)
+			}
+		})
+	}
+}
+
+func float32Words(vs ...float32) []uint16 {
+	var out []uint16
+	for _, v := range vs {
+		b := math.Float32bits(v)
+		out = append(out, uint16(b>>16), uint16(b))
+	}
+	return out
+}
