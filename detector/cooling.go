@@ -30,9 +30,11 @@ func (c *coolState) learn(v float64, t int64, tau int64, warmup uint32, frozen b
 		return
 	}
 	c.rise = v - c.base
-	dt := t - c.lastUpd
+	dt := max(0, t-c.lastUpd)
 	c.lastUpd = t
-	if frozen {
+	// An alert holds the normal still, but not for ever: after maxFreeze
+	// a lasting change (a new HVAC setpoint) becomes the new normal.
+	if frozen && (!c.firing() || t-c.firingSince() < maxFreeze) {
 		return
 	}
 	c.n++
@@ -44,6 +46,20 @@ func (c *coolState) learn(v float64, t int64, tau int64, warmup uint32, frozen b
 }
 
 func (c *coolState) firing() bool { return c.warn[0].firing() || c.warn[1].firing() }
+
+// maxFreeze is how long a firing CoolingFailure keeps its normal frozen.
+const maxFreeze = 12 * int64(time.Hour)
+
+// firingSince is when the warning (or critical) condition started.
+func (c *coolState) firingSince() int64 {
+	switch {
+	case c.warn[0].firing():
+		return c.warn[0].since
+	case c.warn[1].firing():
+		return c.warn[1].since
+	}
+	return 0
+}
 
 // upsState is a UPS's ambient and its strings.
 type upsState struct {
@@ -94,7 +110,11 @@ func (e *Engine) observeCurrent(s telemetry.Sample) {
 // string warms on its own (a cabinet fan) only when its UPS's room does not.
 func (e *Engine) stringCooling(g *group, medT float64, t, _ int64, load bool, out []Change) []Change {
 	cc := &e.cfg.CoolingFailure
-	frozen := load || g.cool.firing() || e.upss[g.ups-1].amb.firing() || t < g.cool.quietUntil
+	// The room's alert holds the string's normal too, within the same
+	// bound: a lasting change of the room becomes the string's normal.
+	u0 := &e.upss[g.ups-1]
+	roomHold := u0.amb.firing() && t-u0.amb.firingSince() < maxFreeze
+	frozen := load || g.cool.firing() || roomHold || (t < g.cool.quietUntil && !u0.amb.firing())
 	g.cool.learn(medT, t, cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), frozen)
 	u := &e.upss[g.ups-1]
 	out = e.upsCooling(u, t, out)
@@ -127,11 +147,11 @@ func (e *Engine) roomWarming(u *upsState) bool {
 	warming, n := 0, 0
 	for _, gi := range u.groups {
 		g := &e.groups[gi]
-		if !g.cool.known || g.cool.n <= uint32(e.cfg.Peers.WarmupPolls) {
+		if !e.coolingUsable(g) {
 			continue
 		}
 		n++
-		if g.cool.rise >= cc.WarningRise/2 && !g.inLoad(g.cool.lastUpd, &e.cfg.Peers) {
+		if g.cool.rise >= cc.WarningRise/2 {
 			warming++
 		}
 	}
@@ -141,11 +161,17 @@ func (e *Engine) roomWarming(u *upsState) bool {
 	return n >= 2 && 2*warming >= n && e.stringsRise(u) >= cc.WarningRise
 }
 
-// stringsRise is the median rise of a UPS's strings.
+// coolingUsable says whether a string's temperature tells about its room:
+// learned, and neither under load nor cooling down from it.
+func (e *Engine) coolingUsable(g *group) bool {
+	return g.cool.known && g.cool.n > uint32(e.cfg.Peers.WarmupPolls) && !g.inLoad(g.cool.lastUpd, &e.cfg.Peers)
+}
+
+// stringsRise is the median rise of a UPS's usable strings (NaN: none).
 func (e *Engine) stringsRise(u *upsState) float64 {
 	v := e.scratch(3)
 	for _, gi := range u.groups {
-		if g := &e.groups[gi]; g.cool.known {
+		if g := &e.groups[gi]; e.coolingUsable(g) {
 			v = append(v, g.cool.rise)
 		}
 	}

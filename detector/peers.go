@@ -29,9 +29,9 @@ type cellPeer struct {
 	ringT    [ringSize]int64
 	ringN    uint32
 	ringNext int64
-	slope    float64 // Theil-Sen, °C/h, over the window
-	recent   float64 // the same over the last third of the window
-	span     float64 // hours the ring covers
+	slope    float64    // Theil-Sen, °C/h, over the window
+	thirds   [3]float64 // the same over each third of the window, oldest first
+	span     float64    // hours the ring covers
 	rising   alertState
 	runaway  alertState
 	sensor   alertState
@@ -44,6 +44,7 @@ type modPeer struct {
 	sensorSeq uint32 // group poll of sensorVal
 	sensorVal float64
 	hot       bool    // the module stood out from its string at the last poll
+	nCells    int     // cells with a sound temperature in the last poll
 	slope     float64 // median rising slope of its cells, °C/h
 	runaway   alertState
 	cells     []uint32 // indices into Engine.cells, ascending by ID
@@ -349,6 +350,13 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	fewConstant := 4*constant <= reporting
 	e.keep(0, vals)
 	if len(vals) < pc.MinPeers {
+		// No peer comparison this poll: no residual either, so the
+		// rules hold their state instead of judging a stale one.
+		for _, ci := range g.cells {
+			if tr := sel(&e.cells[ci]); tr.seq == g.seq {
+				tr.res, tr.thr = math.NaN(), math.NaN()
+			}
+		}
 		return math.NaN(), false
 	}
 	med := median(vals)
@@ -418,7 +426,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 			alphaL = 0 // a noisy sensor must not teach itself that noise is normal
 		}
 		tr.noise(r, alphaL)
-		tr.res = r
+		tr.res, tr.resAt = r, t
 		noisyMin := e.cfg.SensorFault.NoisyMinCelsius
 		if !isTemp {
 			noisyMin = 0.005
@@ -433,6 +441,9 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 			limit = 0 // flagged: the exact value decides when it clears
 		}
 		sS := math.Max(tr.shortSigma(limit), floor)
+		if math.IsNaN(peerSigma) {
+			sS = math.NaN() // no sound peer to compare with: leave the flag as it is
+		}
 		if sS > e.cfg.SensorFault.NoisyFactor*peerSigma && sS > noisyMin+floor {
 			tr.fault |= faultNoisy
 		} else if sS < 0.7*e.cfg.SensorFault.NoisyFactor*peerSigma || sS < noisyMin {
@@ -443,7 +454,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		if isTemp {
 			switch {
 			case tr.fault != 0:
-				c.ringN, c.slope, c.recent, c.span = 0, 0, 0, 0 // restart once the sensor is sound
+				c.ringN, c.slope, c.thirds, c.span = 0, 0, [3]float64{}, 0 // restart once the sensor is sound
 			default:
 				e.ringPush(c, t, rel)
 			}
@@ -468,24 +479,26 @@ func (e *Engine) ringPush(c *cellPeer, t int64, rel float64) {
 	i := c.ringN % ringSize
 	c.ringV[i], c.ringT[i] = float32(rel), t
 	c.ringN++
-	c.slope, c.span = theilSen(c, t-w)
-	c.recent, _ = theilSen(c, t-w/3)
+	c.slope, c.span = theilSen(c, t-w, t)
+	for i := range c.thirds {
+		c.thirds[i], _ = theilSen(c, t-w+int64(i)*w/3, t-w+int64(i+1)*w/3)
+	}
 }
 
-// theilSen is the median of pairwise slopes (°C/h) of the ring points at
-// or after from, and the hours they span.
-func theilSen(c *cellPeer, from int64) (float64, float64) {
+// theilSen is the median of pairwise slopes (°C/h) of the ring points from
+// from to to (both included), and the hours they span.
+func theilSen(c *cellPeer, from, to int64) (float64, float64) {
 	var slopes [ringSize * (ringSize - 1) / 2]float64
 	n := 0
 	first, last := int64(math.MaxInt64), int64(math.MinInt64)
 	cnt := min(int(c.ringN), ringSize)
 	for a := 0; a < cnt; a++ {
-		if c.ringT[a] < from {
+		if c.ringT[a] < from || c.ringT[a] > to {
 			continue
 		}
 		first, last = min(first, c.ringT[a]), max(last, c.ringT[a])
 		for b := a + 1; b < cnt; b++ {
-			if c.ringT[b] < from || c.ringT[b] == c.ringT[a] {
+			if c.ringT[b] < from || c.ringT[b] > to || c.ringT[b] == c.ringT[a] {
 				continue
 			}
 			hours := float64(c.ringT[b]-c.ringT[a]) / float64(time.Hour)
@@ -499,27 +512,38 @@ func theilSen(c *cellPeer, from int64) (float64, float64) {
 	return median(slopes[:n]), float64(last-first) / float64(time.Hour)
 }
 
-// cellRules evaluates the peer rules of one cell after its poll.
+// cellRules evaluates the peer rules of one cell after its poll. A rule
+// steps only when its quantity was read in this poll by a sound, warmed-up
+// sensor with peers to compare against; otherwise it holds its state, so a
+// firing alert does not resolve because readings are missing, held back as
+// a possible spike, or excluded as faulty.
 func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []Change {
 	warm := uint32(e.cfg.Peers.WarmupPolls)
+	g := e.groupOfCell(c)
 	tr, vr := &c.temp, &c.volt
-	tempOK := tr.n >= warm && tr.fault == 0 && !math.IsNaN(tr.pending)
-	voltOK := vr.n >= warm && vr.fault == 0 && !math.IsNaN(vr.pending)
+	tempOK := tr.seq == g.seq && tr.n >= warm && tr.fault == 0 && !math.IsNaN(tr.pending) && !math.IsNaN(tr.res)
+	voltOK := vr.seq == g.seq && vr.n >= warm && vr.fault == 0 && !math.IsNaN(vr.pending) && !math.IsNaN(vr.res)
+	// The voltage evidence for the runaway rule may come from a recent
+	// poll when voltages are read less often than temperatures.
+	voltRecent := vr.n >= warm && vr.fault == 0 && !math.IsNaN(vr.res) && t-vr.resAt <= 3*int64(time.Minute)
 	ent := c.id
+	load := g.inLoad(t, &e.cfg.Peers)
+	m := &e.mods[c.mod-1]
+	// Inside a module that is warming or hot as a whole, a cell must stand
+	// out from its own module (when the module has cells enough to tell).
+	moduleWide := (m.hot || m.temp.dev.firing() || m.slope >= e.cfg.CellTemperatureRising.CelsiusPerHour) &&
+		!math.IsNaN(m.temp.pending) && m.nCells >= 3
+	standsOut := !moduleWide || (tempOK && tr.pending-m.temp.pending >= 0.7*tr.thr)
 
-	// CellTemperatureDeviation. Under a firing module alert a cell must
-	// also stand out within its module to be reported on its own.
+	// CellTemperatureDeviation.
 	dc := &e.cfg.CellTemperatureDeviation
 	hot := tempOK && tr.res >= tr.thr
 	if tr.dev.firing() && tempOK {
 		hot = tr.res >= 0.6*tr.thr
 	}
-	m := &e.mods[c.mod-1]
-	if (m.hot || m.temp.dev.firing()) && !math.IsNaN(m.temp.pending) && tempOK {
-		inhibit = inhibit || tr.pending-m.temp.pending < tr.thr
-	}
-	if dc.Enabled {
-		out = e.emit(out, tr.dev.step(t, hot && !inhibit, &dc.Hold), t, AlertCellTemperatureDeviation, SeverityWarning, ent, tr.res,
+	if dc.Enabled && tempOK {
+		report := hot && !inhibit && (standsOut || tr.dev.firing())
+		out = e.emit(out, tr.dev.step(t, report, &dc.Hold), t, AlertCellTemperatureDeviation, SeverityWarning, ent, tr.res,
 			func() string {
 				return fmt.Sprintf("cell %s is %s °C hotter than its peers beyond its usual offset (threshold %s °C)",
 					e.path(ent), fmtDelta(tr.res), fmtDelta(tr.thr))
@@ -527,11 +551,11 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 	}
 	// CellVoltageDeviation.
 	vc := &e.cfg.CellVoltageDeviation
-	vdev := voltOK && math.Abs(vr.res) >= vr.thr
-	if vr.dev.firing() && voltOK {
-		vdev = math.Abs(vr.res) >= 0.6*vr.thr
-	}
-	if vc.Enabled {
+	if vc.Enabled && voltOK {
+		vdev := math.Abs(vr.res) >= vr.thr
+		if vr.dev.firing() {
+			vdev = math.Abs(vr.res) >= 0.6*vr.thr
+		}
 		out = e.emit(out, vr.dev.step(t, vdev, &vc.Hold), t, AlertCellVoltageDeviation, SeverityWarning, ent, vr.res,
 			func() string {
 				dir := "above"
@@ -542,48 +566,42 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 					e.path(ent), math.Abs(vr.res)*1000, dir, vr.thr*1000)
 			})
 	}
-	// CellTemperatureRising.
+	if !tempOK {
+		return out
+	}
+	// CellTemperatureRising, judged against the module's own rise: a
+	// module warming as a whole is one problem (ModuleTemperatureDeviation),
+	// not one per cell.
 	rc := &e.cfg.CellTemperatureRising
-	g := e.groupOfCell(c)
 	minRise := math.Max(rc.MinRiseCelsius, 2*g.quantT)
-	// Judged against the module's own rise: a module warming as a whole is
-	// one problem (ModuleTemperatureDeviation), not one per cell.
 	slope := c.slope - math.Max(0, m.slope)
 	rate := rc.CelsiusPerHour
-	if g.inLoad(t, &e.cfg.Peers) {
+	if load {
 		rate *= 2 // under load cells warm at their own pace (internal resistance)
 	}
-	rising := tempOK && c.span >= 0.5*time.Duration(rc.Window).Hours() && slope >= rate && slope*c.span >= minRise
+	rising := c.span >= 0.5*time.Duration(rc.Window).Hours() && slope >= rate && slope*c.span >= minRise
 	if c.rising.firing() {
-		rising = tempOK && slope >= 0.6*rate // hysteresis: no flapping at the threshold
+		rising = slope >= 0.6*rate // hysteresis: no flapping at the threshold
 	}
 	if rc.Enabled {
-		out = e.emit(out, c.rising.step(t, rising && !inhibit, &rc.Hold), t, AlertCellTemperatureRising, SeverityWarning, ent, slope,
+		out = e.emit(out, c.rising.step(t, rising && !inhibit && (standsOut || c.rising.firing()), &rc.Hold), t, AlertCellTemperatureRising, SeverityWarning, ent, slope,
 			func() string {
 				return fmt.Sprintf("cell %s is warming %.1f °C/h faster than its string and its module", e.path(ent), slope)
 			})
 	}
-	// ThermalRunawayRisk.
+	// ThermalRunawayRisk. Combined evidence lowers each signal's bar: a
+	// cell somewhat hotter than its peers that also sags is as telling as a
+	// hot one that accelerates. Under load a cell with a higher internal
+	// resistance sags and warms faster than its peers by nature: neither
+	// counts then.
 	kc := &e.cfg.ThermalRunawayRisk
-	// Combined evidence lowers each signal's bar: a cell somewhat hotter
-	// than its peers that also sags is as telling as a hot one that
-	// accelerates.
-	// Inside a module that is warming or hot as a whole, a cell must stand
-	// out from its own module, and its acceleration is measured against
-	// the module's.
-	sag := voltOK && vr.res <= -math.Max(kc.SagVolts, 4*vr.sigma(0.001))
-	recent := c.recent - math.Max(0, m.slope)
-	accel := tempOK && recent >= kc.AcceleratingPerHour && recent > 1.5*math.Max(slope, 0)
-	crit := tempOK && tr.pending >= kc.CriticalCelsius
-	warmish := tempOK && tr.res >= 0.7*tr.thr
-	if (m.hot || m.temp.dev.firing() || m.slope >= rc.CelsiusPerHour) && !math.IsNaN(m.temp.pending) {
-		standsOut := tr.pending-m.temp.pending >= 0.7*tr.thr
-		warmish = warmish && standsOut
-		hot = hot && standsOut
-	}
-	risk := (warmish && sag) || (hot && (accel || crit))
+	sag := !load && voltRecent && vr.res <= -math.Max(kc.SagVolts, 4*vr.sigma(0.001))
+	accel := !load && c.accelerating(kc.AcceleratingPerHour, m.slope)
+	crit := tr.pending >= kc.CriticalCelsius
+	warmish := tr.res >= 0.7*tr.thr
+	risk := standsOut && ((warmish && sag) || (hot && (accel || crit)))
 	if c.runaway.firing() {
-		risk = tempOK && tr.res >= 0.6*tr.thr
+		risk = tr.res >= 0.6*tr.thr
 	}
 	if kc.Enabled {
 		out = e.emit(out, c.runaway.step(t, risk, &kc.Hold), t, AlertThermalRunawayRisk, SeverityCritical, ent, tr.pending,
@@ -594,7 +612,7 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 					why = append(why, fmt.Sprintf("voltage %.0f mV below its peers", -vr.res*1000))
 				}
 				if accel {
-					why = append(why, fmt.Sprintf("rise accelerating to %.1f °C/h", recent))
+					why = append(why, fmt.Sprintf("rise accelerating to %.1f °C/h", c.thirds[2]-math.Max(0, m.slope)))
 				}
 				if crit {
 					why = append(why, fmt.Sprintf("at %s °C, above %s °C", fmtNum(tr.pending), fmtNum(kc.CriticalCelsius)))
@@ -603,6 +621,16 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 			})
 	}
 	return out
+}
+
+// accelerating reports a rise that speeds up across the three thirds of the
+// rising window, each third's slope (relative to the module's) above the
+// previous, the last above limit and the middle already rising: a one-off
+// step sits in a single third and is not acceleration.
+func (c *cellPeer) accelerating(limit, moduleSlope float64) bool {
+	base := math.Max(0, moduleSlope)
+	s1, s2, s3 := c.thirds[0]-base, c.thirds[1]-base, c.thirds[2]-base
+	return s3 >= limit && s2 >= 0.25*limit && s3 > 1.3*s2 && s2 > s1
 }
 
 // sensorStep evaluates SensorFault for a cell after its sensors' flags
@@ -688,6 +716,7 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 			m.slope = median(slopes)
 		}
 		e.keep(2, slopes)
+		m.nCells = len(cells)
 		m.temp.pending = math.NaN()
 		switch {
 		case len(cells) > 0:
@@ -702,6 +731,9 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 	}
 	e.keep(0, vals)
 	if len(vals) < pc.MinPeers {
+		for _, mi := range g.mods {
+			e.mods[mi].hot = false
+		}
 		return out
 	}
 	med := median(vals)

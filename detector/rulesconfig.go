@@ -165,8 +165,8 @@ func (c *SensorConfig) validate(p *yamlstrict.Problems, path string) {
 	if finite(p, path+".max_jump_volts", c.MaxJumpVolts) && c.MaxJumpVolts <= 0 {
 		p.Add(path+".max_jump_volts", c.MaxJumpVolts, "must be > 0")
 	}
-	if c.Spikes < 1 {
-		p.Add(path+".spikes", c.Spikes, "must be >= 1")
+	if c.Spikes < 1 || c.Spikes > 4 {
+		p.Add(path+".spikes", c.Spikes, "must be 1..4 (spikes remembered per sensor)")
 	}
 	if finite(p, path+".stuck_move_celsius", c.StuckMoveCelsius) && c.StuckMoveCelsius <= 0 {
 		p.Add(path+".stuck_move_celsius", c.StuckMoveCelsius, "must be > 0")

@@ -45,6 +45,8 @@ func stateLayout() uint64 {
 	for _, v := range []any{entityState{}, staleState{}, cellPeer{}, modPeer{}, group{}, upsState{}} {
 		walk(reflect.TypeOf(v))
 	}
+	var probe uint16 = 1
+	fmt.Fprintf(h, "little-endian:%v", *(*byte)(unsafe.Pointer(&probe)) == 1)
 	return h.Sum64()
 }
 
@@ -110,8 +112,9 @@ func (e *Engine) Snapshot(w io.Writer) error {
 
 // Restore reads a snapshot into a new engine whose registry is still
 // empty: it interns the snapshot's entities (getting the same IDs) and
-// takes over their state. On ErrSnapshotMismatch or any other error the
-// engine and registry are left unchanged.
+// takes over their state. Everything is checked before anything changes:
+// on ErrSnapshotMismatch or any other error the engine and registry are
+// left as they were.
 func (e *Engine) Restore(r io.Reader) error {
 	data, err := io.ReadAll(bufio.NewReader(r))
 	if err != nil {
@@ -143,6 +146,7 @@ func (e *Engine) Restore(r io.Reader) error {
 		return errors.New("snapshot is corrupt (entity count)")
 	}
 	ents := make([]telemetry.Entity, n)
+	seen := make(map[telemetry.Entity]bool, n)
 	for i := range ents {
 		var parts [4]string
 		for j := range parts {
@@ -155,6 +159,12 @@ func (e *Engine) Restore(r io.Reader) error {
 			parts[j] = string(b)
 		}
 		ents[i] = telemetry.Entity{UPS: parts[0], String: parts[1], Module: parts[2], Cell: parts[3]}
+		// Check every entity before interning any, so that a bad
+		// snapshot leaves the registry as it was.
+		if ents[i].Validate() != nil || seen[ents[i]] || (ents[i].Level() > telemetry.LevelUPS && !seen[ents[i].Parent()]) {
+			return errors.New("snapshot is corrupt (entities)")
+		}
+		seen[ents[i]] = true
 	}
 	var tables struct {
 		ents    []entityState
@@ -184,6 +194,12 @@ func (e *Engine) Restore(r io.Reader) error {
 	if err != nil {
 		return err
 	}
+	if int(n) > len(tables.ents) {
+		return errors.New("snapshot is corrupt (entity table)")
+	}
+	if err := checkIndices(tables.ents, tables.cells, tables.mods, tables.groups, tables.upss, tables.states, tables.sources); err != nil {
+		return err
+	}
 	for i, ent := range ents {
 		id, ierr := e.reg.Intern(ent)
 		if ierr != nil || id != telemetry.EntityID(i+1) {
@@ -199,19 +215,104 @@ func (e *Engine) Restore(r io.Reader) error {
 	return nil
 }
 
-// readSection reads one table written by Snapshot into dst.
+// readSection reads one table written by Snapshot into dst. The bytes are
+// checked before they become typed memory: sizes must add up, and every byte
+// where the type holds a pointer (slice, string, map) must be zero, as
+// Snapshot writes it; a file that passes its checksum can still not plant a
+// pointer.
 func readSection[T any](rd *bytes.Reader, dst *[]T) error {
+	var zero T
+	sz := uint64(unsafe.Sizeof(zero))
 	count, err1 := binary.ReadUvarint(rd)
 	size, err2 := binary.ReadUvarint(rd)
-	var zero T
-	if err1 != nil || err2 != nil || size != count*uint64(unsafe.Sizeof(zero)) || size > uint64(rd.Len()) {
+	if err1 != nil || err2 != nil || size > uint64(rd.Len()) || count > size/max(sz, 1) || size != count*sz {
 		return errors.New("snapshot is corrupt (table size)")
 	}
-	s := make([]T, count)
-	if _, err := io.ReadFull(rd, rawBytes(s)); err != nil && count > 0 {
+	raw := make([]byte, size)
+	if _, err := io.ReadFull(rd, raw); err != nil {
 		return errors.New("snapshot is truncated")
 	}
+	ranges := pointerRanges(reflect.TypeOf(zero), 0, nil)
+	for i := uint64(0); i < count; i++ {
+		for _, r := range ranges {
+			for _, b := range raw[i*sz+uint64(r[0]) : i*sz+uint64(r[1])] {
+				if b != 0 {
+					return errors.New("snapshot is corrupt (reference fields)")
+				}
+			}
+		}
+	}
+	s := make([]T, count)
+	copy(rawBytes(s), raw)
 	*dst = s
+	return nil
+}
+
+// pointerRanges lists the byte ranges of t that hold pointers, slices,
+// strings, maps, channels, functions or interfaces.
+func pointerRanges(t reflect.Type, off uintptr, out [][2]uintptr) [][2]uintptr {
+	switch t.Kind() {
+	case reflect.Struct:
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			out = pointerRanges(f.Type, off+f.Offset, out)
+		}
+	case reflect.Array:
+		for i := 0; i < t.Len(); i++ {
+			out = pointerRanges(t.Elem(), off+uintptr(i)*t.Elem().Size(), out)
+		}
+	case reflect.Pointer, reflect.Slice, reflect.String, reflect.Map, reflect.Chan, reflect.Func, reflect.Interface, reflect.UnsafePointer:
+		out = append(out, [2]uintptr{off, off + t.Size()})
+	}
+	return out
+}
+
+// checkIndices verifies that the tables refer to each other consistently
+// before relink uses the references as indices.
+func checkIndices(ents []entityState, cells []cellPeer, mods []modPeer, groups []group, upss []upsState, states []staleState, sources []telemetry.EntityID) error {
+	bad := errors.New("snapshot is corrupt (references)")
+	ok := func(idx uint32, n int) bool { return idx >= 1 && int(idx) <= n }
+	entOK := func(id telemetry.EntityID) bool { return id >= 1 && int(id) <= len(ents) }
+	for i := range ents {
+		st := &ents[i]
+		if !st.known {
+			continue
+		}
+		for _, id := range []telemetry.EntityID{st.parent, st.str, st.module} {
+			if id != 0 && !entOK(id) {
+				return bad
+			}
+		}
+		if st.src != 0 && !ok(st.src, len(states)) {
+			return bad
+		}
+		lim := map[telemetry.Level]int{telemetry.LevelCell: len(cells), telemetry.LevelModule: len(mods),
+			telemetry.LevelString: len(groups), telemetry.LevelUPS: len(upss)}
+		if st.aux != 0 && !ok(st.aux, lim[st.level]) {
+			return bad
+		}
+	}
+	for _, id := range sources {
+		if !entOK(id) {
+			return bad
+		}
+	}
+	for i := range cells {
+		c := &cells[i]
+		if !entOK(c.id) || !ok(c.mod, len(mods)) || !entOK(ents[c.id-1].str) || !ok(ents[ents[c.id-1].str-1].aux, len(groups)) {
+			return bad
+		}
+	}
+	for i := range mods {
+		if !entOK(mods[i].id) || !entOK(ents[mods[i].id-1].parent) || !ok(ents[ents[mods[i].id-1].parent-1].aux, len(groups)) {
+			return bad
+		}
+	}
+	for i := range groups {
+		if !ok(groups[i].ups, len(upss)) {
+			return bad
+		}
+	}
 	return nil
 }
 

@@ -2,8 +2,10 @@ package detector
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"testing"
 	"time"
@@ -192,4 +194,59 @@ func TestCellScoresShowTheDriftingCell(t *testing.T) {
 			t.Errorf("a healthy cell's residual %.2f °C is close to the drifting cell's %.2f °C", r, hot.TemperatureResidual)
 		}
 	}
+}
+
+// FuzzRestore mutates a valid snapshot and re-seals its checksum, so that
+// the mutations reach the parser: Restore must reject or accept, never
+// panic or plant bad references.
+func FuzzRestore(f *testing.F) {
+	samples := snapshotSeedSamples()
+	reg := telemetry.NewRegistry()
+	eng := New(DefaultConfig(), reg, nil)
+	for _, s := range samples {
+		id, _ := reg.Intern(s.ent)
+		s.s.Entity = id
+		eng.Observe(s.s, nil)
+	}
+	var snap bytes.Buffer
+	if err := eng.Snapshot(&snap); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(snap.Bytes(), 100, byte(1))
+	f.Fuzz(func(t *testing.T, data []byte, at int, x byte) {
+		if len(data) < 4 {
+			return
+		}
+		body := bytes.Clone(data[:len(data)-4])
+		if len(body) > 0 {
+			body[(at%len(body)+len(body))%len(body)] ^= x
+		}
+		sealed := binary.BigEndian.AppendUint32(body, crc32.ChecksumIEEE(body))
+		r := telemetry.NewRegistry()
+		e := New(DefaultConfig(), r, nil)
+		if err := e.Restore(bytes.NewReader(sealed)); err != nil {
+			return
+		}
+		// A snapshot that restores must be usable.
+		for id := 1; id <= r.Len(); id++ {
+			e.Observe(telemetry.Sample{Time: 1e18, Entity: telemetry.EntityID(id), Metric: telemetry.CellTemperatureCelsius, Value: 25}, nil)
+		}
+		e.Tick(2e18, nil)
+	})
+}
+
+// snapshotSeedSamples is a small fleet's first polls.
+func snapshotSeedSamples() []pathSample {
+	var out []pathSample
+	for p := 0; p < 30; p++ {
+		for m := 1; m <= 2; m++ {
+			for c := 1; c <= 4; c++ {
+				ent := telemetry.Entity{UPS: "u", String: "1", Module: fmt.Sprint(m), Cell: fmt.Sprint(c)}
+				out = append(out,
+					pathSample{ent, telemetry.Sample{Time: int64(p) * 30e9, Metric: telemetry.CellTemperatureCelsius, Value: 25 + float64(c)/10}},
+					pathSample{ent, telemetry.Sample{Time: int64(p) * 30e9, Metric: telemetry.CellVoltageVolts, Value: 4 + float64(c)/1000}})
+			}
+		}
+	}
+	return out
 }

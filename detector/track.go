@@ -40,6 +40,7 @@ type track struct {
 	prevRes  float64 // NaN: none
 	prevRes2 float64 // NaN: none
 	res, thr float64 // last residual and the threshold it was judged by
+	resAt    int64   // when res was computed
 	// Stuck detection: the repeated value, its run length and the peers'
 	// drift (see group.drift) when the run began.
 	stuckVal float64
@@ -113,7 +114,7 @@ func (t *track) accept(v float64, at int64, maxJump float64) (use [2]float64, ti
 		h, ht := t.held, t.heldT
 		t.held = math.NaN()
 		switch {
-		case math.Abs(v-h) <= maxJump/2: // the jump was real
+		case math.Abs(v-h) <= maxJump/2, (h-t.last)*(v-h) > 0: // the jump was real: it stayed, or went on
 			t.last = v
 			return [2]float64{h, v}, [2]int64{ht, at}, 2, false
 		case math.Abs(v-t.last) <= maxJump: // came back: a spike
