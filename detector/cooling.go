@@ -21,6 +21,11 @@ type coolState struct {
 	// quietUntil: a string stays silent while its room recovers from a
 	// room-wide failure (its cells lag the air).
 	quietUntil int64
+	// firedAt is when the alert started firing (0: not firing).
+	firedAt int64
+	// adoptUntil: a string adopts its room's lasting change quickly until
+	// then.
+	adoptUntil int64
 }
 
 // learn updates the normal level with a new reading at t unless frozen.
@@ -33,9 +38,14 @@ func (c *coolState) learn(v float64, t int64, tau int64, warmup uint32, frozen b
 	dt := max(0, t-c.lastUpd)
 	c.lastUpd = t
 	// An alert holds the normal still, but not for ever: after maxFreeze
-	// a lasting change (a new HVAC setpoint) becomes the new normal.
-	if frozen && (!c.firing() || t-c.firingSince() < maxFreeze) {
+	// a lasting change (a new HVAC setpoint) becomes the new normal, which
+	// is then adopted within about adoptTau.
+	lasting := c.firing() && c.firedAt != 0 && t-c.firedAt >= maxFreeze
+	if frozen && !lasting {
 		return
+	}
+	if lasting {
+		tau = adoptTau
 	}
 	c.n++
 	alpha := math.Min(1, float64(dt)/float64(tau))
@@ -47,18 +57,22 @@ func (c *coolState) learn(v float64, t int64, tau int64, warmup uint32, frozen b
 
 func (c *coolState) firing() bool { return c.warn[0].firing() || c.warn[1].firing() }
 
-// maxFreeze is how long a firing CoolingFailure keeps its normal frozen.
-const maxFreeze = 12 * int64(time.Hour)
+// maxFreeze is how long a firing CoolingFailure keeps its normal frozen;
+// adoptTau is the time constant with which a lasting change is adopted
+// after that.
+const (
+	maxFreeze = 12 * int64(time.Hour)
+	adoptTau  = int64(time.Hour)
+)
 
-// firingSince is when the warning (or critical) condition started.
-func (c *coolState) firingSince() int64 {
+// track records when the alert started firing; call after each step.
+func (c *coolState) track(t int64) {
 	switch {
-	case c.warn[0].firing():
-		return c.warn[0].since
-	case c.warn[1].firing():
-		return c.warn[1].since
+	case !c.firing():
+		c.firedAt = 0
+	case c.firedAt == 0:
+		c.firedAt = t
 	}
-	return 0
 }
 
 // upsState is a UPS's ambient and its strings.
@@ -113,9 +127,19 @@ func (e *Engine) stringCooling(g *group, medT float64, t, _ int64, load bool, ou
 	// The room's alert holds the string's normal too, within the same
 	// bound: a lasting change of the room becomes the string's normal.
 	u0 := &e.upss[g.ups-1]
-	roomHold := u0.amb.firing() && t-u0.amb.firingSince() < maxFreeze
-	frozen := load || g.cool.firing() || roomHold || (t < g.cool.quietUntil && !u0.amb.firing())
-	g.cool.learn(medT, t, cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), frozen)
+	roomHold := u0.amb.firing() && t-u0.amb.firedAt < maxFreeze
+	tau := cc.Learning.Nanos()
+	if u0.amb.firing() && !roomHold {
+		// The room's change is lasting: the string adopts it with the
+		// room, and for a while after (its cells lag the air).
+		g.cool.adoptUntil = t + 3*int64(time.Hour)
+	}
+	adopting := t < g.cool.adoptUntil
+	if adopting {
+		tau = adoptTau
+	}
+	frozen := load || g.cool.firing() || roomHold || (t < g.cool.quietUntil && !u0.amb.firing() && !adopting)
+	g.cool.learn(medT, t, tau, uint32(e.cfg.Peers.WarmupPolls), frozen)
 	u := &e.upss[g.ups-1]
 	out = e.upsCooling(u, t, out)
 	if u.amb.firing() {
@@ -137,6 +161,7 @@ func (e *Engine) stringCooling(g *group, medT float64, t, _ int64, load bool, ou
 					e.path(g.id), fmtDelta(g.cool.rise), fmtDelta(g.cool.base))
 			})
 	}
+	g.cool.track(t)
 	return out
 }
 
@@ -207,5 +232,6 @@ func (e *Engine) upsCooling(u *upsState, t int64, out []Change) []Change {
 					e.path(u.id), what, fmtDelta(rise))
 			})
 	}
+	u.amb.track(t)
 	return out
 }
