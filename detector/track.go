@@ -26,6 +26,8 @@ type track struct {
 	last    float64 // last accepted reading (NaN: none)
 	held    float64 // reading held back as a possible spike (NaN: none)
 	heldT   int64   // its time
+	held2   float64 // a second one going on in the same direction (NaN: none)
+	heldT2  int64
 	// Learned normal offset from the peers' median and the polls learned.
 	off float64
 	n   uint32
@@ -54,7 +56,7 @@ type track struct {
 }
 
 func newTrack() track {
-	return track{last: math.NaN(), held: math.NaN(), prevRes: math.NaN(), prevRes2: math.NaN(), stuckVal: math.NaN(), pending: math.NaN(), prevVal: math.NaN()}
+	return track{last: math.NaN(), held: math.NaN(), held2: math.NaN(), prevRes: math.NaN(), prevRes2: math.NaN(), stuckVal: math.NaN(), pending: math.NaN(), prevVal: math.NaN()}
 }
 
 // secondDiffToSigma converts the mean absolute second difference of white
@@ -101,34 +103,50 @@ func (t *track) shortSigma(limit float64) float64 {
 }
 
 // accept runs the jump check on a plausible reading: a reading further than
-// maxJump from the last accepted one is held back; the next reading tells
-// whether it was a spike (it comes back) or a real change (it stays). It
-// returns the readings to use now (0, 1 or 2 of them, oldest first, with
-// their times) and whether a spike was just confirmed.
-func (t *track) accept(v float64, at int64, maxJump float64) (use [2]float64, times [2]int64, n int, spike bool) {
+// maxJump from the last accepted one is held back; the next readings tell
+// whether it was a spike (they come back) or a real change (they stay, or a
+// second and a third reading go on in the same direction, as in a fast
+// runaway). It returns the readings to use now (0 to 3 of them, oldest
+// first, with their times) and whether a spike was just confirmed.
+func (t *track) accept(v float64, at int64, maxJump float64) (use [3]float64, times [3]int64, n int, spike bool) {
 	switch {
 	case math.IsNaN(t.last):
 		t.last = v
-		return [2]float64{v}, [2]int64{at}, 1, false
+		return [3]float64{v}, [3]int64{at}, 1, false
+	case !math.IsNaN(t.held2):
+		h, ht, h2, ht2 := t.held, t.heldT, t.held2, t.heldT2
+		t.held, t.held2 = math.NaN(), math.NaN()
+		switch {
+		case math.Abs(v-h2) <= maxJump/2, (h2-h)*(v-h2) > 0: // a trend, confirmed
+			t.last = v
+			return [3]float64{h, h2, v}, [3]int64{ht, ht2, at}, 3, false
+		case math.Abs(v-t.last) <= maxJump: // came back: both were spikes
+			t.last = v
+			return [3]float64{v}, [3]int64{at}, 1, true
+		}
+		t.held, t.heldT = v, at
+		return use, times, 0, false
 	case !math.IsNaN(t.held):
 		h, ht := t.held, t.heldT
-		t.held = math.NaN()
 		switch {
-		case math.Abs(v-h) <= maxJump/2, (h-t.last)*(v-h) > 0: // the jump was real: it stayed, or went on
-			t.last = v
-			return [2]float64{h, v}, [2]int64{ht, at}, 2, false
+		case math.Abs(v-h) <= maxJump/2: // the jump was real: it stayed
+			t.held, t.last = math.NaN(), v
+			return [3]float64{h, v}, [3]int64{ht, at}, 2, false
 		case math.Abs(v-t.last) <= maxJump: // came back: a spike
-			t.last = v
-			return [2]float64{v}, [2]int64{at}, 1, true
+			t.held, t.last = math.NaN(), v
+			return [3]float64{v}, [3]int64{at}, 1, true
+		case (h-t.last)*(v-h) > 0: // going on: wait for one more reading
+			t.held2, t.heldT2 = v, at
+			return use, times, 0, false
 		}
-		t.held, t.heldT = v, at // another jump: hold it instead
+		t.held, t.heldT = v, at // another jump the other way: hold it instead
 		return use, times, 0, false
 	case math.Abs(v-t.last) > maxJump:
 		t.held, t.heldT = v, at
 		return use, times, 0, false
 	}
 	t.last = v
-	return [2]float64{v}, [2]int64{at}, 1, false
+	return [3]float64{v}, [3]int64{at}, 1, false
 }
 
 // spikesWithin counts the spikes recorded since from.
