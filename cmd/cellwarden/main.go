@@ -65,6 +65,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	simScenarios.Flag("out", "Directory to write the scenarios to.").Required().StringVar(&so.out)
 	simScenarios.Flag("seed", "Seed: the same seed gives the same bytes.").Default("1").Uint64Var(&so.seed)
 	simScenarios.Flag("only", "Write only this scenario (repeatable).").StringsVar(&so.only)
+	simServe := simCmd.Command("serve", "Play a scenario in real time and serve it over Modbus TCP in a vendor register layout (one unit id per string).")
+	sso := simServeOptions{}
+	simServe.Flag("modbus", "Listen address for Modbus TCP, host:port.").Required().StringVar(&sso.modbus)
+	simServe.Flag("profile", "Register layout: a built-in profile.").Default("soltaro_single_rack_vc").StringVar(&sso.profile)
+	simServe.Flag("scenario", "Scenario of the standard suite.").Default("runaway_nmc_slow").StringVar(&sso.scenario)
+	simServe.Flag("seed", "Seed.").Default("1").Uint64Var(&sso.seed)
+	simServe.Flag("speed", "Playback speed: 1 is real time, 60 plays an hour a minute.").Default("1").Float64Var(&sso.speed)
 	simList := simCmd.Command("list", "List the standard scenarios.")
 	simListSeed := simList.Flag("seed", "Seed.").Default("1").Uint64()
 
@@ -111,6 +118,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runCheckConfig(*checkFile, stdout, stderr)
 	case simScenarios.FullCommand():
 		err = runSimScenarios(so, stdout, logger.Named("sim"))
+	case simServe.FullCommand():
+		err = runSimServe(sso, stdout, logger.Named("sim"))
 	case simList.FullCommand():
 		err = runSimList(*simListSeed, stdout)
 	case scoreCmd.FullCommand():

@@ -3,6 +3,7 @@ package modbus
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -257,4 +258,48 @@ func float32Words(vs ...float32) []uint16 {
 		out = append(out, uint16(b>>16), uint16(b))
 	}
 	return out
+}
+
+// Encoding a reading and decoding the registers gives the reading back, to
+// the point's resolution, for every profile.
+func TestEncodeDecodeRoundTrip(t *testing.T) {
+	readings := []struct {
+		metric       telemetry.Metric
+		module, cell string
+		value        float64
+	}{
+		{telemetry.StringVoltageVolts, "", "", 812.3},
+		{telemetry.StringCurrentAmperes, "", "", -45.6}, // 0.1 A: the coarsest profile's resolution
+		{telemetry.StringSOCRatio, "", "", 0.95},
+		{telemetry.CellVoltageVolts, "3", "7", 4.087},
+		{telemetry.CellTemperatureCelsius, "3", "7", -4.5},
+		{telemetry.CellTemperatureCelsius, "1", "2", math.NaN()},
+	}
+	for _, name := range Profiles() {
+		m, err := Profile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.SetModules(4)
+		for _, r := range readings {
+			t.Run(fmt.Sprintf("%s/%s/%s/%s", name, r.metric, r.module, r.cell), func(t *testing.T) {
+				addr, words, ok := m.Encode(r.metric, r.module, r.cell, r.value)
+				hasPoint := slices.ContainsFunc(m.Points, func(p Point) bool { return p.Metric == r.metric.String() })
+				if ok != hasPoint {
+					t.Fatalf("Encode ok=%v but the map has a point for %s: %v", ok, r.metric, hasPoint)
+				}
+				if !ok {
+					return // the BMS has no such register (Pylontech: no cells)
+				}
+				regs := Registers{}
+				for i, w := range words {
+					regs[addr+uint16(i)] = w
+				}
+				got, found := reading(m.Decode(regs), r.metric, r.module, r.cell)
+				if !found || !(math.Abs(got-r.value) < 0.006 || (math.IsNaN(got) && math.IsNaN(r.value))) {
+					t.Errorf("round trip of %v gave %v (found %v)", r.value, got, found)
+				}
+			})
+		}
+	}
 }

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os/signal"
+	"slices"
+	"syscall"
+	"time"
+
+	sv "github.com/simonvetter/modbus"
+	"go.uber.org/zap"
+
+	"github.com/cellwarden/cellwarden/collector/csvfile"
+	"github.com/cellwarden/cellwarden/collector/modbus"
+	"github.com/cellwarden/cellwarden/internal/sim"
+	"github.com/cellwarden/cellwarden/internal/telemetry"
+)
+
+type simServeOptions struct {
+	modbus   string
+	profile  string
+	scenario string
+	seed     uint64
+	speed    float64
+}
+
+// runSimServe plays a scenario's telemetry in (scaled) real time and serves
+// it over Modbus TCP in a vendor register layout: one unit id per battery
+// string, in the order the scenario's fleet lists them. After the scenario
+// ends the last values stay served until the process is stopped.
+func runSimServe(o simServeOptions, stdout io.Writer, log *zap.Logger) error {
+	suite := sim.Suite(o.seed)
+	i := slices.IndexFunc(suite, func(s *sim.Scenario) bool { return s.Name == o.scenario })
+	if i < 0 {
+		return fmt.Errorf("no scenario %q (see cellwarden sim list)", o.scenario)
+	}
+	sc := suite[i]
+	if o.speed <= 0 {
+		return errors.New("--speed must be > 0")
+	}
+	// One map (and unit) per string; arrays sized to the string's modules.
+	type device struct {
+		unit uint8
+		m    *modbus.Map
+	}
+	devices := map[[2]string]device{}
+	var order [][2]string
+	for _, u := range sc.Fleet {
+		for s := 1; s <= u.Strings; s++ {
+			m, err := modbus.Profile(o.profile)
+			if err != nil {
+				return err
+			}
+			m.SetModules(u.Modules)
+			key := [2]string{u.Name, fmt.Sprint(s)}
+			if len(devices) >= 247 {
+				return errors.New("more than 247 strings: one Modbus unit id each")
+			}
+			devices[key] = device{unit: uint8(len(devices) + 1), m: m}
+			order = append(order, key)
+		}
+	}
+	bank := modbus.NewBank(false)
+	srv, err := sv.NewServer(&sv.ServerConfiguration{URL: "tcp://" + o.modbus, Timeout: 5 * time.Minute, MaxClients: 16,
+		Logger: log2discard()}, bank)
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("serving Modbus on %s: %w", o.modbus, err)
+	}
+	defer srv.Stop()
+	defer func() {
+		reads, writes := bank.Requests()
+		log.Info("stopped", zap.Any("read_requests_by_function", reads), zap.Uint64("refused_writes", writes))
+	}()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	pr, pw := io.Pipe()
+	go func() {
+		_, _, err := sim.Run(sc, pw)
+		pw.CloseWithError(err)
+	}()
+	reg := telemetry.NewRegistry()
+	rd, err := csvfile.NewReader(pr, sc.Name, reg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "serving scenario %s (%s) over Modbus TCP on %s, %s layout, %gx real time\n",
+		sc.Name, sc.Description, o.modbus, o.profile, o.speed)
+	for _, k := range order {
+		fmt.Fprintf(stdout, "  unit %d: ups %s string %s\n", devices[k].unit, k[0], k[1])
+	}
+	wallStart, simStart := time.Now(), sc.Start
+	unplaced := 0
+	for {
+		s, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		// Wait for this sample's moment.
+		due := wallStart.Add(time.Duration(float64(s.Timestamp().Sub(simStart)) / o.speed))
+		if d := time.Until(due); d > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(d):
+			}
+		}
+		ent := reg.Info(s.Entity).Entity
+		dev, ok := devices[[2]string{ent.UPS, ent.String}]
+		if !ok {
+			continue // UPS-level readings (ambient) have no place in a rack BMS layout
+		}
+		addr, words, ok := dev.m.Encode(s.Metric, ent.Module, ent.Cell, s.Value)
+		if !ok {
+			unplaced++
+			continue
+		}
+		bank.Set(dev.unit, addr, words)
+	}
+	log.Info("scenario played to its end; serving the last values until stopped",
+		zap.String("scenario", sc.Name), zap.Int("readings_without_register", unplaced))
+	<-ctx.Done()
+	return nil
+}
+
+func log2discard() *log.Logger { return log.New(io.Discard, "", 0) }
