@@ -35,7 +35,7 @@ func (m *Map) Encode(metric telemetry.Metric, module, cell string, value float64
 				n = (mi-1)*p.Array.PerModule + ci - 1
 			}
 		}
-		raw := math.NaN()
+		var raw float64
 		switch {
 		case math.IsNaN(value) && len(p.Sentinels) > 0:
 			raw = p.Sentinels[0]
