@@ -95,6 +95,17 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	probe.Flag("timeout", "Request timeout.").Default("2s").DurationVar(&po.timeout)
 	probe.Flag("show", "How many decodings to show.").Default("8").IntVar(&po.showBest)
 
+	mread := modbusCmd.Command("read", "Poll BMSs behind a Modbus TCP endpoint through a register map and write their telemetry as CSV (pipe it into replay --input -).")
+	mro := readOptions{}
+	mread.Flag("address", "Modbus TCP endpoint, host:port.").Required().StringVar(&mro.address)
+	mread.Flag("profile", "Register map: a built-in profile.").Default("soltaro_single_rack_vc").StringVar(&mro.profile)
+	mread.Flag("ups", "The UPS the BMSs belong to.").Required().StringVar(&mro.ups)
+	mread.Flag("device", "UNIT:STRING: a BMS's unit id and the string it manages (repeatable; default 1:1).").StringsVar(&mro.devices)
+	mread.Flag("modules", "Modules per string (sizes the per-cell arrays; 0 keeps the profile's).").IntVar(&mro.modules)
+	mread.Flag("interval", "Poll interval.").Default("10s").DurationVar(&mro.interval)
+	mread.Flag("timeout", "Request timeout.").Default("2s").DurationVar(&mro.timeout)
+	mread.Flag("polls", "Stop after this many polls per device (0: until interrupted).").IntVar(&mro.polls)
+
 	cmd, err := app.Parse(joinDashValues(args))
 	if terminated >= 0 {
 		return terminated
@@ -124,6 +135,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runSimList(*simListSeed, stdout)
 	case scoreCmd.FullCommand():
 		err = runScore(sco, stdout)
+	case mread.FullCommand():
+		err = runModbusRead(mro, stdout, logger.Named("modbus"))
 	case probe.FullCommand():
 		err = runModbusProbe(po, stdout)
 	case demo.FullCommand():

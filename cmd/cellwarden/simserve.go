@@ -65,6 +65,9 @@ func runSimServe(o simServeOptions, stdout io.Writer, log *zap.Logger) error {
 		}
 	}
 	bank := modbus.NewBank(false)
+	for _, d := range devices {
+		bank.Fill(d.unit, d.m)
+	}
 	srv, err := sv.NewServer(&sv.ServerConfiguration{URL: "tcp://" + o.modbus, Timeout: 5 * time.Minute, MaxClients: 16,
 		Logger: log2discard()}, bank)
 	if err != nil {

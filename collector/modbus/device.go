@@ -75,8 +75,11 @@ type BlockError struct {
 	Err   *ReadError
 }
 
-// Poll reads every block once. A failing block is recorded and the others
-// are still read and decoded.
+// Poll reads every block once. A block the device refuses (a Modbus
+// exception) is recorded and the others are still read and decoded. After a
+// timeout or a connection failure the rest of the poll is given up: a dead
+// unit behind a shared gateway then costs the other units on the link one
+// timeout per poll, not one per block.
 func (d *Device) Poll(ctx context.Context) Poll {
 	start := d.now()
 	p := Poll{Device: d.cfg.Name, Time: start}
@@ -86,6 +89,9 @@ func (d *Device) Poll(ctx context.Context) Poll {
 		vals, err := d.link.Read(ctx, d.cfg.Unit, d.cfg.Map.Function == "input", b)
 		if err != nil {
 			p.Errors = append(p.Errors, BlockError{Block: b, Err: err})
+			if err.Kind == ErrTimeout || err.Kind == ErrConnection {
+				break
+			}
 			continue
 		}
 		ok++

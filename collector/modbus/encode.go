@@ -97,6 +97,14 @@ func NewBank(input bool) *Bank {
 	return &Bank{input: input, units: map[uint8]Registers{}, reads: map[byte]uint64{}}
 }
 
+// Fill makes every register of m readable for a unit, zero until Set: a
+// simulated device answers for its whole map, as a real one does.
+func (b *Bank) Fill(unit uint8, m *Map) {
+	for _, blk := range m.Plan(0) {
+		b.Set(unit, blk.Start, make([]uint16, blk.Count))
+	}
+}
+
 // Set stores words at addr for a unit.
 func (b *Bank) Set(unit uint8, addr uint16, words []uint16) {
 	b.mu.Lock()

@@ -179,8 +179,9 @@ func TestRecoversFromServerRestart(t *testing.T) {
 		t.Fatalf("first poll: %v", p.Errors)
 	}
 	srv.Stop()
-	if p := dev.Poll(context.Background()); len(p.Errors) != len(dev.blocks) {
-		t.Fatalf("poll with the server down: %d errors, want every block", len(p.Errors))
+	if p := dev.Poll(context.Background()); len(p.Decoded.Readings) != 0 || len(p.Errors) == 0 || dev.Health().Up {
+		t.Fatalf("poll with the server down: %d readings, %d errors, up=%v: want nothing read and the device down",
+			len(p.Decoded.Readings), len(p.Errors), dev.Health().Up)
 	}
 	srv = startServer(t, addr, f)
 	defer srv.Stop()
