@@ -137,8 +137,8 @@ func (d *decoder) group(g *groupDef, off int, parent *scope) (Group, int, error)
 				off += p.size
 				continue
 			}
-			return out, off, fmt.Errorf("sunspec: model %d: point %s at offset %d needs %d registers, the model ends at %d (L %d)",
-				d.id, p.name, off, p.size, len(d.regs), len(d.regs)-2)
+			return out, off, fmt.Errorf("sunspec: model %d: L %d is too short: point %s at offset %d runs past the model's end",
+				d.id, len(d.regs)-2, p.name, off)
 		}
 		if p.typ != "pad" {
 			out.Points[p.name] = decodeValue(p, d.regs[off:off+p.size], off)

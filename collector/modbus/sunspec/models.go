@@ -216,7 +216,7 @@ func parseGroup(jg *jsonGroup, top bool) (groupDef, error) {
 			// Deriving the repeats from L only works for the last group of
 			// the model, with nothing repeating inside it.
 			if !top || i != len(jg.Groups)-1 || len(sub.groups) > 0 {
-				return g, fmt.Errorf("group %s: count 0 (derived from L) is only supported for the model's last group", sub.name)
+				return g, fmt.Errorf("group %s: group %s: count 0 (derived from L) is only supported for the model's last group", jg.Name, sub.name)
 			}
 		}
 		g.groups = append(g.groups, sub)

@@ -67,7 +67,7 @@ func encodeGroup(tb testing.TB, g *groupDef, in inst, parent []inst) []uint16 {
 				regs = append(regs, uint16(b[j])<<8|uint16(b[j+1]))
 			}
 			continue
-		case in.raw[p.name] != 0:
+		case hasRaw(in, p.name):
 			raw = in.raw[p.name]
 		case ok && !math.IsNaN(v):
 			raw = encodeNumber(p, v, p.sf, sf)
@@ -86,6 +86,11 @@ func encodeGroup(tb testing.TB, g *groupDef, in inst, parent []inst) []uint16 {
 		}
 	}
 	return regs
+}
+
+func hasRaw(in inst, name string) bool {
+	_, ok := in.raw[name]
+	return ok
 }
 
 // countOf returns the number of instances given for the nested group
@@ -203,12 +208,14 @@ func stringInst(idx float64, nmod int) inst {
 		"ModTmpMax": 31.5, "ModTmpMaxMod": 2, "ModTmpMin": -2.5, "ModTmpMinMod": 1, "ModTmpAvg": 24, "ModTmp_SF": -1,
 		"Evt1": 0,
 	}}
-	for m := range nmod {
-		in.groups = map[string][]inst{"lithium_ion_string_module": append(in.groups["lithium_ion_string_module"], inst{vals: map[string]float64{
+	mods := make([]inst, nmod)
+	for m := range mods {
+		mods[m] = inst{vals: map[string]float64{
 			"ModNCell": 16, "ModCellVMax": 3.412 - 0.1*float64(m), "ModCellVMin": 3.198, "ModCellVAvg": 3.3,
 			"ModCellTmpMax": 31.5, "ModCellTmpMin": -2.5, "ModCellTmpAvg": 24,
-		}})}
+		}}
 	}
+	in.groups = map[string][]inst{"lithium_ion_string_module": mods}
 	return in
 }
 
@@ -285,9 +292,6 @@ func TestDefinitions(t *testing.T) {
 			}
 			got := fmt.Sprint(size, groups, gsize, gcount, gcountPoint, sf)
 			want := fmt.Sprint(tt.top, strings.Fields(tt.group), tt.groupSize, tt.count, tt.countPoint, tt.scaleFactorRef)
-			if tt.group == "" {
-				want = fmt.Sprint(tt.top, []string(nil), 0, 0, "", tt.scaleFactorRef)
-			}
 			if got != want {
 				t.Errorf("definition: got %s, want %s", got, want)
 			}
@@ -466,6 +470,15 @@ func checkPoints(t *testing.T, g Group, want []pointCase) {
 	}
 }
 
+// scaleIf returns the scale expected for a value: exp, or 0 for absent
+// values, which are not scaled.
+func scaleIf(v float64, exp int) int {
+	if math.IsNaN(v) {
+		return 0
+	}
+	return exp
+}
+
 func sameFloat(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNaN(b)) }
 
 var nan = math.NaN()
@@ -500,6 +513,7 @@ func TestDecodeCommon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	want[1] = pointCase{name: "L", num: 65, offset: 1}
 	checkPoints(t, m.Group, want)
 }
 
@@ -652,8 +666,8 @@ func TestDecodeModule(t *testing.T) {
 				}
 				off := uint16(44 + 4*(k-1))
 				checkPoints(t, cells[k-1], []pointCase{
-					{name: "CellV", num: math.Round(v*1000) / 1000, scale: -3, offset: off},
-					{name: "CellTmp", num: tmp, scale: -1, offset: off + 1},
+					{name: "CellV", num: math.Round(v*1000) / 1000, scale: scaleIf(v, -3), offset: off},
+					{name: "CellTmp", num: tmp, scale: scaleIf(tmp, -1), offset: off + 1},
 					{name: "CellSt", num: float64(k % 2), offset: off + 2},
 				})
 			}
@@ -681,7 +695,7 @@ func TestDecodeErrors(t *testing.T) {
 		{name: "no registers", id: 805, regs: nil, wantErr: "sunspec: model 805: 0 registers, the header alone needs 2"},
 		{name: "other model's registers", id: 804, regs: battery, wantErr: "sunspec: model 804: the ID register holds 802"},
 		{name: "registers shorter than L", id: 802, regs: battery[:40], wantErr: "sunspec: model 802: L is 62 but only 38 registers follow the header"},
-		{name: "L too short for the model", id: 802, regs: shortBattery, wantErr: "sunspec: model 802: point SoC at offset 11 needs 1 registers, the model ends at 12 (L 10)"},
+		{name: "L too short for the model", id: 802, regs: shortBattery, wantErr: "sunspec: model 802: L 10 is too short: point DoD at offset 12 runs past the model's end"},
 		{name: "count beyond L", id: 804, regs: tooManyModules, wantErr: "sunspec: model 804: group lithium_ion_string_module: NMod = 3 repeats do not fit in the 32 registers left (L 78)"},
 		{name: "count not implemented", id: 804, regs: noNMod, wantErr: "sunspec: model 804: group lithium_ion_string_module: count point NMod is not implemented"},
 	}
@@ -758,6 +772,7 @@ func TestReadingsAbsent(t *testing.T) {
 	delete(str.vals, "Idx")
 	delete(str.vals, "V")
 	delete(str.vals, "SoH_SF")
+	str.raw = map[string]uint64{"SoH": 96} // without its scale factor
 	str.vals["A"] = 0
 	mod := moduleInst(0, 0, 12)
 	delete(mod.vals, "StrIdx")
@@ -777,12 +792,9 @@ func TestReadingsAbsent(t *testing.T) {
 	if len(got) != 4+2*12 {
 		t.Fatalf("%d readings, want %d", len(got), 4+2*12)
 	}
+	// Without StrIdx and ModIdx, String and Module are empty.
 	r := func(metric telemetry.Metric, cell string, v float64, point string, addr uint16) Reading {
-		m := ""
-		if cell != "" {
-			m = ""
-		}
-		return Reading{Reading: modbus.Reading{Metric: metric, Module: m, Cell: cell, Value: v, Point: point, Addr: addr}}
+		return Reading{Reading: modbus.Reading{Metric: metric, Cell: cell, Value: v, Point: point, Addr: addr}}
 	}
 	checkReadings(t, got[:4], []Reading{
 		r(telemetry.StringVoltageVolts, "", nan, "804.V", 14),
@@ -834,11 +846,7 @@ func TestWarranty(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := batteryInst()
-			delete(in.vals, "WarrDt")
 			in.raw["WarrDt"] = tt.warrDt
-			if tt.warrDt == 0 {
-				in.vals["WarrDt"] = 0
-			}
 			m, err := Decode(802, encode(t, 802, in))
 			if err != nil {
 				t.Fatal(err)
@@ -950,4 +958,64 @@ func BenchmarkReadingsModule256(b *testing.B) {
 	for b.Loop() {
 		Readings(models)
 	}
+}
+
+func TestParseModelErrors(t *testing.T) {
+	const header = `{"name": "ID", "type": "uint16", "size": 1}, {"name": "L", "type": "uint16", "size": 1}`
+	model := func(points, groups string) string {
+		return `{"id": 64100, "group": {"name": "m", "type": "group", "points": [` + header + points + `], "groups": [` + groups + `]}}`
+	}
+	tests := []struct {
+		name    string
+		json    string
+		wantErr string
+	}{
+		{name: "not json", json: `{`, wantErr: "unexpected end of JSON input"},
+		{name: "id out of range", json: `{"id": 65535, "group": {"name": "m", "type": "group"}}`, wantErr: "model id 65535 out of range"},
+		{name: "no header", json: `{"id": 64100, "group": {"name": "m", "type": "group"}}`, wantErr: "model 64100: the first points must be ID and L"},
+		{name: "repeating top group", json: `{"id": 64100, "group": {"name": "m", "type": "group", "count": 2}}`, wantErr: "group m: the model's top group cannot repeat"},
+		{name: "unsupported type", json: model(`, {"name": "IP", "type": "ipv6addr", "size": 8}`, ""), wantErr: `group m: point IP: type "ipv6addr" is not supported`},
+		{name: "wrong size", json: model(`, {"name": "X", "type": "uint32", "size": 1}`, ""), wantErr: "group m: point X: type uint32 has size 2, not 1"},
+		{name: "empty string", json: model(`, {"name": "S", "type": "string", "size": 0}`, ""), wantErr: "group m: point S: string size 0"},
+		{name: "point count", json: model(`, {"name": "X", "type": "uint16", "size": 1, "count": 2}`, ""), wantErr: "group m: point X: count 2 is not supported"},
+		{name: "bad sf", json: model(`, {"name": "X", "type": "uint16", "size": 1, "sf": true}`, ""), wantErr: "group m: point X: sf true is neither a number nor a point name"},
+		{name: "bad count", json: model("", `{"name": "g", "type": "group", "count": 1.5}`), wantErr: "group m: group g: count 1.5 is neither a number nor a point name"},
+		{name: "negative count", json: model("", `{"name": "g", "type": "group", "count": -1}`), wantErr: "group m: group g: negative count -1"},
+		{
+			name:    "count 0 not last",
+			json:    model("", `{"name": "g", "type": "group", "count": 0}, {"name": "h", "type": "group"}`),
+			wantErr: "group m: group g: count 0 (derived from L) is only supported for the model's last group",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseModel([]byte(tt.json))
+			if err == nil || err.Error() != tt.wantErr {
+				t.Errorf("error = %v\nwant    %s", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestConstantScaleFactor decodes a definition whose sf is a number (the
+// schema allows it; the battery models only use names).
+func TestConstantScaleFactor(t *testing.T) {
+	def, err := parseModel([]byte(`{"id": 64100, "group": {"name": "m", "type": "group", "points": [
+		{"name": "ID", "type": "uint16", "size": 1}, {"name": "L", "type": "uint16", "size": 1},
+		{"name": "T", "type": "int32", "size": 2, "sf": -2}, {"name": "U", "type": "uint16", "size": 1, "sf": "3"},
+		{"name": "F", "type": "float32", "size": 2}, {"name": "E", "type": "acc32", "size": 2}]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := decoder{id: 64100, regs: []uint16{64100, 7, 0xFFFF, 0xFF38, 7, 0x7FC0, 0, 0, 0}}
+	g, off, err := d.group(&def.group, 0, nil)
+	if err != nil || off != 9 {
+		t.Fatal(off, err)
+	}
+	checkPoints(t, g, []pointCase{
+		{name: "T", num: -2, raw: 0xFFFFFF38, scale: -2, offset: 2},
+		{name: "U", num: 7000, scale: 3, offset: 4},
+		{name: "F", num: nan, offset: 5}, // NaN: not implemented
+		{name: "E", num: nan, offset: 7}, // accumulators: 0 is not implemented
+	})
 }
