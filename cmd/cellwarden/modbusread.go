@@ -35,18 +35,58 @@ type readOptions struct {
 // register map and writes what they report as telemetry CSV (§1), one
 // timestamp per poll: the Modbus collector's path, usable without the
 // daemon (cellwarden modbus read ... | cellwarden replay --input -).
+// parseDevice reads a --device value: UNIT or UNIT:STRING.
+func parseDevice(d string) (unit byte, str string, err error) {
+	unitText, str, _ := strings.Cut(d, ":")
+	u, perr := strconv.ParseUint(unitText, 10, 8)
+	if perr != nil || u == 0 || u > 247 {
+		return 0, "", fmt.Errorf("--device %q must be UNIT[:STRING] with a unit id 1..247, e.g. 1:1", d)
+	}
+	if str == "" {
+		str = "1"
+	}
+	return byte(u), str, nil
+}
+
 func runModbusRead(o readOptions, stdout io.Writer, log *zap.Logger) error {
 	if len(o.devices) == 0 {
 		o.devices = []string{"1:1"}
 	}
 	link := modbus.NewTCPLink(o.address, o.timeout)
 	defer link.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	bw := bufio.NewWriter(stdout)
+	bw.WriteString(csvfile.Header + "\n")
+	bw.Flush()
+	var mu sync.Mutex // one poll's rows stay together
+	var lastTS time.Time
+	// write emits one poll's rows. Polls of devices sharing the link
+	// finish in any order; the CSV contract wants time order, so a poll
+	// that ends after a later-started one takes the latest time written (a
+	// shift within one poll's duration).
+	write := func(t time.Time, rows [][7]string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if t.Before(lastTS) {
+			t = lastTS
+		}
+		lastTS = t
+		ts := t.UTC().Format(time.RFC3339Nano)
+		for _, r := range rows {
+			r[0] = ts
+			bw.WriteString(strings.Join(r[:], ",") + "\n")
+		}
+		bw.Flush()
+	}
+	if o.profile == "sunspec" {
+		return runSunSpecRead(ctx, o, link, write, log)
+	}
 	var devs []*modbus.Device
 	for _, d := range o.devices {
-		unitText, str, ok := strings.Cut(d, ":")
-		unit, err := strconv.ParseUint(unitText, 10, 8)
-		if !ok || err != nil || unit == 0 || str == "" {
-			return fmt.Errorf("--device %q must be UNIT:STRING, e.g. 1:1", d)
+		unit, str, err := parseDevice(d)
+		if err != nil {
+			return err
 		}
 		m, err := modbus.Profile(o.profile)
 		if err != nil {
@@ -60,16 +100,9 @@ func runModbusRead(o readOptions, stdout io.Writer, log *zap.Logger) error {
 			return fmt.Errorf("--ups %q --device %q: %w", o.ups, d, err)
 		}
 		devs = append(devs, modbus.NewDevice(modbus.DeviceConfig{Name: fmt.Sprintf("%s unit %d", o.address, unit),
-			UPS: o.ups, String: str, Unit: byte(unit), Map: m, Interval: o.interval}, link))
+			UPS: o.ups, String: str, Unit: unit, Map: m, Interval: o.interval}, link))
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	bw := bufio.NewWriter(stdout)
-	bw.WriteString(csvfile.Header + "\n")
-	bw.Flush()
 	reg := telemetry.NewRegistry()
-	var mu sync.Mutex // one poll's rows stay together
-	var lastTS time.Time
 	var wg sync.WaitGroup
 	for _, d := range devs {
 		wg.Add(1)
@@ -84,27 +117,17 @@ func runModbusRead(o readOptions, stdout io.Writer, log *zap.Logger) error {
 					log.Warn("block read failed", zap.String("device", p.Device), zap.Uint16("start", e.Block.Start),
 						zap.Uint16("count", e.Block.Count), zap.String("kind", e.Err.Kind.String()), zap.Error(e.Err.Err))
 				}
-				mu.Lock()
-				// Polls of devices sharing the link finish in any order;
-				// the CSV contract wants time order, so a poll that ends
-				// after a later-started one takes the latest time written
-				// (a shift within one poll's duration).
-				if p.Time.Before(lastTS) {
-					p.Time = lastTS
-				}
-				lastTS = p.Time
 				samples, _ = d.Samples(p, reg, samples[:0])
-				ts := p.Time.UTC().Format(time.RFC3339Nano)
+				rows := make([][7]string, 0, len(samples))
 				for _, s := range samples {
 					ent := reg.Info(s.Entity).Entity
 					v := ""
 					if !math.IsNaN(s.Value) {
 						v = strconv.FormatFloat(s.Value, 'f', -1, 64)
 					}
-					fmt.Fprintf(bw, "%s,%s,%s,%s,%s,%s,%s\n", ts, ent.UPS, ent.String, ent.Module, ent.Cell, s.Metric, v)
+					rows = append(rows, [7]string{"", ent.UPS, ent.String, ent.Module, ent.Cell, s.Metric.String(), v})
 				}
-				bw.Flush()
-				mu.Unlock()
+				write(p.Time, rows)
 				if n++; o.polls > 0 && n >= o.polls {
 					cancel()
 				}
