@@ -285,3 +285,5 @@ func TestStalledUnitDoesNotStopOthers(t *testing.T) {
 		t.Error("the stalled unit is reported up")
 	}
 }
+
+func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }

@@ -1,0 +1,111 @@
+package modbus
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	sv "github.com/simonvetter/modbus"
+)
+
+// bmsMap is a BMS with 256 cells (16 modules x 16), voltage and temperature
+// per cell: 512 registers in 6 blocks.
+const bmsMap = `name: bench
+points:
+  - {name: v, address: 4096, type: uint16, scale: 0.001, metric: cell_voltage_volts, array: {modules: 16, per_module: 16}}
+  - {name: t, address: 8192, type: int16, scale: 0.1, metric: cell_temperature_celsius, array: {modules: 16, per_module: 16}}
+`
+
+// BenchmarkPoll200BMS polls 200 simulated BMSs of 256 cells each, one
+// round per iteration, over 4 links (a gateway each, 50 units behind it),
+// as a 1 s poll interval would. It reports the CPU time of a round (client
+// and the in-process server together) and the live heap.
+func BenchmarkPoll200BMS(b *testing.B) {
+	m, err := ParseMap([]byte(bmsMap), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	const gateways, perGateway = 4, 50
+	var links []*Link
+	var devices [][]*Device
+	for g := 0; g < gateways; g++ {
+		bank := NewBank(false)
+		for u := 1; u <= perGateway; u++ {
+			bank.Fill(uint8(u), m)
+		}
+		addr := benchAddr(b)
+		srv, err := sv.NewServer(&sv.ServerConfiguration{URL: "tcp://" + addr, Timeout: time.Minute, MaxClients: 4,
+			Logger: log.New(io.Discard, "", 0)}, bank)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := srv.Start(); err != nil {
+			b.Fatal(err)
+		}
+		defer srv.Stop()
+		link := NewTCPLink(addr, time.Second)
+		defer link.Close()
+		links = append(links, link)
+		var ds []*Device
+		for u := 1; u <= perGateway; u++ {
+			ds = append(ds, NewDevice(DeviceConfig{Name: fmt.Sprint(u), UPS: "u", String: fmt.Sprint(g*perGateway + u),
+				Unit: byte(u), Map: m, Interval: time.Second}, link))
+		}
+		devices = append(devices, ds)
+	}
+	round := func() int {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		readings := 0
+		for _, ds := range devices {
+			for _, d := range ds {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					p := d.Poll(context.Background())
+					if len(p.Errors) > 0 {
+						b.Error(p.Errors[0].Err)
+					}
+					mu.Lock()
+					readings += len(p.Decoded.Readings)
+					mu.Unlock()
+				}()
+			}
+		}
+		wg.Wait()
+		return readings
+	}
+	round() // connect
+	var ru0, ru1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	total := 0
+	for b.Loop() {
+		total += round()
+	}
+	b.StopTimer()
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) / time.Duration(b.N)
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(total)/float64(b.N), "readings/round")
+	b.ReportMetric(cpu.Seconds()*1000, "cpu-ms/round")
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
+}
+
+func benchAddr(b *testing.B) string {
+	l, err := netListen()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
