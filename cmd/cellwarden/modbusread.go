@@ -137,7 +137,7 @@ func runModbusRead(o readOptions, stdout io.Writer, log *zap.Logger) error {
 	wg.Wait()
 	for _, d := range devs {
 		h := d.Health()
-		log.Info("device health", zap.Bool("up", h.Up), zap.Uint64("polls", h.Polls), zap.Uint64("skipped", h.Skipped),
+		log.Info("device health", zap.String("device", d.Name()), zap.Bool("up", h.Up), zap.Uint64("polls", h.Polls), zap.Uint64("skipped", h.Skipped),
 			zap.Any("errors", h.Errors), zap.Time("last_success", h.LastSuccess))
 	}
 	return nil

@@ -49,6 +49,9 @@ func NewDevice(cfg DeviceConfig, link *Link) *Device {
 		health: Health{Errors: map[string]uint64{}}}
 }
 
+// Name is the device's name from its configuration.
+func (d *Device) Name() string { return d.cfg.Name }
+
 // Health returns a copy of the device's health.
 func (d *Device) Health() Health {
 	d.mu.Lock()
