@@ -32,7 +32,6 @@ func BenchmarkPoll200BMS(b *testing.B) {
 		b.Fatal(err)
 	}
 	const gateways, perGateway = 4, 50
-	var links []*Link
 	var devices [][]*Device
 	for g := 0; g < gateways; g++ {
 		bank := NewBank(false)
@@ -51,7 +50,6 @@ func BenchmarkPoll200BMS(b *testing.B) {
 		defer srv.Stop()
 		link := NewTCPLink(addr, time.Second)
 		defer link.Close()
-		links = append(links, link)
 		var ds []*Device
 		for u := 1; u <= perGateway; u++ {
 			ds = append(ds, NewDevice(DeviceConfig{Name: fmt.Sprint(u), UPS: "u", String: fmt.Sprint(g*perGateway + u),
