@@ -68,7 +68,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	simServe := simCmd.Command("serve", "Play a scenario in real time and serve it over Modbus TCP in a vendor register layout (one unit id per string).")
 	sso := simServeOptions{}
 	simServe.Flag("modbus", "Listen address for Modbus TCP, host:port.").Required().StringVar(&sso.modbus)
-	simServe.Flag("profile", "Register layout: a built-in profile.").Default("soltaro_single_rack_vc").StringVar(&sso.profile)
+	simServe.Flag("profile", "Register layout: a built-in profile, or sunspec (one unit per UPS).").Default("soltaro_single_rack_vc").StringVar(&sso.profile)
 	simServe.Flag("scenario", "Scenario of the standard suite.").Default("runaway_nmc_slow").StringVar(&sso.scenario)
 	simServe.Flag("seed", "Seed.").Default("1").Uint64Var(&sso.seed)
 	simServe.Flag("speed", "Playback speed: 1 is real time, 60 plays an hour a minute.").Default("1").Float64Var(&sso.speed)

@@ -42,6 +42,9 @@ func runSimServe(o simServeOptions, stdout io.Writer, log *zap.Logger) error {
 	if o.speed <= 0 {
 		return errors.New("--speed must be > 0")
 	}
+	if o.profile == "sunspec" {
+		return runSimServeSunSpec(sc, o, stdout, log)
+	}
 	// One map (and unit) per string; arrays sized to the string's modules.
 	type device struct {
 		unit uint8
@@ -137,3 +140,78 @@ func runSimServe(o simServeOptions, stdout io.Writer, log *zap.Logger) error {
 }
 
 func log2discard() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// runSimServeSunSpec serves the scenario as SunSpec devices, one unit per
+// UPS, re-laid out at every poll time.
+func runSimServeSunSpec(sc *sim.Scenario, o simServeOptions, stdout io.Writer, log *zap.Logger) error {
+	if len(sc.Fleet) > 247 {
+		return errors.New("more than 247 UPSs: one Modbus unit id each")
+	}
+	bank := modbus.NewBank(false)
+	fleet := newSunSpecFleet(sc)
+	if err := fleet.publish(bank); err != nil {
+		return err
+	}
+	srv, err := sv.NewServer(&sv.ServerConfiguration{URL: "tcp://" + o.modbus, Timeout: 5 * time.Minute, MaxClients: 16,
+		Logger: log2discard()}, bank)
+	if err != nil {
+		return err
+	}
+	if err := srv.Start(); err != nil {
+		return fmt.Errorf("serving Modbus on %s: %w", o.modbus, err)
+	}
+	defer srv.Stop()
+	defer func() {
+		reads, writes := bank.Requests()
+		log.Info("stopped", zap.Any("read_requests_by_function", reads), zap.Uint64("refused_writes", writes))
+	}()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	pr, pw := io.Pipe()
+	go func() {
+		_, _, err := sim.Run(sc, pw)
+		pw.CloseWithError(err)
+	}()
+	reg := telemetry.NewRegistry()
+	rd, err := csvfile.NewReader(pr, sc.Name, reg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "serving scenario %s (%s) over Modbus TCP on %s, SunSpec layout, %gx real time\n",
+		sc.Name, sc.Description, o.modbus, o.speed)
+	for _, l := range sunspecUnits(sc) {
+		fmt.Fprintln(stdout, "  "+l)
+	}
+	wallStart := time.Now()
+	var pollTime int64
+	for {
+		s, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if s.Time > pollTime && pollTime != 0 {
+			if err := fleet.publish(bank); err != nil {
+				return err
+			}
+		}
+		pollTime = s.Time
+		due := wallStart.Add(time.Duration(float64(s.Timestamp().Sub(sc.Start)) / o.speed))
+		if d := time.Until(due); d > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(d):
+			}
+		}
+		fleet.observe(reg.Info(s.Entity).Entity, s.Metric, s.Value)
+	}
+	if err := fleet.publish(bank); err != nil {
+		return err
+	}
+	log.Info("scenario played to its end; serving the last values until stopped", zap.String("scenario", sc.Name))
+	<-ctx.Done()
+	return nil
+}

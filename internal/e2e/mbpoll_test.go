@@ -13,37 +13,31 @@ import (
 	"time"
 )
 
-// mbpoll (Debian), a Modbus client that is not ours, reads the simulator's
-// Soltaro-layout registers and gets the documented values: cell voltages in
-// mV, rack voltage in 0.1 V, cell temperatures in 0.1 °C.
-func TestMbpollReadsTheSimulator(t *testing.T) {
-	mbpoll, err := exec.LookPath("mbpoll")
-	if err != nil {
-		t.Fatal("mbpoll is not installed (Debian package mbpoll; .ci/run installs it)")
-	}
+// simServer runs cellwarden sim serve with a layout and returns its port,
+// its output and a stop function (idempotent).
+func simServer(t *testing.T, profile string) (port string, out *bytes.Buffer, stop func()) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
 	l.Close()
-	_, port, _ := net.SplitHostPort(addr)
-
-	srv := exec.Command(build(t), "sim", "serve", "--modbus", addr, "--scenario", "runaway_nmc_slow", "--speed", "600")
-	var srvOut bytes.Buffer
-	srv.Stdout, srv.Stderr = &srvOut, &srvOut
+	_, port, _ = net.SplitHostPort(addr)
+	srv := exec.Command(build(t), "sim", "serve", "--modbus", addr, "--scenario", "runaway_nmc_slow", "--speed", "600", "--profile", profile)
+	out = &bytes.Buffer{}
+	srv.Stdout, srv.Stderr = out, out
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
 	stopped := false
-	stop := func() {
+	stop = func() {
 		if !stopped {
 			stopped = true
 			srv.Process.Signal(syscall.SIGTERM)
 			srv.Wait()
 		}
 	}
-	defer stop()
 	for i := 0; ; i++ {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
@@ -51,29 +45,47 @@ func TestMbpollReadsTheSimulator(t *testing.T) {
 			break
 		}
 		if i == 100 {
-			t.Fatalf("the simulator never listened on %s:\n%s", addr, srvOut.String())
+			stop()
+			t.Fatalf("the simulator never listened on %s:\n%s", addr, out.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(500 * time.Millisecond) // let the first poll's values land
+	return port, out, stop
+}
 
-	read := func(unit, start, count int) []int {
-		t.Helper()
-		out, err := exec.Command(mbpoll, "-m", "tcp", "-a", strconv.Itoa(unit), "-0", "-r", strconv.Itoa(start),
-			"-c", strconv.Itoa(count), "-t", "4", "-1", "-p", port, "127.0.0.1").CombinedOutput()
-		if err != nil {
-			t.Fatalf("mbpoll: %v\n%s", err, out)
-		}
-		var vals []int
-		for _, m := range regexp.MustCompile(`(?m)^\[(\d+)\]:\s+(-?\d+)`).FindAllStringSubmatch(string(out), -1) {
-			v, _ := strconv.Atoi(m[2])
-			vals = append(vals, v)
-		}
-		if len(vals) != count {
-			t.Fatalf("mbpoll read %d of %d registers:\n%s", len(vals), count, out)
-		}
-		return vals
+// mbpollRead reads registers with mbpoll (Debian), a Modbus client that is
+// not ours, and returns their values.
+func mbpollRead(t *testing.T, port string, unit, start, count int) []int {
+	t.Helper()
+	mbpoll, err := exec.LookPath("mbpoll")
+	if err != nil {
+		t.Fatal("mbpoll is not installed (Debian package mbpoll; .ci/run installs it)")
 	}
+	out, err := exec.Command(mbpoll, "-m", "tcp", "-a", strconv.Itoa(unit), "-0", "-r", strconv.Itoa(start),
+		"-c", strconv.Itoa(count), "-t", "4", "-1", "-p", port, "127.0.0.1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("mbpoll: %v\n%s", err, out)
+	}
+	var vals []int
+	for _, m := range regexp.MustCompile(`(?m)^\[(\d+)\]:\s+(-?\d+)`).FindAllStringSubmatch(string(out), -1) {
+		v, _ := strconv.Atoi(m[2])
+		vals = append(vals, v)
+	}
+	if len(vals) != count {
+		t.Fatalf("mbpoll read %d of %d registers:\n%s", len(vals), count, out)
+	}
+	return vals
+}
+
+// mbpoll reads the simulator's Soltaro-layout registers and gets the
+// documented values: cell voltages in mV, rack voltage in 0.1 V, cell
+// temperatures in 0.1 °C; the simulator saw reads only.
+func TestMbpollReadsTheSimulator(t *testing.T) {
+	port, srvOut, stop := simServer(t, "soltaro_single_rack_vc")
+	defer stop()
+	read := func(unit, start, count int) []int { return mbpollRead(t, port, unit, start, count) }
+
 	tests := []struct {
 		name           string
 		unit, start, n int
@@ -97,5 +109,39 @@ func TestMbpollReadsTheSimulator(t *testing.T) {
 	stop()
 	if !regexp.MustCompile(`"read_requests_by_function": \{"3": ?[1-9][0-9]*\}, "refused_writes": 0`).MatchString(srvOut.String()) {
 		t.Errorf("the simulator's request log is not reads-only:\n%s", srvOut.String())
+	}
+}
+
+// mbpoll reads the simulator's SunSpec layout: the SunS marker at 40000,
+// the common model's header, and the first lithium-ion module's cells as
+// the 805 model lays them out.
+func TestMbpollReadsSunSpec(t *testing.T) {
+	port, _, stop := simServer(t, "sunspec")
+	defer stop()
+	if got := mbpollRead(t, port, 1, 40000, 4); got[0] != 0x5375 || got[1] != 0x6E53 || got[2] != 1 {
+		t.Fatalf("registers 40000..40003 = %v: want the SunS marker then model 1", got)
+	}
+	// Model 1 (2 + L registers), model 802, then 804, then the first 805.
+	addr := 40002
+	var ids []int
+	for len(ids) < 4 {
+		h := mbpollRead(t, port, 1, addr, 2)
+		ids = append(ids, h[0])
+		if len(ids) < 4 {
+			addr += 2 + h[1]
+		}
+	}
+	if ids[0] != 1 || ids[1] != 802 || ids[2] != 804 || ids[3] != 805 {
+		t.Fatalf("model chain starts %v, want [1 802 804 805]", ids)
+	}
+	// 805: +2 StrIdx, +3 ModIdx, +4 NCell; cells from +44, 4 registers each,
+	// CellV in mV (CellV_SF -3) and CellTmp in 0.1 °C (Tmp_SF -1).
+	head := mbpollRead(t, port, 1, addr+2, 3)
+	if head[0] != 1 || head[1] != 1 || head[2] != 12 {
+		t.Errorf("805 header %v, want string 1, module 1, 12 cells", head)
+	}
+	cell := mbpollRead(t, port, 1, addr+44, 2)
+	if cell[0] < 3600 || cell[0] > 4200 || cell[1] < 150 || cell[1] > 450 {
+		t.Errorf("first cell %v, want mV in 3600..4200 and 0.1 °C in 150..450", cell)
 	}
 }

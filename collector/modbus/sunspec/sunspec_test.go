@@ -12,126 +12,15 @@ import (
 	"github.com/cellwarden/cellwarden/internal/telemetry"
 )
 
-// inst describes one group instance for the encoder: engineering values
-// (before scaling) by point name, strings, raw register values that bypass
-// scaling (as a device with a broken scale factor would send), and the
-// instances of nested groups. Points left out are encoded with their
-// type's "not implemented" value, as a device that lacks them would.
-type inst struct {
-	vals   map[string]float64
-	strs   map[string]string
-	raw    map[string]uint64
-	groups map[string][]inst
-}
-
-// encode lays out one instance of model id from the parsed definition,
-// like a device would: every point at its offset, scaled values divided by
-// 10^sf and rounded, big-endian words, L computed from the layout.
-func encode(tb testing.TB, id uint16, in inst) []uint16 {
+// encode lays out one model instance with Encode, failing the test on an
+// error.
+func encode(tb testing.TB, id uint16, in Instance) []uint16 {
 	tb.Helper()
-	def, err := lookup(id)
+	regs, err := Encode(id, in)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	regs := encodeGroup(tb, &def.group, in, nil)
-	regs[0], regs[1] = id, uint16(len(regs)-2)
 	return regs
-}
-
-func encodeGroup(tb testing.TB, g *groupDef, in inst, parent []inst) []uint16 {
-	tb.Helper()
-	scopes := append([]inst{in}, parent...)
-	// sf finds a scale factor's exponent in this instance or its ancestors.
-	sf := func(name string) int {
-		for _, s := range scopes {
-			if v, ok := s.vals[name]; ok {
-				return int(v)
-			}
-		}
-		tb.Fatalf("encode: scale factor %s has no value", name)
-		return 0
-	}
-	var regs []uint16
-	for i := range g.points {
-		p := &g.points[i]
-		var raw uint64
-		switch v, ok := in.vals[p.name]; {
-		case p.name == "ID" || p.name == "L":
-			// Filled in by encode.
-		case p.typ == "pad":
-			raw = 0x8000
-		case p.typ == "string":
-			b := make([]byte, 2*p.size)
-			copy(b, in.strs[p.name])
-			for j := 0; j < len(b); j += 2 {
-				regs = append(regs, uint16(b[j])<<8|uint16(b[j+1]))
-			}
-			continue
-		case hasRaw(in, p.name):
-			raw = in.raw[p.name]
-		case ok && !math.IsNaN(v):
-			raw = encodeNumber(p, v, p.sf, sf)
-		case !ok && countOf(g, p.name, in) >= 0:
-			raw = uint64(countOf(g, p.name, in))
-		default:
-			raw = notImplemented(p.typ)
-		}
-		for j := p.size - 1; j >= 0; j-- {
-			regs = append(regs, uint16(raw>>(16*j)))
-		}
-	}
-	for i := range g.groups {
-		for _, sub := range in.groups[g.groups[i].name] {
-			regs = append(regs, encodeGroup(tb, &g.groups[i], sub, scopes)...)
-		}
-	}
-	return regs
-}
-
-func hasRaw(in inst, name string) bool {
-	_, ok := in.raw[name]
-	return ok
-}
-
-// countOf returns the number of instances given for the nested group
-// whose count point is name, or -1.
-func countOf(g *groupDef, name string, in inst) int {
-	for i := range g.groups {
-		if g.groups[i].countPoint == name {
-			return len(in.groups[g.groups[i].name])
-		}
-	}
-	return -1
-}
-
-// encodeNumber turns an engineering value into the point's raw bits.
-func encodeNumber(p *pointDef, v float64, sfName string, sf func(string) int) uint64 {
-	if p.typ == "float32" {
-		return uint64(math.Float32bits(float32(v)))
-	}
-	if sfName != "" {
-		if exp := sf(sfName); exp < 0 {
-			v *= math.Pow10(-exp)
-		} else {
-			v /= math.Pow10(exp)
-		}
-	}
-	r := int64(math.Round(v))
-	return uint64(r) & (1<<(16*p.size) - 1)
-}
-
-func notImplemented(typ string) uint64 {
-	switch typ {
-	case "int16", "sunssf":
-		return 0x8000
-	case "int32":
-		return 0x80000000
-	case "uint32", "enum32", "bitfield32":
-		return 0xFFFFFFFF
-	case "acc16", "acc32", "acc64":
-		return 0
-	}
-	return 0xFFFF
 }
 
 // device is a register image answering reads like a Modbus server:
@@ -174,13 +63,13 @@ func (d *device) read(addr, count uint16) ([]uint16, error) {
 }
 
 // The example device: a 48 V bank of one string with modules of 16 cells.
-func commonInst() inst {
-	return inst{strs: map[string]string{"Mn": "cellwarden", "Md": "SIM-48V", "Vr": "1.2.3  ", "SN": "CW-0001"},
-		vals: map[string]float64{"DA": 1}}
+func commonInst() Instance {
+	return Instance{Strings: map[string]string{"Mn": "cellwarden", "Md": "SIM-48V", "Vr": "1.2.3  ", "SN": "CW-0001"},
+		Values: map[string]float64{"DA": 1}}
 }
 
-func batteryInst() inst {
-	return inst{vals: map[string]float64{
+func batteryInst() Instance {
+	return Instance{Values: map[string]float64{
 		"AHRtg": 280, "AHRtg_SF": 0,
 		"WHRtg": 143360, "WHRtg_SF": 1, // positive scale factor: raw 14336
 		"WChaRteMax": 7000, "WDisChaRteMax": 7500, "WChaDisChaMax_SF": 2,
@@ -196,11 +85,11 @@ func batteryInst() inst {
 		"AMax_SF": 0,
 		"W":       -640, "W_SF": 0,
 		"SetOp": 1, "SetInvState": 3,
-	}, raw: map[string]uint64{"DoD": 120}} // DoD present but DoD_SF not implemented
+	}, Raw: map[string]uint64{"DoD": 120}} // DoD present but DoD_SF not implemented
 }
 
-func stringInst(idx float64, nmod int) inst {
-	in := inst{vals: map[string]float64{
+func stringInst(idx float64, nmod int) Instance {
+	in := Instance{Values: map[string]float64{
 		"Idx": idx, "St": 3,
 		"SoC": 87.5, "SoC_SF": -1, "SoH": 96, "SoH_SF": 0,
 		"A": -12.5, "A_SF": -1, "V": 51.2, "V_SF": -1,
@@ -208,31 +97,31 @@ func stringInst(idx float64, nmod int) inst {
 		"ModTmpMax": 31.5, "ModTmpMaxMod": 2, "ModTmpMin": -2.5, "ModTmpMinMod": 1, "ModTmpAvg": 24, "ModTmp_SF": -1,
 		"Evt1": 0,
 	}}
-	mods := make([]inst, nmod)
+	mods := make([]Instance, nmod)
 	for m := range mods {
-		mods[m] = inst{vals: map[string]float64{
+		mods[m] = Instance{Values: map[string]float64{
 			"ModNCell": 16, "ModCellVMax": 3.412 - 0.1*float64(m), "ModCellVMin": 3.198, "ModCellVAvg": 3.3,
 			"ModCellTmpMax": 31.5, "ModCellTmpMin": -2.5, "ModCellTmpAvg": 24,
 		}}
 	}
-	in.groups = map[string][]inst{"lithium_ion_string_module": mods}
+	in.Groups = map[string][]Instance{"lithium_ion_string_module": mods}
 	return in
 }
 
 // moduleInst returns model 805 for module mod of string str with n cells:
 // cell k (1-based) at 3.300 + k mV and 20.0 + k/2 °C, except cell 3 at
 // -5.5 °C, cell 9 without a voltage and cell 12 without a temperature.
-func moduleInst(str, mod float64, n int) inst {
-	in := inst{
-		vals: map[string]float64{
+func moduleInst(str, mod float64, n int) Instance {
+	in := Instance{
+		Values: map[string]float64{
 			"StrIdx": str, "ModIdx": mod, "NCell": float64(n),
 			"SoC": 87.5, "SoC_SF": -1, "SoH": 96, "SoH_SF": 0, "NCyc": 70000,
 			"V": 52.8, "V_SF": -1, "CellVMax": 3.316, "CellVMin": 3.301, "CellVAvg": 3.308, "CellV_SF": -3,
 			"CellTmpMax": 28, "CellTmpMin": -5.5, "CellTmpAvg": 24.2, "Tmp_SF": -1,
 		},
-		strs: map[string]string{"SN": fmt.Sprintf("MOD-%02.0f", mod)},
+		Strings: map[string]string{"SN": fmt.Sprintf("MOD-%02.0f", mod)},
 	}
-	cells := make([]inst, n)
+	cells := make([]Instance, n)
 	for k := 1; k <= n; k++ {
 		c := map[string]float64{"CellV": 3.3 + float64(k)/1000, "CellTmp": 20 + float64(k)/2, "CellSt": float64(k % 2)}
 		switch k {
@@ -243,9 +132,9 @@ func moduleInst(str, mod float64, n int) inst {
 		case 12:
 			delete(c, "CellTmp")
 		}
-		cells[k-1] = inst{vals: c}
+		cells[k-1] = Instance{Values: c}
 	}
-	in.groups = map[string][]inst{cellGroup: cells}
+	in.Groups = map[string][]Instance{cellGroup: cells}
 	return in
 }
 
@@ -558,8 +447,8 @@ func TestDecodeBattery(t *testing.T) {
 
 func TestDecodeScaleFactorOutOfRange(t *testing.T) {
 	in := batteryInst()
-	in.raw["W_SF"] = 11 // sunssf allows -10..10
-	in.raw["V_SF"] = 0xFFF6
+	in.Raw["W_SF"] = 11 // sunssf allows -10..10
+	in.Raw["V_SF"] = 0xFFF6
 	m, err := Decode(802, encode(t, 802, in))
 	if err != nil {
 		t.Fatal(err)
@@ -600,10 +489,10 @@ func TestDecodeString(t *testing.T) {
 }
 
 func TestDecodeBank(t *testing.T) {
-	in := inst{vals: map[string]float64{"NStrCon": 2, "ModTmpMax": 31.5, "ModTmpMin": 18, "CellV_SF": -3, "ModTmp_SF": -1, "A_SF": -1, "SoC_SF": 0},
-		groups: map[string][]inst{"string": {
-			{vals: map[string]float64{"StrNMod": 8, "StrSt": 3, "StrSoC": 88, "StrA": -6.2, "StrCellVMax": 3.41}},
-			{vals: map[string]float64{"StrNMod": 8, "StrSt": 1, "StrSoC": 87, "StrA": -6.3, "StrCellVMax": 3.405}},
+	in := Instance{Values: map[string]float64{"NStrCon": 2, "ModTmpMax": 31.5, "ModTmpMin": 18, "CellV_SF": -3, "ModTmp_SF": -1, "A_SF": -1, "SoC_SF": 0},
+		Groups: map[string][]Instance{"string": {
+			{Values: map[string]float64{"StrNMod": 8, "StrSt": 3, "StrSoC": 88, "StrA": -6.2, "StrCellVMax": 3.41}},
+			{Values: map[string]float64{"StrNMod": 8, "StrSt": 1, "StrSoC": 87, "StrA": -6.3, "StrCellVMax": 3.405}},
 		}}}
 	m, err := Decode(803, encode(t, 803, in))
 	if err != nil {
@@ -769,14 +658,14 @@ func TestReadings(t *testing.T) {
 
 func TestReadingsAbsent(t *testing.T) {
 	str := stringInst(0, 0)
-	delete(str.vals, "Idx")
-	delete(str.vals, "V")
-	delete(str.vals, "SoH_SF")
-	str.raw = map[string]uint64{"SoH": 96} // without its scale factor
-	str.vals["A"] = 0
+	delete(str.Values, "Idx")
+	delete(str.Values, "V")
+	delete(str.Values, "SoH_SF")
+	str.Raw = map[string]uint64{"SoH": 96} // without its scale factor
+	str.Values["A"] = 0
 	mod := moduleInst(0, 0, 12)
-	delete(mod.vals, "StrIdx")
-	delete(mod.vals, "ModIdx")
+	delete(mod.Values, "StrIdx")
+	delete(mod.Values, "ModIdx")
 	var models []Model
 	for _, regs := range [][]uint16{encode(t, 804, str), encode(t, 805, mod)} {
 		m, err := Decode(regs[0], regs)
@@ -846,7 +735,7 @@ func TestWarranty(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := batteryInst()
-			in.raw["WarrDt"] = tt.warrDt
+			in.Raw["WarrDt"] = tt.warrDt
 			m, err := Decode(802, encode(t, 802, in))
 			if err != nil {
 				t.Fatal(err)
@@ -887,8 +776,8 @@ func FuzzDecode(f *testing.F) {
 	seeds := [][]uint16{
 		encode(f, 1, commonInst()),
 		encode(f, 802, batteryInst()),
-		encode(f, 803, inst{vals: map[string]float64{"CellV_SF": -3, "ModTmp_SF": -1, "A_SF": -1, "SoC_SF": 0},
-			groups: map[string][]inst{"string": {{vals: map[string]float64{"StrSoC": 50}}}}}),
+		encode(f, 803, Instance{Values: map[string]float64{"CellV_SF": -3, "ModTmp_SF": -1, "A_SF": -1, "SoC_SF": 0},
+			Groups: map[string][]Instance{"string": {{Values: map[string]float64{"StrSoC": 50}}}}}),
 		encode(f, 804, stringInst(1, 2)),
 		encode(f, 805, moduleInst(1, 1, 16)),
 	}
