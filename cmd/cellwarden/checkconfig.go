@@ -22,6 +22,9 @@ func runCheckConfig(path string, stdout, stderr io.Writer) error {
 		return exitError{1}
 	}
 	msg := fmt.Sprintf("%s: configuration is valid", path)
+	if n := len(cfg.Collectors.Modbus); n > 0 {
+		msg += fmt.Sprintf("; %d Modbus collector(s)", n)
+	}
 	if inv != nil {
 		msg += fmt.Sprintf("; inventory %s: %d entries", cfg.Inventory, len(inv.Batteries))
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/cellwarden/cellwarden/collector/modbus"
 	"github.com/cellwarden/cellwarden/detector"
 	"github.com/cellwarden/cellwarden/internal/inventory"
 	"github.com/cellwarden/cellwarden/internal/yamlstrict"
@@ -20,10 +21,18 @@ type Config struct {
 	Inventory string `yaml:"inventory"`
 	// Detector tunes the detection rules.
 	Detector detector.Config `yaml:"detector"`
+	// Collectors are the sources polled or subscribed to.
+	Collectors Collectors `yaml:"collectors"`
 
 	// Source is the file the configuration was read from ("" for the
 	// built-in defaults).
 	Source string `yaml:"-"`
+}
+
+// Collectors lists the sources by transport.
+type Collectors struct {
+	// Modbus lists the BMSs to poll over Modbus TCP or RTU.
+	Modbus []modbus.CollectorConfig `yaml:"modbus"`
 }
 
 // Default returns the configuration a user gets without a file.
@@ -52,6 +61,11 @@ func Parse(data []byte, source string) (*Config, error) {
 	p.Append(errs...)
 	cfg.Detector.FillDefaults()
 	cfg.Detector.Validate(p, "detector")
+	base := "."
+	if source != "" {
+		base = filepath.Dir(source)
+	}
+	modbus.ValidateCollectors(cfg.Collectors.Modbus, p, "collectors.modbus", base)
 	if err := p.Errs().In(source); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -179,4 +180,65 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse returned cfg=%v err=%v", cfg, err)
 		}
 	})
+}
+
+// Every configuration shipped in deploy/examples loads and validates.
+func TestShippedExamplesLoad(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "deploy", "examples", "*.yml"))
+	if err != nil || len(files) < 4 {
+		t.Fatalf("examples: %v %v", files, err)
+	}
+	for _, f := range files {
+		if filepath.Base(f) == "inventory.yml" {
+			continue // an inventory, not a configuration
+		}
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			cfg, err := Load(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cfg.LoadInventory(""); err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range cfg.Collectors.Modbus {
+				if c.Map == nil && c.Profile != "sunspec" {
+					t.Errorf("collector %s has no register map loaded", c.Name)
+				}
+			}
+		})
+	}
+}
+
+func TestBadModbusCollectors(t *testing.T) {
+	doc := `collectors:
+  modbus:
+    - {address: 10.0.0.5, unit: 1, profile: soltaro_single_rack_vc, ups: a, string: "1"}
+    - {address: 10.0.0.6:502, device: /dev/ttyS0, unit: 300, profile: nope, ups: "a b", string: "1"}
+    - {address: 10.0.0.7:502, unit: 1, ups: a, interval: 1s, timeout: 5s}
+    - {address: 10.0.0.7:502, unit: 1, map_file: missing.yaml, ups: a, string: "2"}
+`
+	_, err := Parse([]byte(doc), "c.yml")
+	want := []string{
+		`c.yml: collectors.modbus[0].address: "10.0.0.5" must be host:port (line 3)`,
+		`c.yml: collectors.modbus[1]: needs exactly one of address (Modbus TCP host:port) and device (a serial port for RTU) (line 4)`,
+		`c.yml: collectors.modbus[1].unit: "300" must be 1..247 (line 4)`,
+		`c.yml: collectors.modbus[1].profile: "nope" is not a built-in register map (have [pylontech_powercube_m2 soltaro_single_rack_vc], or sunspec) (line 4)`,
+		`c.yml: collectors.modbus[1].ups: "a b" must be a UPS identifier ([A-Za-z0-9_.:-]+) (line 4)`,
+		`c.yml: collectors.modbus[2]: needs exactly one of profile (built-in: [pylontech_powercube_m2 soltaro_single_rack_vc], or sunspec) and map_file (line 5)`,
+		`c.yml: collectors.modbus[2].string: is required (which battery string the BMS manages) (line 5)`,
+		`c.yml: collectors.modbus[2].timeout: "5s" must be above 0 and below the interval (1s) (line 5)`,
+		`c.yml: collectors.modbus[3]: polls the same unit of the same endpoint as collectors.modbus[2] (line 6)`,
+	}
+	if err == nil {
+		t.Fatal("no error")
+	}
+	got := strings.Split(err.Error(), "\n")
+	for _, w := range want {
+		if !slices.Contains(got, w) {
+			t.Errorf("missing error %q in:\n%s", w, err)
+		}
+	}
+	if !strings.Contains(err.Error(), `collectors.modbus[3].map_file: "missing.yaml" cannot be read`) {
+		t.Errorf("missing map_file error in:\n%s", err)
+	}
 }
