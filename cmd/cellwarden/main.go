@@ -105,6 +105,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	mread.Flag("interval", "Poll interval.").Default("10s").DurationVar(&mro.interval)
 	mread.Flag("timeout", "Request timeout.").Default("2s").DurationVar(&mro.timeout)
 	mread.Flag("polls", "Stop after this many polls per device (0: until interrupted).").IntVar(&mro.polls)
+	mread.Flag("rtu-over-tcp", "The endpoint is a gateway passing raw Modbus RTU frames over TCP.").BoolVar(&mro.rtuOverTCP)
 
 	cmd, err := app.Parse(joinDashValues(args))
 	if terminated >= 0 {

@@ -29,6 +29,8 @@ type readOptions struct {
 	interval time.Duration
 	timeout  time.Duration
 	polls    int
+	// rtuOverTCP: the endpoint is a gateway carrying raw RTU frames.
+	rtuOverTCP bool
 }
 
 // runModbusRead polls BMSs behind one Modbus TCP endpoint through a
@@ -53,6 +55,9 @@ func runModbusRead(o readOptions, stdout io.Writer, log *zap.Logger) error {
 		o.devices = []string{"1:1"}
 	}
 	link := modbus.NewTCPLink(o.address, o.timeout)
+	if o.rtuOverTCP {
+		link = modbus.NewRTUOverTCPLink(o.address, o.timeout)
+	}
 	defer link.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -21,9 +21,12 @@ type CollectorConfig struct {
 	// Address is a Modbus TCP endpoint (host:port); Device a serial port
 	// for Modbus RTU, with Baud and Parity (N, E or O). Exactly one.
 	Address string `yaml:"address"`
-	Device  string `yaml:"device"`
-	Baud    int    `yaml:"baud"`
-	Parity  string `yaml:"parity"`
+	// Transport of an address: "tcp" (Modbus TCP, the default) or
+	// "rtu_over_tcp" (a gateway passing raw RTU frames).
+	Transport string `yaml:"transport"`
+	Device    string `yaml:"device"`
+	Baud      int    `yaml:"baud"`
+	Parity    string `yaml:"parity"`
 	// Unit is the Modbus unit id (1..247).
 	Unit int `yaml:"unit"`
 	// Profile names a built-in register map, or "sunspec" for discovery;
@@ -48,7 +51,7 @@ type CollectorConfig struct {
 
 // DefaultCollector returns the defaults a collector entry starts from.
 func DefaultCollector() CollectorConfig {
-	return CollectorConfig{Baud: 19200, Parity: "E", Interval: yamlstrict.Duration(10 * time.Second),
+	return CollectorConfig{Transport: "tcp", Baud: 19200, Parity: "E", Interval: yamlstrict.Duration(10 * time.Second),
 		Timeout: yamlstrict.Duration(2 * time.Second)}
 }
 
@@ -76,6 +79,9 @@ func ValidateCollectors(cs []CollectorConfig, p *yamlstrict.Problems, path, base
 				p.Add(key("address"), c.Address, "must be host:port")
 			} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 				p.Add(key("address"), c.Address, "has no valid port")
+			}
+			if c.Transport != "tcp" && c.Transport != "rtu_over_tcp" {
+				p.Add(key("transport"), c.Transport, "must be tcp or rtu_over_tcp")
 			}
 		default:
 			if c.Baud < 1200 || c.Baud > 921600 {
