@@ -12,6 +12,7 @@ import (
 	"time"
 
 	gb "github.com/goburrow/modbus"
+	"github.com/goburrow/serial"
 )
 
 // reader is all of a Modbus client that cellwarden may use: read function
@@ -63,7 +64,7 @@ func classify(err error) *ReadError {
 	switch {
 	case errors.As(err, &me):
 		return &ReadError{Kind: ErrException, Exception: me.ExceptionCode, Err: err}
-	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout(), errors.Is(err, serial.ErrTimeout):
 		return &ReadError{Kind: ErrTimeout, Err: err}
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
 		errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrClosed), errors.As(err, new(*net.OpError)):
