@@ -41,8 +41,8 @@ type readOptions struct {
 func parseDevice(d string) (unit byte, str string, err error) {
 	unitText, str, _ := strings.Cut(d, ":")
 	u, perr := strconv.ParseUint(unitText, 10, 8)
-	if perr != nil || u == 0 || u > 247 {
-		return 0, "", fmt.Errorf("--device %q must be UNIT[:STRING] with a unit id 1..247, e.g. 1:1", d)
+	if perr != nil {
+		return 0, "", fmt.Errorf("--device %q must be UNIT[:STRING] with a unit id 0..255, e.g. 1:1", d)
 	}
 	if str == "" {
 		str = "1"
@@ -53,6 +53,9 @@ func parseDevice(d string) (unit byte, str string, err error) {
 func runModbusRead(o readOptions, stdout io.Writer, log *zap.Logger) error {
 	if len(o.devices) == 0 {
 		o.devices = []string{"1:1"}
+	}
+	if o.interval <= 0 || o.timeout <= 0 || o.timeout >= o.interval {
+		return fmt.Errorf("--timeout (%s) must be above 0 and below --interval (%s)", o.timeout, o.interval)
 	}
 	link := modbus.NewTCPLink(o.address, o.timeout)
 	if o.rtuOverTCP {
@@ -99,6 +102,9 @@ func runModbusRead(o readOptions, stdout io.Writer, log *zap.Logger) error {
 		}
 		if o.modules > 0 {
 			m.SetModules(o.modules)
+			if err := m.Check(); err != nil {
+				return fmt.Errorf("--modules %d: %w", o.modules, err)
+			}
 		}
 		e := telemetry.Entity{UPS: o.ups, String: str}
 		if err := e.Validate(); err != nil {

@@ -47,6 +47,11 @@ func (d *sunspecDevice) poll(ctx context.Context, log *zap.Logger) ([]sunspec.Re
 			return nil, fmt.Errorf("SunSpec discovery: %w", err)
 		}
 		d.models = models
+		if err != nil {
+			// A partial chain: use it now, discover again next poll.
+			log.Warn("SunSpec discovery incomplete", zap.Uint8("unit", d.unit), zap.Error(err))
+			defer func() { d.models = nil }()
+		}
 		ids := make([]uint16, len(models))
 		for i, m := range models {
 			ids[i] = m.ID

@@ -84,6 +84,9 @@ func ValidateCollectors(cs []CollectorConfig, p *yamlstrict.Problems, path, base
 				p.Add(key("transport"), c.Transport, "must be tcp or rtu_over_tcp")
 			}
 		default:
+			if c.Transport != "tcp" {
+				p.Add(key("transport"), c.Transport, "applies to an address, not to a serial device")
+			}
 			if c.Baud < 1200 || c.Baud > 921600 {
 				p.Add(key("baud"), c.Baud, "must be 1200..921600")
 			}
@@ -91,10 +94,21 @@ func ValidateCollectors(cs []CollectorConfig, p *yamlstrict.Problems, path, base
 				p.Add(key("parity"), c.Parity, "must be N, E or O")
 			}
 		}
-		if c.Unit < 1 || c.Unit > 247 {
-			p.Add(key("unit"), c.Unit, "must be 1..247")
+		switch {
+		case c.Device != "" && (c.Unit < 1 || c.Unit > 247):
+			p.Add(key("unit"), c.Unit, "must be 1..247 on a serial line")
+		case c.Unit < 0 || c.Unit > 255:
+			p.Add(key("unit"), c.Unit, "must be 0..255")
 		}
-		endpoint := c.Address + c.Device + "#" + strconv.Itoa(c.Unit)
+		// localhost and 127.0.0.1 are one endpoint (no DNS here: checking a
+		// configuration must not depend on the network).
+		host, port, _ := net.SplitHostPort(c.Address)
+		if ip := net.ParseIP(host); ip != nil {
+			host = ip.String()
+		} else if host == "localhost" {
+			host = "127.0.0.1"
+		}
+		endpoint := host + ":" + port + c.Device + "#" + strconv.Itoa(c.Unit)
 		if j, dup := seen[endpoint]; dup {
 			p.Add(ip, nil, "polls the same unit of the same endpoint as collectors.modbus[%d]", j)
 		}
@@ -128,6 +142,12 @@ func ValidateCollectors(cs []CollectorConfig, p *yamlstrict.Problems, path, base
 		}
 		if c.Map != nil && c.Modules > 0 {
 			c.Map.SetModules(c.Modules)
+			if err := c.Map.Check(); err != nil {
+				p.Add(key("modules"), c.Modules, "does not fit the register map: %v", err)
+			}
+		}
+		if c.Profile == "sunspec" && c.Modules != 0 {
+			p.Add(key("modules"), c.Modules, "does not apply to SunSpec (the device says how many)")
 		}
 		if !telemetry.ValidUPS(c.UPS) {
 			p.Add(key("ups"), c.UPS, "must be a UPS identifier ([A-Za-z0-9_.:-]+)")

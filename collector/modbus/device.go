@@ -41,12 +41,18 @@ type Device struct {
 
 	mu     sync.Mutex
 	health Health
+	// unreadable marks planned blocks where bisection found nothing.
+	unreadable map[Block]bool
 }
 
-// NewDevice prepares polling of cfg over link.
+// NewDevice prepares polling of cfg over link. A non-positive interval is
+// taken as 10 s.
 func NewDevice(cfg DeviceConfig, link *Link) *Device {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 10 * time.Second
+	}
 	return &Device{cfg: cfg, link: link, blocks: cfg.Map.Plan(cfg.MaxGap), now: time.Now,
-		health: Health{Errors: map[string]uint64{}}}
+		health: Health{Errors: map[string]uint64{}}, unreadable: map[Block]bool{}}
 }
 
 // Name is the device's name from its configuration.
@@ -62,6 +68,35 @@ func (d *Device) Health() Health {
 		h.Errors[k] = v
 	}
 	return h
+}
+
+// readSplit reads b by bisection after an "illegal data address": it
+// returns the sub-blocks that were read (their registers stored in regs),
+// and an error that is not an illegal address (the poll should stop).
+func (d *Device) readSplit(ctx context.Context, b Block, regs Registers, depth int) ([]Block, *ReadError) {
+	halves := [2]Block{{b.Start, b.Count / 2}, {b.Start + b.Count/2, b.Count - b.Count/2}}
+	var good []Block
+	for _, h := range halves {
+		vals, err := d.link.Read(ctx, d.cfg.Unit, d.cfg.Map.Function == "input", h)
+		switch {
+		case err == nil:
+			good = append(good, h)
+			for i, v := range vals {
+				regs[h.Start+uint16(i)] = v
+			}
+		case err.Kind == ErrException && err.Exception == 2 && h.Count > 1 && depth < 12:
+			g, herr := d.readSplit(ctx, h, regs, depth+1)
+			good = append(good, g...)
+			if herr != nil {
+				return good, herr
+			}
+		case err.Kind == ErrException && err.Exception == 2:
+			// a single missing register, or deep enough: leave it out
+		default:
+			return good, err
+		}
+	}
+	return good, nil
 }
 
 // Poll is one poll's result: one timestamp for every value read.
@@ -88,11 +123,44 @@ func (d *Device) Poll(ctx context.Context) Poll {
 	p := Poll{Device: d.cfg.Name, Time: start}
 	regs := Registers{}
 	ok := 0
-	for _, b := range d.blocks {
+	var split []Block // blocks to use from the next poll on, when one was split
+	for bi, b := range d.blocks {
 		vals, err := d.link.Read(ctx, d.cfg.Unit, d.cfg.Map.Function == "input", b)
+		if err != nil && err.Kind == ErrException && err.Exception == 2 && b.Count > 1 && !d.unreadable[b] {
+			// "Illegal data address": the map reaches registers the
+			// device lacks (a rack with fewer modules than mapped). Find
+			// the readable parts by bisection, so one missing register
+			// does not cost the rest, and keep them for later polls.
+			good, herr := d.readSplit(ctx, b, regs, 0)
+			if split == nil {
+				split = append([]Block{}, d.blocks[:bi]...)
+			}
+			if len(good) == 0 {
+				d.unreadable[b] = true
+				split = append(split, b)
+			}
+			split = append(split, good...)
+			ok += len(good)
+			p.Errors = append(p.Errors, BlockError{Block: b, Err: err})
+			if herr != nil {
+				split = append(split, d.blocks[bi+1:]...)
+				break
+			}
+			continue
+		}
+		if split != nil {
+			split = append(split, b)
+		}
 		if err != nil {
 			p.Errors = append(p.Errors, BlockError{Block: b, Err: err})
-			if err.Kind == ErrTimeout || err.Kind == ErrConnection {
+			// A timeout, a lost connection, or a gateway saying the unit
+			// is unreachable (exceptions 10, 11): give up the rest of the
+			// poll, so a dead unit costs the others on the link once.
+			if err.Kind == ErrTimeout || err.Kind == ErrConnection ||
+				(err.Kind == ErrException && (err.Exception == 10 || err.Exception == 11)) {
+				if split != nil {
+					split = append(split, d.blocks[bi+1:]...)
+				}
 				break
 			}
 			continue
@@ -101,6 +169,9 @@ func (d *Device) Poll(ctx context.Context) Poll {
 		for i, v := range vals {
 			regs[b.Start+uint16(i)] = v
 		}
+	}
+	if split != nil {
+		d.blocks = split
 	}
 	p.Decoded = d.cfg.Map.Decode(regs)
 	d.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -61,7 +62,13 @@ func (e *ReadError) Unwrap() error { return e.Err }
 func classify(err error) *ReadError {
 	var me *gb.ModbusError
 	var ne net.Error
+	var op *net.OpError
 	switch {
+	case errors.As(err, &op) && op.Op == "dial",
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		// Nobody to talk to, or the peer hung up (a restart, or a BMS
+		// at its client limit): back off before dialling again.
+		return &ReadError{Kind: ErrConnection, Err: err}
 	case errors.As(err, &me):
 		return &ReadError{Kind: ErrException, Exception: me.ExceptionCode, Err: err}
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout(), errors.Is(err, serial.ErrTimeout):
@@ -136,6 +143,7 @@ func NewTCPLink(address string, timeout time.Duration) *Link {
 func NewRTULink(device string, baud int, parity string, timeout time.Duration) *Link {
 	h := gb.NewRTUClientHandler(device)
 	h.BaudRate, h.DataBits, h.StopBits, h.Parity, h.Timeout = baud, 8, 1, parity, timeout
+	h.IdleTimeout = 0 // goburrow's idle timer closes the port from another goroutine (a data race)
 	if parity == "N" {
 		h.StopBits = 2 // Modbus RTU: 11 bits per character
 	}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -287,3 +288,61 @@ func TestStalledUnitDoesNotStopOthers(t *testing.T) {
 }
 
 func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// A map sized for more modules than the rack has (the profile's 20 against
+// a 2-module rack) still delivers the cells that exist: the block that runs
+// into missing registers is split, and the split is kept.
+func TestSplitsBlocksOnMissingRegisters(t *testing.T) {
+	addr := freePort(t)
+	f := &fakeBMS{units: map[uint8]Registers{1: soltaroBank()}, stall: map[uint8]time.Duration{}}
+	srv := startServer(t, addr, f)
+	defer srv.Stop()
+	link := NewTCPLink(addr, time.Second)
+	defer link.Close()
+	m, err := Profile("soltaro_single_rack_vc") // 20 modules of 12 cells mapped
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := NewDevice(DeviceConfig{Name: "rack1", UPS: "u", String: "1", Unit: 1, Map: m, Interval: time.Second}, link)
+	for poll := 1; poll <= 3; poll++ {
+		p := dev.Poll(context.Background())
+		cells := 0
+		for _, r := range p.Decoded.Readings {
+			if r.Metric == telemetry.CellVoltageVolts {
+				cells++
+			}
+		}
+		if cells != 24 {
+			t.Errorf("poll %d: %d cell voltages, want the rack's 24", poll, cells)
+		}
+	}
+}
+
+// A peer that hangs up (a BMS at its client limit, a restart) is a
+// connection error and backs off, not a protocol error redialled per block.
+func TestHangupIsAConnectionError(t *testing.T) {
+	l, err := netListen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	link := NewTCPLink(l.Addr().String(), time.Second)
+	defer link.Close()
+	_, rerr := link.Read(context.Background(), 1, false, Block{Start: 0, Count: 1})
+	if rerr == nil || rerr.Kind != ErrConnection {
+		t.Fatalf("hang-up: %v, want a connection error", rerr)
+	}
+	_, rerr = link.Read(context.Background(), 1, false, Block{Start: 0, Count: 1})
+	if rerr == nil || rerr.Kind != ErrConnection || !strings.Contains(rerr.Error(), "next attempt in") {
+		t.Errorf("second read: %v, want the backoff to hold off the redial", rerr)
+	}
+}

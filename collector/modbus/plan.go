@@ -54,6 +54,14 @@ func (m *Map) Plan(maxGap int) []Block {
 	return blocks
 }
 
+// Check validates the map as it is now (after SetModules, say).
+func (m *Map) Check() error {
+	var d yamlstrict.Doc
+	p := d.Problems()
+	m.Validate(p, "")
+	return p.Errs().In("register map " + m.Name)
+}
+
 // SetModules sets the number of modules of every array (the device's own
 // count, from its configuration).
 func (m *Map) SetModules(n int) {

@@ -174,6 +174,9 @@ func (p *Point) validate(pr *yamlstrict.Problems, path string) {
 			pr.Add(yamlstrict.Index(yamlstrict.Key(path, "alarms"), i), a.Bit, "needs a bit 0..15 and a name")
 		}
 	}
+	if p.Array != nil && p.Metric == "" {
+		pr.Add(yamlstrict.Key(path, "array"), nil, "needs a metric (arrays repeat a cell or module reading)")
+	}
 	if a := p.Array; a != nil {
 		if a.Modules < 1 || a.Modules > 1000 || (p.metricLevel() == telemetry.LevelCell && (a.PerModule < 1 || a.PerModule > 1000)) {
 			pr.Add(yamlstrict.Key(path, "array"), nil, "needs modules (1..1000) and, for cells, per_module (1..1000)")

@@ -98,6 +98,9 @@ func (h *rtuOverTCP) Send(req []byte) ([]byte, error) {
 	if _, err := io.ReadFull(h.conn, head); err != nil {
 		return nil, err
 	}
+	if head[1]&0x7F != req[1] {
+		return nil, fmt.Errorf("answer with function code %d to a request with %d", head[1], req[1])
+	}
 	rest := 2 // exception: code then CRC; head already holds the code
 	if head[1]&0x80 == 0 {
 		switch head[1] {

@@ -221,7 +221,7 @@ func TestBadModbusCollectors(t *testing.T) {
 	want := []string{
 		`c.yml: collectors.modbus[0].address: "10.0.0.5" must be host:port (line 3)`,
 		`c.yml: collectors.modbus[1]: needs exactly one of address (Modbus TCP host:port) and device (a serial port for RTU) (line 4)`,
-		`c.yml: collectors.modbus[1].unit: "300" must be 1..247 (line 4)`,
+		`c.yml: collectors.modbus[1].unit: "300" must be 1..247 on a serial line (line 4)`,
 		`c.yml: collectors.modbus[1].profile: "nope" is not a built-in register map (have [pylontech_powercube_m2 soltaro_single_rack_vc], or sunspec) (line 4)`,
 		`c.yml: collectors.modbus[1].ups: "a b" must be a UPS identifier ([A-Za-z0-9_.:-]+) (line 4)`,
 		`c.yml: collectors.modbus[2]: needs exactly one of profile (built-in: [pylontech_powercube_m2 soltaro_single_rack_vc], or sunspec) and map_file (line 5)`,
