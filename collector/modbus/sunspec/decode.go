@@ -206,21 +206,26 @@ func (d *decoder) repeats(sub *groupDef, off int, sc *scope) (int, error) {
 		if !ok {
 			return 0, fmt.Errorf("sunspec: model %d: group %s: count point %s is not defined", d.id, sub.name, sub.countPoint)
 		}
-		if !v.Present {
-			return 0, fmt.Errorf("sunspec: model %d: group %s: count point %s is not implemented", d.id, sub.name, sub.countPoint)
+		// Lenient on purpose: a device whose count disagrees with its
+		// length (an 804 announcing modules it does not lay out) still
+		// gives the fixed part and the repeats that are really there.
+		if !v.Present || !fixed || size == 0 {
+			return 0, nil
 		}
-		if v.Raw > math.MaxUint16 || (fixed && int(v.Raw)*size > left) {
-			return 0, fmt.Errorf("sunspec: model %d: group %s: %s = %d repeats do not fit in the %d registers left (L %d)",
-				d.id, sub.name, sub.countPoint, v.Raw, left, len(d.regs)-2)
-		}
-		return int(v.Raw), nil
+		return min(int(min(v.Raw, math.MaxUint16)), left/size), nil
 	case sub.count == 0:
 		// The legacy rule: the group repeats to the end of the model.
 		// Registers left over after the last whole repeat are ignored.
 		if !fixed || size == 0 {
 			return 0, fmt.Errorf("sunspec: model %d: group %s: cannot derive the count from L", d.id, sub.name)
 		}
-		return left / size, nil
+		n := left / size
+		// A module says how many cells it has: never more cells than
+		// that, however long the model is.
+		if c, ok := sc.find("NCell"); ok && c.Present && int(c.Raw) < n {
+			n = int(c.Raw)
+		}
+		return n, nil
 	}
 	return sub.count, nil
 }

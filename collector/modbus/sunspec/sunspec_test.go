@@ -566,11 +566,6 @@ func TestDecodeModule(t *testing.T) {
 
 func TestDecodeErrors(t *testing.T) {
 	battery := encode(t, 802, batteryInst())
-	str := encode(t, 804, stringInst(1, 2))
-	tooManyModules := append([]uint16(nil), str...)
-	tooManyModules[3] = 3
-	noNMod := append([]uint16(nil), str...)
-	noNMod[3] = 0xFFFF
 	shortBattery := append([]uint16(nil), battery[:12]...)
 	shortBattery[1] = 10
 	tests := []struct {
@@ -585,14 +580,52 @@ func TestDecodeErrors(t *testing.T) {
 		{name: "other model's registers", id: 804, regs: battery, wantErr: "sunspec: model 804: the ID register holds 802"},
 		{name: "registers shorter than L", id: 802, regs: battery[:40], wantErr: "sunspec: model 802: L is 62 but only 38 registers follow the header"},
 		{name: "L too short for the model", id: 802, regs: shortBattery, wantErr: "sunspec: model 802: L 10 is too short: point DoD at offset 12 runs past the model's end"},
-		{name: "count beyond L", id: 804, regs: tooManyModules, wantErr: "sunspec: model 804: group lithium_ion_string_module: NMod = 3 repeats do not fit in the 32 registers left (L 78)"},
-		{name: "count not implemented", id: 804, regs: noNMod, wantErr: "sunspec: model 804: group lithium_ion_string_module: count point NMod is not implemented"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Decode(tt.id, tt.regs)
 			if err == nil || err.Error() != tt.wantErr {
 				t.Errorf("error = %v\nwant    %s", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// lenientCases are a string model with 2 modules whose NMod says 3, and one
+// whose NMod is not implemented.
+func lenientCases(t *testing.T) (tooMany, noCount []uint16) {
+	str := encode(t, 804, stringInst(1, 2))
+	tooMany = append([]uint16(nil), str...)
+	tooMany[3] = 3
+	noCount = append([]uint16(nil), str...)
+	noCount[3] = 0xFFFF
+	return tooMany, noCount
+}
+
+// A count that disagrees with the model's length costs only what is not
+// there: the string's own readings survive, with the modules that really
+// follow (none when the count is not implemented).
+func TestDecodeIsLenientWithCounts(t *testing.T) {
+	tooMany, noCount := lenientCases(t)
+	tests := []struct {
+		name    string
+		regs    []uint16
+		modules int
+	}{
+		{"count beyond L", tooMany, 2},
+		{"count not implemented", noCount, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := Decode(ModelLithiumIonString, tt.regs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a := m.Group.Points["A"]; !a.Present {
+				t.Errorf("string current lost: %+v", a)
+			}
+			if n := len(m.Group.Groups["lithium_ion_string_module"]); n != tt.modules {
+				t.Errorf("%d modules decoded, want %d", n, tt.modules)
 			}
 		})
 	}
@@ -907,4 +940,18 @@ func TestConstantScaleFactor(t *testing.T) {
 		{name: "F", num: nan, offset: 5}, // NaN: not implemented
 		{name: "E", num: nan, offset: 7}, // accumulators: 0 is not implemented
 	})
+}
+
+// A module that says it has 2 cells yields 2 cells, even when its model is
+// long enough for 4: no phantom cells.
+func TestModuleCellsCappedByNCell(t *testing.T) {
+	regs := encode(t, 805, moduleInst(1, 1, 4))
+	regs[4] = 2 // NCell
+	m, err := Decode(ModelLithiumIonModule, regs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(m.Group.Groups["lithium-ion-module-cell"]); n != 2 {
+		t.Errorf("%d cells decoded, want the 2 NCell announces", n)
+	}
 }
