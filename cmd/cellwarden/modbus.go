@@ -33,6 +33,9 @@ func runModbusProbe(o probeOptions, stdout io.Writer) error {
 	if o.count == 0 || o.count > modbus.MaxBlock {
 		return fmt.Errorf("--count must be 1..%d", modbus.MaxBlock)
 	}
+	if int(o.start)+int(o.count) > 1<<16 {
+		return fmt.Errorf("--start %d --count %d runs past register 65535", o.start, o.count)
+	}
 	link := modbus.NewTCPLink(o.address, o.timeout)
 	defer link.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*o.timeout)

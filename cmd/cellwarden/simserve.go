@@ -88,6 +88,7 @@ func runSimServe(o simServeOptions, stdout io.Writer, log *zap.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	pr, pw := io.Pipe()
+	defer pr.Close() // unblocks the generator when we stop early
 	go func() {
 		_, _, err := sim.Run(sc, pw)
 		pw.CloseWithError(err)
@@ -168,6 +169,7 @@ func runSimServeSunSpec(sc *sim.Scenario, o simServeOptions, stdout io.Writer, l
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	pr, pw := io.Pipe()
+	defer pr.Close() // unblocks the generator when we stop early
 	go func() {
 		_, _, err := sim.Run(sc, pw)
 		pw.CloseWithError(err)
