@@ -71,68 +71,34 @@ func runSimServe(o simServeOptions, stdout io.Writer, log *zap.Logger) error {
 	for _, d := range devices {
 		bank.Fill(d.unit, d.m)
 	}
-	srv, err := sv.NewServer(&sv.ServerConfiguration{URL: "tcp://" + o.modbus, Timeout: 5 * time.Minute, MaxClients: 16,
-		Logger: log2discard()}, bank)
+	stopServer, err := serveBank(o.modbus, bank, log)
 	if err != nil {
 		return err
 	}
-	if err := srv.Start(); err != nil {
-		return fmt.Errorf("serving Modbus on %s: %w", o.modbus, err)
-	}
-	defer srv.Stop()
-	defer func() {
-		reads, writes := bank.Requests()
-		log.Info("stopped", zap.Any("read_requests_by_function", reads), zap.Uint64("refused_writes", writes))
-	}()
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	pr, pw := io.Pipe()
-	defer pr.Close() // unblocks the generator when we stop early
-	go func() {
-		_, _, err := sim.Run(sc, pw)
-		pw.CloseWithError(err)
-	}()
-	reg := telemetry.NewRegistry()
-	rd, err := csvfile.NewReader(pr, sc.Name, reg)
-	if err != nil {
-		return err
-	}
+	defer stopServer()
 	fmt.Fprintf(stdout, "serving scenario %s (%s) over Modbus TCP on %s, %s layout, %gx real time\n",
 		sc.Name, sc.Description, o.modbus, o.profile, o.speed)
 	for _, k := range order {
 		fmt.Fprintf(stdout, "  unit %d: ups %s string %s\n", devices[k].unit, k[0], k[1])
 	}
-	wallStart, simStart := time.Now(), sc.Start
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	unplaced := 0
-	for {
-		s, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		// Wait for this sample's moment.
-		due := wallStart.Add(time.Duration(float64(s.Timestamp().Sub(simStart)) / o.speed))
-		if d := time.Until(due); d > 0 {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(d):
-			}
-		}
-		ent := reg.Info(s.Entity).Entity
+	finished, err := play(ctx, sc, o.speed, nil, func(s telemetry.Sample, ent telemetry.Entity) error {
 		dev, ok := devices[[2]string{ent.UPS, ent.String}]
 		if !ok {
-			continue // UPS-level readings (ambient) have no place in a rack BMS layout
+			return nil // UPS-level readings (ambient) have no place in a rack BMS layout
 		}
 		addr, words, ok := dev.m.Encode(s.Metric, ent.Module, ent.Cell, s.Value)
 		if !ok {
 			unplaced++
-			continue
+			return nil
 		}
 		bank.Set(dev.unit, addr, words)
+		return nil
+	})
+	if err != nil || !finished {
+		return err
 	}
 	log.Info("scenario played to its end; serving the last values until stopped",
 		zap.String("scenario", sc.Name), zap.Int("readings_without_register", unplaced))
@@ -153,21 +119,60 @@ func runSimServeSunSpec(sc *sim.Scenario, o simServeOptions, stdout io.Writer, l
 	if err := fleet.publish(bank); err != nil {
 		return err
 	}
-	srv, err := sv.NewServer(&sv.ServerConfiguration{URL: "tcp://" + o.modbus, Timeout: 5 * time.Minute, MaxClients: 16,
-		Logger: log2discard()}, bank)
+	stopServer, err := serveBank(o.modbus, bank, log)
 	if err != nil {
 		return err
 	}
-	if err := srv.Start(); err != nil {
-		return fmt.Errorf("serving Modbus on %s: %w", o.modbus, err)
+	defer stopServer()
+	fmt.Fprintf(stdout, "serving scenario %s (%s) over Modbus TCP on %s, SunSpec layout, %gx real time\n",
+		sc.Name, sc.Description, o.modbus, o.speed)
+	for _, l := range sunspecUnits(sc) {
+		fmt.Fprintln(stdout, "  "+l)
 	}
-	defer srv.Stop()
-	defer func() {
-		reads, writes := bank.Requests()
-		log.Info("stopped", zap.Any("read_requests_by_function", reads), zap.Uint64("refused_writes", writes))
-	}()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// A poll's readings are published together once the next poll begins.
+	finished, err := play(ctx, sc, o.speed, func() error { return fleet.publish(bank) },
+		func(s telemetry.Sample, ent telemetry.Entity) error {
+			fleet.observe(ent, s.Metric, s.Value)
+			return nil
+		})
+	if err != nil || !finished {
+		return err
+	}
+	if err := fleet.publish(bank); err != nil {
+		return err
+	}
+	log.Info("scenario played to its end; serving the last values until stopped", zap.String("scenario", sc.Name))
+	<-ctx.Done()
+	return nil
+}
+
+// serveBank serves bank over Modbus TCP on addr. The returned function stops
+// the server and logs the requests it answered.
+func serveBank(addr string, bank *modbus.Bank, log *zap.Logger) (stop func(), err error) {
+	srv, err := sv.NewServer(&sv.ServerConfiguration{URL: "tcp://" + addr, Timeout: 5 * time.Minute, MaxClients: 16,
+		Logger: log2discard()}, bank)
+	if err != nil {
+		return nil, err
+	}
+	if err := srv.Start(); err != nil {
+		return nil, fmt.Errorf("serving Modbus on %s: %w", addr, err)
+	}
+	return func() {
+		srv.Stop()
+		reads, writes := bank.Requests()
+		log.Info("stopped", zap.Any("read_requests_by_function", reads), zap.Uint64("refused_writes", writes))
+	}, nil
+}
+
+// play generates the scenario's telemetry and hands each sample to each at
+// its moment, scaled by speed from the wall clock at the call. newPoll (may
+// be nil) runs as soon as a sample from a later poll time is read, before
+// waiting for it. play reports whether the scenario was played to its end
+// (false when ctx ended first).
+func play(ctx context.Context, sc *sim.Scenario, speed float64, newPoll func() error,
+	each func(telemetry.Sample, telemetry.Entity) error) (finished bool, err error) {
 	pr, pw := io.Pipe()
 	defer pr.Close() // unblocks the generator when we stop early
 	go func() {
@@ -177,43 +182,34 @@ func runSimServeSunSpec(sc *sim.Scenario, o simServeOptions, stdout io.Writer, l
 	reg := telemetry.NewRegistry()
 	rd, err := csvfile.NewReader(pr, sc.Name, reg)
 	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "serving scenario %s (%s) over Modbus TCP on %s, SunSpec layout, %gx real time\n",
-		sc.Name, sc.Description, o.modbus, o.speed)
-	for _, l := range sunspecUnits(sc) {
-		fmt.Fprintln(stdout, "  "+l)
+		return false, err
 	}
 	wallStart := time.Now()
 	var pollTime int64
 	for {
 		s, err := rd.Next()
 		if errors.Is(err, io.EOF) {
-			break
+			return true, nil
 		}
 		if err != nil {
-			return err
+			return false, err
 		}
-		if s.Time > pollTime && pollTime != 0 {
-			if err := fleet.publish(bank); err != nil {
-				return err
+		if newPoll != nil && s.Time > pollTime && pollTime != 0 {
+			if err := newPoll(); err != nil {
+				return false, err
 			}
 		}
 		pollTime = s.Time
-		due := wallStart.Add(time.Duration(float64(s.Timestamp().Sub(sc.Start)) / o.speed))
+		due := wallStart.Add(time.Duration(float64(s.Timestamp().Sub(sc.Start)) / speed))
 		if d := time.Until(due); d > 0 {
 			select {
 			case <-ctx.Done():
-				return nil
+				return false, nil
 			case <-time.After(d):
 			}
 		}
-		fleet.observe(reg.Info(s.Entity).Entity, s.Metric, s.Value)
+		if err := each(s, reg.Info(s.Entity).Entity); err != nil {
+			return false, err
+		}
 	}
-	if err := fleet.publish(bank); err != nil {
-		return err
-	}
-	log.Info("scenario played to its end; serving the last values until stopped", zap.String("scenario", sc.Name))
-	<-ctx.Done()
-	return nil
 }
