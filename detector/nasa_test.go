@@ -144,16 +144,7 @@ func replayNASA(t *testing.T, pts []nasaPoint, ambient float64) []peerAlert {
 	first, last := pts[0], pts[len(pts)-1]
 	end := rest + int(last.t)
 	var fired []peerAlert
-	record := func(cs []Change) {
-		for _, c := range cs {
-			t.Logf("%6ds %s %s %s %s: %s", (c.Time-base)/int64(time.Second), c.Status, c.Name, c.Severity,
-				h.reg.Info(c.Entity).Entity.Path(), c.Summary)
-			fired = appendFired(fired, h.reg, c)
-		}
-	}
-	observe := func(sec int, id telemetry.EntityID, m telemetry.Metric, v float64) {
-		record(h.eng.Observe(telemetry.Sample{Time: base + int64(sec)*int64(time.Second), Entity: id, Metric: m, Value: v}, nil))
-	}
+	record, observe := h.recorder(t, &fired)
 	for sec := 0; sec <= end+tail; sec += step {
 		p := first
 		p.amps = 0

@@ -93,36 +93,11 @@ func (r peerRig) run(t *testing.T) ([]peerAlert, Stats) {
 	}
 	h := newHarness(t, DefaultConfig(), nil)
 	rng := rand.New(rand.NewPCG(4, 2026))
-	type cellSetup struct {
-		c          peerCell
-		id         telemetry.EntityID
-		offT, offV float64
-	}
-	var cells []cellSetup
-	var strs []telemetry.EntityID
-	for s := 1; s <= r.strings; s++ {
-		strs = append(strs, h.id(fmt.Sprintf("ups-a/%d", s)))
-		for m := 1; m <= 4; m++ {
-			for i := 1; i <= 8; i++ {
-				c := peerCell{s, m, i}
-				cells = append(cells, cellSetup{c: c, id: h.id(c.path()), offT: rng.Float64()*2 - 1, offV: rng.Float64()*0.01 - 0.005})
-			}
-		}
-	}
+	cells, strs := layoutRig(h, rng, r.strings, 4, 8)
 	ups := h.id("ups-a")
 	var fired []peerAlert
 	var st Stats
-	record := func(cs []Change) {
-		for _, c := range cs {
-			// Shown when a case fails: the whole story, resolutions included.
-			t.Logf("%6ds %s %s %s %s: %s", (c.Time-base)/int64(time.Second), c.Status, c.Name, c.Severity,
-				h.reg.Info(c.Entity).Entity.Path(), c.Summary)
-			fired = appendFired(fired, h.reg, c)
-		}
-	}
-	observe := func(sec int, id telemetry.EntityID, m telemetry.Metric, v float64) {
-		record(h.eng.Observe(telemetry.Sample{Time: base + int64(sec)*int64(time.Second), Entity: id, Metric: m, Value: v}, nil))
-	}
+	record, observe := h.recorder(t, &fired)
 	for sec := 0; sec < r.hours*hour; sec += pollEvery {
 		observe(sec, ups, telemetry.AmbientTemperatureCelsius, quantise(room(sec)+0.05*rng.NormFloat64(), 0.1))
 		for s, id := range strs {
@@ -143,11 +118,51 @@ func (r peerRig) run(t *testing.T) ([]peerAlert, Stats) {
 	return fired, st
 }
 
-func appendFired(fired []peerAlert, reg *telemetry.Registry, c Change) []peerAlert {
-	if c.Status != StatusFiring {
-		return fired
+// rigCell is one cell of a synthetic rig with its fixed offsets from the
+// rig's nominal temperature and voltage.
+type rigCell struct {
+	c          peerCell
+	id         telemetry.EntityID
+	offT, offV float64
+}
+
+// layoutRig registers strings of modules x cells under ups-a, drawing each
+// cell's offsets from rng in path order, and returns the cells and the
+// strings' ids.
+func layoutRig(h *harness, rng *rand.Rand, strings, modules, cells int) ([]rigCell, []telemetry.EntityID) {
+	var cs []rigCell
+	var strs []telemetry.EntityID
+	for s := 1; s <= strings; s++ {
+		strs = append(strs, h.id(fmt.Sprintf("ups-a/%d", s)))
+		for m := 1; m <= modules; m++ {
+			for i := 1; i <= cells; i++ {
+				c := peerCell{s, m, i}
+				cs = append(cs, rigCell{c: c, id: h.id(c.path()), offT: rng.Float64()*2 - 1, offV: rng.Float64()*0.01 - 0.005})
+			}
+		}
 	}
-	return append(fired, peerAlert{c.Name, c.Severity, reg.Info(c.Entity).Entity.Path(), c.Summary})
+	return cs, strs
+}
+
+// recorder returns record, which logs every change (resolutions included,
+// shown when a case fails: the whole story) and appends the alerts that
+// fired to *fired, and observe, which feeds a sample sec seconds after base
+// and records what it changes.
+func (h *harness) recorder(t *testing.T, fired *[]peerAlert) (record func([]Change),
+	observe func(sec int, id telemetry.EntityID, m telemetry.Metric, v float64)) {
+	record = func(cs []Change) {
+		for _, c := range cs {
+			path := h.reg.Info(c.Entity).Entity.Path()
+			t.Logf("%6ds %s %s %s %s: %s", (c.Time-base)/int64(time.Second), c.Status, c.Name, c.Severity, path, c.Summary)
+			if c.Status == StatusFiring {
+				*fired = append(*fired, peerAlert{c.Name, c.Severity, path, c.Summary})
+			}
+		}
+	}
+	observe = func(sec int, id telemetry.EntityID, m telemetry.Metric, v float64) {
+		record(h.eng.Observe(telemetry.Sample{Time: base + int64(sec)*int64(time.Second), Entity: id, Metric: m, Value: v}, nil))
+	}
+	return record, observe
 }
 
 // checkAlerts asserts that the alerts of want fired once each, in that

@@ -70,22 +70,7 @@ func (r regRig) run(t *testing.T) regChanges {
 	}
 	h := newHarness(t, DefaultConfig(), nil)
 	rng := rand.New(rand.NewPCG(45, 2026))
-	type cellSetup struct {
-		c          peerCell
-		id         telemetry.EntityID
-		offT, offV float64
-	}
-	var cells []cellSetup
-	var strs []telemetry.EntityID
-	for s := 1; s <= r.strings; s++ {
-		strs = append(strs, h.id(fmt.Sprintf("ups-a/%d", s)))
-		for m := 1; m <= r.modules; m++ {
-			for i := 1; i <= r.cells; i++ {
-				c := peerCell{s, m, i}
-				cells = append(cells, cellSetup{c: c, id: h.id(c.path()), offT: rng.Float64()*2 - 1, offV: rng.Float64()*0.01 - 0.005})
-			}
-		}
-	}
+	cells, strs := layoutRig(h, rng, r.strings, r.modules, r.cells)
 	ups := h.id("ups-a")
 	var got regChanges
 	record := func(cs []Change) {

@@ -102,6 +102,19 @@ func startServer(t *testing.T, addr string, f *fakeBMS) *sv.ModbusServer {
 	return s
 }
 
+// servedSoltaro serves soltaroBank as unit 1 on a free loopback port for
+// the rest of the test and returns the fake and a link to it.
+func servedSoltaro(t *testing.T, timeout time.Duration) (*fakeBMS, *Link) {
+	t.Helper()
+	addr := freePort(t)
+	f := &fakeBMS{units: map[uint8]Registers{1: soltaroBank()}, stall: map[uint8]time.Duration{}}
+	srv := startServer(t, addr, f)
+	t.Cleanup(func() { srv.Stop() })
+	link := NewTCPLink(addr, timeout)
+	t.Cleanup(func() { link.Close() })
+	return f, link
+}
+
 // soltaroBank is a 2-module Soltaro rack with known values.
 func soltaroBank() Registers {
 	regs := Registers{0x2100: 7680, 0x2101: 0xFF38, 0x2103: 87, 0x2104: 96, 0x2140: 0, 0x2141: 0, 0x2185: 0}
@@ -130,12 +143,7 @@ func value(p Poll, metric telemetry.Metric, module, cell string) float64 {
 }
 
 func TestPollReadsOnlyAndDecodes(t *testing.T) {
-	addr := freePort(t)
-	f := &fakeBMS{units: map[uint8]Registers{1: soltaroBank()}, stall: map[uint8]time.Duration{}}
-	srv := startServer(t, addr, f)
-	defer srv.Stop()
-	link := NewTCPLink(addr, time.Second)
-	defer link.Close()
+	f, link := servedSoltaro(t, time.Second)
 	dev := NewDevice(DeviceConfig{Name: "rack1", UPS: "ups-a", String: "1", Unit: 1, Map: soltaro(t), Interval: time.Second}, link)
 	p := dev.Poll(context.Background())
 	if len(p.Errors) != 0 {
@@ -202,12 +210,7 @@ func TestRecoversFromServerRestart(t *testing.T) {
 // next request's (goburrow's transaction-id desync): the next poll reads
 // the right values.
 func TestRecoversAfterTimeout(t *testing.T) {
-	addr := freePort(t)
-	f := &fakeBMS{units: map[uint8]Registers{1: soltaroBank()}, stall: map[uint8]time.Duration{}}
-	srv := startServer(t, addr, f)
-	defer srv.Stop()
-	link := NewTCPLink(addr, 200*time.Millisecond)
-	defer link.Close()
+	f, link := servedSoltaro(t, 200*time.Millisecond)
 	dev := NewDevice(DeviceConfig{Name: "rack1", UPS: "ups-a", String: "1", Unit: 1, Map: soltaro(t), Interval: time.Second}, link)
 	f.setStall(1, 400*time.Millisecond)
 	if p := dev.Poll(context.Background()); len(p.Errors) == 0 {
@@ -293,12 +296,7 @@ func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0")
 // a 2-module rack) still delivers the cells that exist: the block that runs
 // into missing registers is split, and the split is kept.
 func TestSplitsBlocksOnMissingRegisters(t *testing.T) {
-	addr := freePort(t)
-	f := &fakeBMS{units: map[uint8]Registers{1: soltaroBank()}, stall: map[uint8]time.Duration{}}
-	srv := startServer(t, addr, f)
-	defer srv.Stop()
-	link := NewTCPLink(addr, time.Second)
-	defer link.Close()
+	_, link := servedSoltaro(t, time.Second)
 	m, err := Profile("soltaro_single_rack_vc") // 20 modules of 12 cells mapped
 	if err != nil {
 		t.Fatal(err)

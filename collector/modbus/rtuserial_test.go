@@ -80,12 +80,7 @@ func TestRTUSerial(t *testing.T) {
 // A poll that overruns its interval makes Run skip (and count) the polls
 // that fell due meanwhile, instead of queueing them.
 func TestRunCountsSkippedPolls(t *testing.T) {
-	addr := freePort(t)
-	f := &fakeBMS{units: map[uint8]Registers{1: soltaroBank()}, stall: map[uint8]time.Duration{}}
-	srv := startServer(t, addr, f)
-	defer srv.Stop()
-	link := NewTCPLink(addr, time.Second)
-	defer link.Close()
+	_, link := servedSoltaro(t, time.Second)
 	dev := NewDevice(DeviceConfig{Name: "rack1", UPS: "u", String: "1", Unit: 1, Map: soltaro(t), Interval: 10 * time.Second}, link)
 	// The poll starts at t0; by the time it is handed over, 35 s have passed.
 	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)

@@ -17,12 +17,7 @@ import (
 // its output and a stop function (idempotent).
 func simServer(t *testing.T, profile string) (port string, out *bytes.Buffer, stop func()) {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := freeAddr(t)
 	_, port, _ = net.SplitHostPort(addr)
 	srv := exec.Command(build(t), "sim", "serve", "--modbus", addr, "--scenario", "runaway_nmc_slow", "--speed", "600", "--profile", profile)
 	out = &bytes.Buffer{}

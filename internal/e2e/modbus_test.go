@@ -38,23 +38,37 @@ func (b *littleEndianBMS) HandleHoldingRegisters(req *sv.HoldingRegistersRequest
 	return out, nil
 }
 
-func TestModbusProbeFindsTheByteOrder(t *testing.T) {
+// freeAddr is a loopback host:port nothing listens on at the moment.
+func freeAddr(t *testing.T) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
-	bms := &littleEndianBMS{}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// serveModbus serves h over Modbus TCP on a free loopback address for the
+// rest of the test and returns the address.
+func serveModbus(t *testing.T, h sv.RequestHandler) string {
+	t.Helper()
+	addr := freeAddr(t)
 	srv, err := sv.NewServer(&sv.ServerConfiguration{URL: "tcp://" + addr, Timeout: 10 * time.Second, MaxClients: 2,
-		Logger: log.New(io.Discard, "", 0)}, bms)
+		Logger: log.New(io.Discard, "", 0)}, h)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Stop()
+	t.Cleanup(func() { srv.Stop() })
+	return addr
+}
+
+func TestModbusProbeFindsTheByteOrder(t *testing.T) {
+	bms := &littleEndianBMS{}
+	addr := serveModbus(t, bms)
 	r := cellwarden(t, nil, "modbus", "probe", "--address", addr, "--start", "10240", "--count", "12", "--metric", "cell_voltage_volts")
 	if r.code != 0 {
 		t.Fatalf("probe: exit %d: %s", r.code, r.stderr)

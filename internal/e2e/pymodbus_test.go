@@ -79,12 +79,7 @@ func TestPollsPymodbusAndRecovers(t *testing.T) {
 	if out, err := exec.Command("/usr/bin/python3", "-c", "import pymodbus").CombinedOutput(); err != nil {
 		t.Fatalf("python3-pymodbus is not installed (.ci/run installs it): %v %s", err, out)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	l.Close()
+	_, port, _ := net.SplitHostPort(freeAddr(t))
 	logFile := filepath.Join(t.TempDir(), "requests.log")
 	server := startPymodbus(t, port, logFile)
 

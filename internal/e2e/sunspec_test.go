@@ -1,14 +1,8 @@
 package e2e
 
 import (
-	"io"
-	"log"
-	"net"
 	"strings"
 	"testing"
-	"time"
-
-	sv "github.com/simonvetter/modbus"
 
 	"github.com/cellwarden/cellwarden/collector/modbus"
 )
@@ -41,23 +35,9 @@ func sunspecImage() []uint16 {
 }
 
 func TestModbusReadSunSpec(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
 	bank := modbus.NewBank(false)
 	bank.Set(1, 40000, sunspecImage())
-	srv, err := sv.NewServer(&sv.ServerConfiguration{URL: "tcp://" + addr, Timeout: 10 * time.Second, MaxClients: 2,
-		Logger: log.New(io.Discard, "", 0)}, bank)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
+	addr := serveModbus(t, bank)
 	r := cellwarden(t, nil, "modbus", "read", "--address", addr, "--profile", "sunspec", "--ups", "ups-s", "--device", "1", "--polls", "1")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
