@@ -25,6 +25,9 @@ func runCheckConfig(path string, stdout, stderr io.Writer) error {
 	if n := len(cfg.Collectors.Modbus); n > 0 {
 		msg += fmt.Sprintf("; %d Modbus collector(s)", n)
 	}
+	if n := len(cfg.Collectors.MQTT); n > 0 {
+		msg += fmt.Sprintf("; %d MQTT collector(s)", n)
+	}
 	if inv != nil {
 		msg += fmt.Sprintf("; inventory %s: %d entries", cfg.Inventory, len(inv.Batteries))
 	}

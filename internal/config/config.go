@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/cellwarden/cellwarden/collector/modbus"
+	"github.com/cellwarden/cellwarden/collector/mqtt"
 	"github.com/cellwarden/cellwarden/detector"
 	"github.com/cellwarden/cellwarden/internal/inventory"
 	"github.com/cellwarden/cellwarden/internal/yamlstrict"
@@ -33,6 +34,8 @@ type Config struct {
 type Collectors struct {
 	// Modbus lists the BMSs to poll over Modbus TCP or RTU.
 	Modbus []modbus.CollectorConfig `yaml:"modbus"`
+	// MQTT lists the brokers to subscribe to.
+	MQTT []mqtt.CollectorConfig `yaml:"mqtt"`
 }
 
 // Default returns the configuration a user gets without a file.
@@ -66,6 +69,7 @@ func Parse(data []byte, source string) (*Config, error) {
 		base = filepath.Dir(source)
 	}
 	modbus.ValidateCollectors(cfg.Collectors.Modbus, p, "collectors.modbus", base)
+	mqtt.ValidateCollectors(cfg.Collectors.MQTT, p, "collectors.mqtt", base)
 	if err := p.Errs().In(source); err != nil {
 		return nil, err
 	}

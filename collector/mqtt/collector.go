@@ -1,0 +1,649 @@
+// Package mqtt is the MQTT collector: it subscribes to the topics BMS
+// gateways publish on, maps topic levels and payload fields to the
+// battery hierarchy (topic templates such as bms/{ups}/{string}/{module},
+// JSON field paths with per-cell arrays, units and scale, or one plain
+// number per topic) and hands Samples to one consumer.
+//
+// It is built not to go silent: the session is persistent (fixed client
+// id, clean session off) and its subscriptions are made again in OnConnect
+// after every connection; reconnects back off up to a bound; the message
+// handler never blocks the client (a bounded queue sits between it and the
+// consumer, and what the queue cannot take is counted by reason); bad
+// payloads are counted by reason and topic template and logged rate
+// limited; the broker's own dropped-message counters ($SYS) are kept in the
+// health snapshot beside the connection state, message and byte counts
+// and the last message time of every source.
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"go.uber.org/zap"
+
+	"github.com/cellwarden/cellwarden/internal/telemetry"
+)
+
+// Health is what the collector has seen, for the metrics side and logs.
+type Health struct {
+	Name string
+	// Connected: a session with the broker is up. Subscribed: the last
+	// connection's data subscriptions were all granted.
+	Connected, Subscribed bool
+	// ConnectAttempts, Connects and ConnectionLosses count connection
+	// attempts, successful connections and connections lost.
+	ConnectAttempts, Connects, ConnectionLosses, SubscribeFailures uint64
+	LastConnect, LastConnectionLoss                                time.Time
+	// LastError is the last connection or subscription error.
+	LastError string
+	// Messages and Bytes count every data message received (too large
+	// ones included, $SYS excluded); Samples the samples handed on,
+	// NoReading those among them without a value.
+	Messages, Bytes, Samples, NoReading uint64
+	// LastMessage is the receive time of the last message that gave a
+	// sample, by source: the string ("ups-a/1"), or the UPS when the
+	// topic names no string.
+	LastMessage map[string]time.Time
+	// MessagesByTopic counts messages by the subscription template that
+	// matched them.
+	MessagesByTopic map[string]uint64
+	// DecodeErrors counts rejected messages and readings by reason (every
+	// reason present, from 0); DecodeErrorsByTopic by template and reason.
+	DecodeErrors        map[string]uint64
+	DecodeErrorsByTopic map[string]map[string]uint64
+	// Dropped counts well-formed messages that never reached the
+	// consumer, by reason (DropQueueFull, DropShutdown).
+	Dropped map[string]uint64
+	// Queued messages and bytes waiting for the consumer, and the bounds.
+	Queued, QueueSize, QueuedBytes, QueueBytes int
+	// Broker holds the last value of each $SYS statistic received, e.g.
+	// "$SYS/broker/publish/messages/dropped" (mosquitto's count of
+	// messages it dropped, for every client).
+	Broker map[string]float64
+}
+
+// message is one data message waiting for the consumer.
+type message struct {
+	topic   string
+	payload []byte
+	recv    int64
+}
+
+// Collector subscribes to one broker. Create it with New and start it
+// with Run.
+type Collector struct {
+	cfg   CollectorConfig
+	reg   *telemetry.Registry
+	log   *zap.Logger
+	now   func() time.Time
+	tls   *tls.Config
+	creds credentials
+
+	queue       chan message
+	queuedBytes atomic.Int64
+	stopping    atomic.Bool
+	started     atomic.Bool
+	lost        chan error
+
+	mu      sync.Mutex
+	health  Health
+	sources map[telemetry.EntityID]int64
+	limiter limiter
+
+	// Scratch space of the consumer goroutine.
+	readings []Reading
+	bad      []*DecodeError
+	samples  []telemetry.Sample
+}
+
+// New prepares a collector for cfg (validated by the configuration loader,
+// or here) that interns entities in reg and logs to log. It reads the TLS
+// files and checks that the credentials can be read.
+func New(cfg CollectorConfig, reg *telemetry.Registry, log *zap.Logger) (*Collector, error) {
+	if cfg.subs == nil {
+		if err := cfg.Validate("."); err != nil {
+			return nil, err
+		}
+	}
+	c := &Collector{cfg: cfg, reg: reg, log: log.With(zap.String("collector", cfg.Name)), now: time.Now,
+		queue: make(chan message, cfg.QueueSize), lost: make(chan error, 1),
+		sources: map[telemetry.EntityID]int64{}, limiter: limiter{every: time.Minute}}
+	c.creds = credentials{cfg: &c.cfg, log: c.log}
+	if _, _, err := c.creds.read(); err != nil {
+		return nil, err
+	}
+	u, _ := url.Parse(cfg.Broker)
+	if tlsScheme(u.Scheme) {
+		t, err := cfg.TLS.load()
+		if err != nil {
+			return nil, err
+		}
+		c.tls = t
+	}
+	h := &c.health
+	h.Name = cfg.Name
+	h.LastMessage = map[string]time.Time{}
+	h.MessagesByTopic = map[string]uint64{}
+	h.DecodeErrors = map[string]uint64{}
+	h.DecodeErrorsByTopic = map[string]map[string]uint64{}
+	for _, r := range Reasons() {
+		h.DecodeErrors[r.String()] = 0
+	}
+	for _, s := range cfg.subs {
+		h.MessagesByTopic[s.tmpl.String()] = 0
+		h.DecodeErrorsByTopic[s.tmpl.String()] = map[string]uint64{}
+	}
+	h.Dropped = map[string]uint64{DropQueueFull: 0, DropShutdown: 0}
+	h.Broker = map[string]float64{}
+	h.QueueSize, h.QueueBytes = cfg.QueueSize, cfg.QueueBytes
+	return c, nil
+}
+
+// load builds the TLS client configuration.
+func (t TLSConfig) load() (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.ca_file: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls.ca_file %s holds no PEM certificate", t.CAFile)
+		}
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls.cert_file/key_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// credentials reads the username and password at every connection
+// attempt, so that a rotated file or variable is picked up; when a source
+// cannot be read the last good value is kept and the problem logged once.
+type credentials struct {
+	cfg        *CollectorConfig
+	log        *zap.Logger
+	mu         sync.Mutex
+	user, pass string
+	lastErr    string
+}
+
+func secret(inline, file, env string) (string, error) {
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	case env != "":
+		v, ok := os.LookupEnv(env)
+		if !ok {
+			return "", fmt.Errorf("environment variable %s is not set", env)
+		}
+		return v, nil
+	}
+	return inline, nil
+}
+
+// read returns the current credentials (the error names the source, never
+// the value).
+func (cr *credentials) read() (user, pass string, err error) {
+	c := cr.cfg
+	user, uerr := secret(c.Username, c.UsernameFile, c.UsernameEnv)
+	pass, perr := secret(c.Password, c.PasswordFile, c.PasswordEnv)
+	if uerr != nil {
+		return "", "", fmt.Errorf("mqtt username: %w", uerr)
+	}
+	if perr != nil {
+		return "", "", fmt.Errorf("mqtt password: %w", perr)
+	}
+	return user, pass, nil
+}
+
+// provide is paho's credentials provider.
+func (cr *credentials) provide() (string, string) {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	user, pass, err := cr.read()
+	if err != nil {
+		if err.Error() != cr.lastErr {
+			cr.log.Error("cannot read the MQTT credentials; keeping the last ones read", zap.Error(err))
+			cr.lastErr = err.Error()
+		}
+		return cr.user, cr.pass
+	}
+	cr.lastErr = ""
+	cr.user, cr.pass = user, pass
+	return user, pass
+}
+
+// clientID returns the configured client id or the default
+// cellwarden-HOSTNAME-NAME.
+func (c *Collector) clientID() string {
+	if c.cfg.ClientID != "" {
+		return c.cfg.ClientID
+	}
+	host, _ := os.Hostname()
+	id := "cellwarden-" + host + "-" + c.cfg.Name
+	return strings.Map(func(r rune) rune {
+		if r < 0x21 || r > 0x7e || r == '+' || r == '#' || r == '/' {
+			return '_'
+		}
+		return r
+	}, id)
+}
+
+func (c *Collector) options() *paho.ClientOptions {
+	o := paho.NewClientOptions().AddBroker(c.cfg.Broker).SetClientID(c.clientID()).
+		SetCleanSession(c.cfg.CleanSession).SetOrderMatters(true).
+		SetKeepAlive(time.Duration(c.cfg.KeepAlive)).SetPingTimeout(time.Duration(c.cfg.ConnectTimeout)).
+		SetConnectTimeout(time.Duration(c.cfg.ConnectTimeout)).SetWriteTimeout(time.Duration(c.cfg.ConnectTimeout)).
+		// Reconnects are ours (connectLoop), so that every failure is seen.
+		SetAutoReconnect(false).SetConnectRetry(false).
+		SetDefaultPublishHandler(c.onMessage).
+		SetOnConnectHandler(c.onConnect).
+		SetConnectionLostHandler(c.onConnectionLost)
+	if c.cfg.Username+c.cfg.UsernameFile+c.cfg.UsernameEnv != "" {
+		o.SetCredentialsProvider(c.creds.provide)
+	}
+	if c.tls != nil {
+		o.SetTLSConfig(c.tls)
+	}
+	return o
+}
+
+// Run connects, subscribes and hands the samples of every message to emit
+// until ctx ends; then it disconnects and hands on what was still queued.
+// emit is called from one goroutine, in arrival order; the slice is reused
+// once emit returns (copy the Samples to keep them). Run may be called
+// once.
+func (c *Collector) Run(ctx context.Context, emit func([]telemetry.Sample)) error {
+	if c.started.Swap(true) {
+		return errors.New("mqtt collector: Run called twice")
+	}
+	client := paho.NewClient(c.options())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.connectLoop(ctx, client)
+	}()
+	for {
+		select {
+		case m := <-c.queue:
+			c.process(m, emit)
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+	// Keep consuming while the client disconnects, then drain.
+	for {
+		select {
+		case m := <-c.queue:
+			c.process(m, emit)
+			continue
+		case <-done:
+		}
+		break
+	}
+	c.stopping.Store(true)
+	for {
+		select {
+		case m := <-c.queue:
+			c.process(m, emit)
+		default:
+			return nil
+		}
+	}
+}
+
+// connectLoop connects, waits for the connection to be lost and connects
+// again, backing off up to MaxReconnectInterval with jitter, until ctx
+// ends.
+func (c *Collector) connectLoop(ctx context.Context, client paho.Client) {
+	maxWait := time.Duration(c.cfg.MaxReconnectInterval)
+	wait := min(250*time.Millisecond, maxWait)
+	for {
+		c.mu.Lock()
+		c.health.ConnectAttempts++
+		c.mu.Unlock()
+		tok := client.Connect()
+		select {
+		case <-tok.Done():
+		case <-ctx.Done():
+			client.Disconnect(0)
+			return
+		}
+		if err := tok.Error(); err != nil {
+			c.connectFailed(err)
+			jitter := time.Duration(rand.Int64N(int64(wait)/5 + 1))
+			select {
+			case <-time.After(wait - wait/10 + jitter):
+			case <-ctx.Done():
+				return
+			}
+			wait = min(2*wait, maxWait)
+			continue
+		}
+		wait = min(250*time.Millisecond, maxWait)
+		select {
+		case <-c.lost:
+		case <-ctx.Done():
+			client.Disconnect(250)
+			return
+		}
+	}
+}
+
+// connectFailed records a failed connection attempt, logging it when the
+// error differs from the last one.
+func (c *Collector) connectFailed(err error) {
+	msg := err.Error()
+	c.mu.Lock()
+	changed := msg != c.health.LastError
+	c.health.LastError = msg
+	c.mu.Unlock()
+	if changed {
+		c.log.Warn("cannot connect to the MQTT broker; retrying with backoff", zap.String("broker", redactURL(c.cfg.Broker)), zap.Error(err))
+	}
+}
+
+// onConnect runs after every successful connection: it subscribes again,
+// since the broker may have lost the session.
+func (c *Collector) onConnect(client paho.Client) {
+	c.mu.Lock()
+	c.health.Connected = true
+	c.health.Connects++
+	c.health.LastConnect = c.now()
+	c.mu.Unlock()
+	c.log.Info("connected to the MQTT broker", zap.String("broker", redactURL(c.cfg.Broker)),
+		zap.String("client_id", c.clientID()), zap.Strings("filters", c.cfg.Filters()))
+	filters := map[string]byte{}
+	for _, f := range c.cfg.Filters() {
+		filters[f] = byte(c.cfg.QoS)
+	}
+	ok := c.subscribe(client, filters, true)
+	if len(c.cfg.BrokerStats) > 0 {
+		stats := map[string]byte{}
+		for _, t := range c.cfg.BrokerStats {
+			stats[t] = 0
+		}
+		c.subscribe(client, stats, false)
+	}
+	c.mu.Lock()
+	c.health.Subscribed = ok
+	c.mu.Unlock()
+}
+
+// subscribe subscribes to filters and reports whether every one was
+// granted. Refused data subscriptions are errors; refused $SYS ones (a
+// broker may not offer them) only a warning.
+func (c *Collector) subscribe(client paho.Client, filters map[string]byte, data bool) bool {
+	tok := client.SubscribeMultiple(filters, nil)
+	var failed []string
+	var err error
+	switch {
+	case !tok.WaitTimeout(2 * time.Duration(c.cfg.ConnectTimeout)):
+		err = errors.New("no SUBACK in time")
+	case tok.Error() != nil:
+		err = tok.Error()
+	default:
+		for f, code := range tok.(*paho.SubscribeToken).Result() {
+			if code >= 0x80 {
+				failed = append(failed, f)
+			}
+		}
+		if len(failed) > 0 {
+			err = fmt.Errorf("broker refused %s", strings.Join(failed, ", "))
+		}
+	}
+	if err == nil {
+		return true
+	}
+	if !data {
+		c.log.Warn("broker statistics unavailable: the broker refused the $SYS subscriptions", zap.Error(err))
+		return false
+	}
+	c.mu.Lock()
+	c.health.SubscribeFailures++
+	c.health.LastError = "subscribe: " + err.Error()
+	c.mu.Unlock()
+	c.log.Error("subscribing failed; no telemetry arrives until the next connection", zap.Error(err))
+	return false
+}
+
+func (c *Collector) onConnectionLost(_ paho.Client, err error) {
+	c.mu.Lock()
+	c.health.Connected = false
+	c.health.Subscribed = false
+	c.health.ConnectionLosses++
+	c.health.LastConnectionLoss = c.now()
+	c.health.LastError = err.Error()
+	c.mu.Unlock()
+	c.log.Warn("connection to the MQTT broker lost; reconnecting", zap.String("broker", redactURL(c.cfg.Broker)), zap.Error(err))
+	select {
+	case c.lost <- err:
+	default:
+	}
+}
+
+// onMessage is paho's handler for every message. It never blocks: a
+// message the queue cannot take is dropped and counted.
+func (c *Collector) onMessage(_ paho.Client, m paho.Message) {
+	topic, payload := m.Topic(), m.Payload()
+	if strings.HasPrefix(topic, "$SYS/") {
+		c.brokerStat(topic, payload)
+		return
+	}
+	recv := c.now().UnixNano()
+	c.mu.Lock()
+	c.health.Messages++
+	c.health.Bytes += uint64(len(payload))
+	c.mu.Unlock()
+	if len(payload) > c.cfg.MaxPayloadBytes {
+		si, _ := c.match(topic)
+		c.reject(topic, si, []*DecodeError{decodeErr(ReasonTooLarge, "%d bytes, limit %d", len(payload), c.cfg.MaxPayloadBytes)})
+		return
+	}
+	if c.stopping.Load() {
+		c.drop(topic, DropShutdown)
+		return
+	}
+	n := int64(len(payload))
+	if c.queuedBytes.Add(n) > int64(c.cfg.QueueBytes) {
+		c.queuedBytes.Add(-n)
+		c.drop(topic, DropQueueFull)
+		return
+	}
+	select {
+	case c.queue <- message{topic: topic, payload: payload, recv: recv}:
+	default:
+		c.queuedBytes.Add(-n)
+		c.drop(topic, DropQueueFull)
+	}
+}
+
+func (c *Collector) drop(topic, reason string) {
+	now := c.now()
+	c.mu.Lock()
+	c.health.Dropped[reason]++
+	ok, suppressed := c.limiter.allow("drop/"+reason, now)
+	c.mu.Unlock()
+	if ok {
+		c.log.Warn("MQTT message dropped before decoding", zap.String("reason", reason), zap.String("topic", shorten(topic)),
+			zap.Int("queue_size", c.cfg.QueueSize), zap.Int("suppressed", suppressed))
+	}
+}
+
+// brokerStat keeps the value of a $SYS statistic.
+func (c *Collector) brokerStat(topic string, payload []byte) {
+	v, err := strconv.ParseFloat(strings.TrimSpace(string(payload)), 64)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	c.health.Broker[topic] = v
+	c.mu.Unlock()
+}
+
+// match returns the index of the first subscription whose template matches
+// topic, or -1.
+func (c *Collector) match(topic string) (int, [numSlots]string) {
+	for i, s := range c.cfg.subs {
+		if b, ok := s.tmpl.Match(topic); ok {
+			return i, b
+		}
+	}
+	return -1, [numSlots]string{}
+}
+
+// process decodes one message and hands its samples on.
+func (c *Collector) process(m message, emit func([]telemetry.Sample)) {
+	c.queuedBytes.Add(-int64(len(m.payload)))
+	si, b := c.match(m.topic)
+	if si < 0 {
+		c.reject(m.topic, -1, []*DecodeError{decodeErr(ReasonNoMatch, "no subscription template matches the topic")})
+		return
+	}
+	s := c.cfg.subs[si]
+	c.readings, c.bad = s.decode(&b, m.payload, m.recv, c.readings[:0], c.bad[:0])
+	c.samples = c.samples[:0]
+	var source telemetry.EntityID
+	noReading := 0
+	for _, r := range c.readings {
+		id, err := c.reg.Intern(r.Entity)
+		if err != nil {
+			c.bad = append(c.bad, decodeErr(ReasonBadIdentity, "%s: %v", r.Metric, err))
+			continue
+		}
+		if source == 0 {
+			info := c.reg.Info(id)
+			if source = info.String; source == 0 {
+				source = info.UPS
+			}
+		}
+		if math.IsNaN(r.Value) {
+			noReading++
+		}
+		c.samples = append(c.samples, telemetry.Sample{Time: r.Time, Value: r.Value, Entity: id, Metric: r.Metric})
+	}
+	c.mu.Lock()
+	c.health.MessagesByTopic[s.tmpl.String()]++
+	c.health.Samples += uint64(len(c.samples))
+	c.health.NoReading += uint64(noReading)
+	if source != 0 {
+		c.sources[source] = m.recv
+	}
+	c.mu.Unlock()
+	if len(c.bad) > 0 {
+		c.reject(m.topic, si, c.bad)
+	}
+	if len(c.samples) > 0 {
+		emit(c.samples)
+	}
+}
+
+// reject counts rejected messages or readings by reason and template and
+// logs them, at most once a minute per template and reason.
+func (c *Collector) reject(topic string, si int, errs []*DecodeError) {
+	pattern := "(none)"
+	if si >= 0 {
+		pattern = c.cfg.subs[si].tmpl.String()
+	}
+	now := c.now()
+	type logLine struct {
+		e          *DecodeError
+		suppressed int
+	}
+	var logs []logLine
+	c.mu.Lock()
+	for _, e := range errs {
+		r := e.Reason.String()
+		c.health.DecodeErrors[r]++
+		if si >= 0 {
+			c.health.DecodeErrorsByTopic[pattern][r]++
+		}
+		if ok, n := c.limiter.allow(pattern+"\x00"+r, now); ok {
+			logs = append(logs, logLine{e, n})
+		}
+	}
+	c.mu.Unlock()
+	for _, l := range logs {
+		c.log.Warn("bad MQTT payload skipped", zap.String("reason", l.e.Reason.String()), zap.String("topic", shorten(topic)),
+			zap.String("template", pattern), zap.String("detail", l.e.Detail), zap.Int("suppressed", l.suppressed))
+	}
+}
+
+// Health returns a copy of the collector's health.
+func (c *Collector) Health() Health {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h := c.health
+	h.LastMessage = make(map[string]time.Time, len(c.sources))
+	for id, t := range c.sources {
+		h.LastMessage[c.reg.Info(id).Entity.Path()] = time.Unix(0, t).UTC()
+	}
+	h.MessagesByTopic = cloneMap(c.health.MessagesByTopic)
+	h.DecodeErrors = cloneMap(c.health.DecodeErrors)
+	h.DecodeErrorsByTopic = make(map[string]map[string]uint64, len(c.health.DecodeErrorsByTopic))
+	for k, v := range c.health.DecodeErrorsByTopic {
+		h.DecodeErrorsByTopic[k] = cloneMap(v)
+	}
+	h.Dropped = cloneMap(c.health.Dropped)
+	h.Broker = cloneMap(c.health.Broker)
+	h.Queued = len(c.queue)
+	h.QueuedBytes = int(c.queuedBytes.Load())
+	return h
+}
+
+func cloneMap[V any](m map[string]V) map[string]V {
+	out := make(map[string]V, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// Name is the collector's name from its configuration.
+func (c *Collector) Name() string { return c.cfg.Name }
+
+// limiter lets one log line a key through per interval and counts the
+// ones it holds back. It is guarded by the collector's mutex.
+type limiter struct {
+	every time.Duration
+	last  map[string]time.Time
+	held  map[string]int
+}
+
+func (l *limiter) allow(key string, now time.Time) (ok bool, suppressed int) {
+	if l.last == nil {
+		l.last, l.held = map[string]time.Time{}, map[string]int{}
+	}
+	if t, seen := l.last[key]; seen && now.Sub(t) < l.every {
+		l.held[key]++
+		return false, 0
+	}
+	l.last[key] = now
+	suppressed = l.held[key]
+	l.held[key] = 0
+	return true, suppressed
+}

@@ -1,0 +1,443 @@
+package mqtt
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cellwarden/cellwarden/internal/telemetry"
+)
+
+// Reading is one value a message carried, before its entity is interned.
+type Reading struct {
+	Entity telemetry.Entity
+	Metric telemetry.Metric
+	Value  float64 // base unit; NaN for a JSON null ("no reading")
+	Time   int64   // Unix ns: the payload's timestamp or the receive time
+}
+
+// Payload formats.
+const (
+	formatJSON  = "json"
+	formatValue = "value"
+)
+
+// step is one element of a field path: a key, an index, or [*].
+type step struct {
+	key   string
+	index int // >= 0 for [N]
+	star  bool
+}
+
+// path is a parsed field path such as "modules[*].cells[0].v".
+type path []step
+
+// parsePath parses a field path: keys separated by dots, each optionally
+// followed by [N] (one element) or [*] (every element or member, binding
+// the next identity level).
+func parsePath(s string) (path, error) {
+	if s == "" {
+		return nil, errors.New("is empty")
+	}
+	var p path
+	for i, part := range strings.Split(s, ".") {
+		key, rest := part, ""
+		if j := strings.IndexByte(part, '['); j >= 0 {
+			key, rest = part[:j], part[j:]
+		}
+		if key == "" && (i > 0 || rest == "") {
+			return nil, errors.New("has an empty key")
+		}
+		if key != "" {
+			p = append(p, step{key: key, index: -1})
+		}
+		for rest != "" {
+			end := strings.IndexByte(rest, ']')
+			if !strings.HasPrefix(rest, "[") || end < 0 {
+				return nil, errors.New("has an unclosed or stray bracket")
+			}
+			in := rest[1:end]
+			rest = rest[end+1:]
+			if in == "*" {
+				p = append(p, step{star: true, index: -1})
+				continue
+			}
+			n, err := strconv.Atoi(in)
+			if err != nil || n < 0 {
+				return nil, errors.New("has an index that is neither * nor a number >= 0")
+			}
+			p = append(p, step{index: n})
+		}
+	}
+	return p, nil
+}
+
+func (p path) stars() int {
+	n := 0
+	for _, s := range p {
+		if s.star {
+			n++
+		}
+	}
+	return n
+}
+
+// conversion turns a raw number into the metric's base unit:
+// base = raw*mul/div + add. A decimal factor (0.001) is kept as a divisor
+// (1000), which gives the correctly rounded decimal: 3300 × 0.001 is
+// 3.3000000000000003, 3300 / 1000 is 3.3.
+type conversion struct{ mul, div, add float64 }
+
+func newFactor(f, add float64) conversion {
+	if k := math.Round(1 / f); math.Abs(f) < 1 && math.Abs(k*f-1) < 1e-12 {
+		return conversion{1, k, add}
+	}
+	return conversion{f, 1, add}
+}
+
+func (c conversion) apply(v float64) float64 {
+	if c.div != 1 {
+		return v/c.div + c.add
+	}
+	return v*c.mul + c.add
+}
+
+// units maps a unit name to its base unit ("V", "°C", "A" or "" for
+// ratios) and its conversion.
+var units = map[string]struct {
+	base     string
+	mul, add float64
+}{
+	"V":       {"V", 1, 0},
+	"mV":      {"V", 0.001, 0},
+	"°C":      {"°C", 1, 0},
+	"C":       {"°C", 1, 0},
+	"degC":    {"°C", 1, 0},
+	"dC":      {"°C", 0.1, 0},
+	"K":       {"°C", 1, -273.15},
+	"F":       {"°C", 5.0 / 9, -32 * 5.0 / 9},
+	"A":       {"A", 1, 0},
+	"mA":      {"A", 0.001, 0},
+	"dA":      {"A", 0.1, 0},
+	"ratio":   {"", 1, 0},
+	"%":       {"", 0.01, 0},
+	"percent": {"", 0.01, 0},
+}
+
+// unitNames lists the accepted units of a base unit, for messages.
+func unitNames(base string) []string {
+	var ns []string
+	for n, u := range units {
+		if u.base == base {
+			ns = append(ns, n)
+		}
+	}
+	slices.Sort(ns)
+	return ns
+}
+
+// newConversion combines a scale with a unit of metric m ("" is the base
+// unit). ok is false when the unit is unknown or measures something else.
+func newConversion(m telemetry.Metric, unit string, scale float64) (conversion, bool) {
+	if unit == "" {
+		return newFactor(scale, 0), true
+	}
+	u, ok := units[unit]
+	if !ok || u.base != m.Unit() {
+		return conversion{}, false
+	}
+	return newFactor(scale*u.mul, u.add), true
+}
+
+// field is one compiled JSON field mapping.
+type field struct {
+	text   string
+	path   path
+	metric telemetry.Metric
+	conv   conversion
+}
+
+// subscription is one compiled subscription: its template and how its
+// payloads decode.
+type subscription struct {
+	tmpl   *Template
+	format string
+	// fixed identity levels the topic does not bind (ups, string).
+	fixed [2]string
+	// depth is the identity level the topic (with the fixed levels) binds.
+	depth telemetry.Level
+	// value format: the metric (0 when the topic's {metric} names it) and
+	// the conversion.
+	metric telemetry.Metric
+	conv   conversion
+	// json format.
+	fields    []field
+	timePath  path // nil: receive time
+	timeUnit  int64
+	indexBase int
+}
+
+// smallInts caches the decimal text of small indexes, so that per-cell
+// arrays do not allocate their identifiers.
+var smallInts = func() (s [1025]string) {
+	for i := range s {
+		s[i] = strconv.Itoa(i)
+	}
+	return s
+}()
+
+func itoa(i int) string {
+	if i >= 0 && i < len(smallInts) {
+		return smallInts[i]
+	}
+	return strconv.Itoa(i)
+}
+
+// entity builds the identity the topic binds, b being the template's
+// bindings.
+func (s *subscription) entity(b *[numSlots]string) telemetry.Entity {
+	e := telemetry.Entity{UPS: b[slotUPS], String: b[slotString], Module: b[slotModule], Cell: b[slotCell]}
+	if s.fixed[0] != "" {
+		e.UPS = s.fixed[0]
+	}
+	if s.fixed[1] != "" {
+		e.String = s.fixed[1]
+	}
+	return e
+}
+
+// setLevel sets identity level l (string..cell) of e to id.
+func setLevel(e *telemetry.Entity, l telemetry.Level, id string) {
+	switch l {
+	case telemetry.LevelUPS:
+		e.UPS = id
+	case telemetry.LevelString:
+		e.String = id
+	case telemetry.LevelModule:
+		e.Module = id
+	case telemetry.LevelCell:
+		e.Cell = id
+	}
+}
+
+// truncate clears the identity levels of e below level l.
+func truncate(e telemetry.Entity, l telemetry.Level) telemetry.Entity {
+	if l < telemetry.LevelCell {
+		e.Cell = ""
+	}
+	if l < telemetry.LevelModule {
+		e.Module = ""
+	}
+	if l < telemetry.LevelString {
+		e.String = ""
+	}
+	return e
+}
+
+// decode turns one message into readings appended to out; every reading or
+// message it rejects is appended to bad with its reason. A message always
+// yields at least one reading or one rejection.
+func (s *subscription) decode(b *[numSlots]string, payload []byte, recv int64, out []Reading, bad []*DecodeError) ([]Reading, []*DecodeError) {
+	if len(payload) == 0 {
+		return out, append(bad, decodeErr(ReasonEmpty, "empty payload"))
+	}
+	base := s.entity(b)
+	if s.format == formatValue {
+		return s.decodeValue(b, base, payload, recv, out, bad)
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	var doc any
+	if err := dec.Decode(&doc); err != nil {
+		return out, append(bad, decodeErr(ReasonInvalidJSON, "%v", err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return out, append(bad, decodeErr(ReasonInvalidJSON, "data after the JSON value"))
+	}
+	t := recv
+	if s.timePath != nil {
+		var derr *DecodeError
+		if t, derr = s.payloadTime(doc); derr != nil {
+			return out, append(bad, derr)
+		}
+	}
+	for i := range s.fields {
+		f := &s.fields[i]
+		l := min(s.depth, f.metric.Level())
+		out, bad = s.walk(doc, f, f.path, truncate(base, l), l, t, out, bad)
+	}
+	return out, bad
+}
+
+// walk follows p from v, binding one identity level per [*] below level l.
+func (s *subscription) walk(v any, f *field, p path, e telemetry.Entity, l telemetry.Level, t int64,
+	out []Reading, bad []*DecodeError) ([]Reading, []*DecodeError) {
+	for i, st := range p {
+		switch {
+		case st.key != "":
+			m, ok := v.(map[string]any)
+			if !ok {
+				return out, append(bad, decodeErr(ReasonWrongType, "%s: not an object at %q", f.text, st.key))
+			}
+			if v, ok = m[st.key]; !ok {
+				return out, append(bad, decodeErr(ReasonMissingField, "%s: no %q", f.text, st.key))
+			}
+		case st.star:
+			rest := p[i+1:]
+			switch c := v.(type) {
+			case []any:
+				if len(c) == 0 {
+					return out, append(bad, decodeErr(ReasonMissingField, "%s: empty array", f.text))
+				}
+				for j, x := range c {
+					setLevel(&e, l+1, itoa(j+s.indexBase))
+					out, bad = s.walk(x, f, rest, e, l+1, t, out, bad)
+				}
+			case map[string]any:
+				if len(c) == 0 {
+					return out, append(bad, decodeErr(ReasonMissingField, "%s: empty object", f.text))
+				}
+				keys := make([]string, 0, len(c))
+				for k := range c {
+					keys = append(keys, k)
+				}
+				slices.Sort(keys)
+				for _, k := range keys {
+					setLevel(&e, l+1, k)
+					out, bad = s.walk(c[k], f, rest, e, l+1, t, out, bad)
+				}
+			default:
+				return out, append(bad, decodeErr(ReasonWrongType, "%s: [*] needs an array or an object", f.text))
+			}
+			return out, bad
+		default:
+			a, ok := v.([]any)
+			if !ok {
+				return out, append(bad, decodeErr(ReasonWrongType, "%s: not an array at [%d]", f.text, st.index))
+			}
+			if st.index >= len(a) {
+				return out, append(bad, decodeErr(ReasonMissingField, "%s: no element [%d]", f.text, st.index))
+			}
+			v = a[st.index]
+		}
+	}
+	var x float64
+	switch n := v.(type) {
+	case nil:
+		x = math.NaN()
+	case json.Number:
+		var err error
+		if x, err = strconv.ParseFloat(string(n), 64); err != nil {
+			return out, append(bad, decodeErr(ReasonNotFinite, "%s: %s is beyond float64", f.text, n))
+		}
+		if x = f.conv.apply(x); math.IsInf(x, 0) || math.IsNaN(x) {
+			return out, append(bad, decodeErr(ReasonNotFinite, "%s: %s overflows in the unit conversion", f.text, n))
+		}
+	default:
+		return out, append(bad, decodeErr(ReasonWrongType, "%s: %s is not a number", f.text, jsonKind(v)))
+	}
+	return append(out, Reading{Entity: e, Metric: f.metric, Value: x, Time: t}), bad
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	}
+	return "a value"
+}
+
+// payloadTime reads the payload's timestamp: RFC 3339 text, or a number in
+// the configured unit since the Unix epoch.
+func (s *subscription) payloadTime(doc any) (int64, *DecodeError) {
+	v := doc
+	for _, st := range s.timePath {
+		switch c := v.(type) {
+		case map[string]any:
+			v = c[st.key]
+		case []any:
+			if st.index < 0 || st.index >= len(c) {
+				v = nil
+			} else {
+				v = c[st.index]
+			}
+		default:
+			v = nil
+		}
+	}
+	switch t := v.(type) {
+	case string:
+		ts, err := time.Parse(time.RFC3339Nano, t)
+		if err != nil {
+			return 0, decodeErr(ReasonBadTime, "time %q is not RFC 3339", shorten(t))
+		}
+		if ts.Year() < 1970 || ts.Year() > 2200 {
+			return 0, decodeErr(ReasonBadTime, "time %q is out of range", t)
+		}
+		return ts.UnixNano(), nil
+	case json.Number:
+		if i, err := strconv.ParseInt(string(t), 10, 64); err == nil {
+			if i <= 0 || i > math.MaxInt64/s.timeUnit {
+				return 0, decodeErr(ReasonBadTime, "time %s is out of range", t)
+			}
+			return i * s.timeUnit, nil
+		}
+		f, err := strconv.ParseFloat(string(t), 64)
+		if err != nil || !(f > 0) || f*float64(s.timeUnit) >= math.MaxInt64 {
+			return 0, decodeErr(ReasonBadTime, "time %s is out of range", shorten(string(t)))
+		}
+		return int64(f * float64(s.timeUnit)), nil
+	case nil:
+		return 0, decodeErr(ReasonBadTime, "no time field")
+	}
+	return 0, decodeErr(ReasonBadTime, "time is %s, not a string or number", jsonKind(v))
+}
+
+// decodeValue reads a plain-value payload: one decimal number.
+func (s *subscription) decodeValue(b *[numSlots]string, e telemetry.Entity, payload []byte, recv int64,
+	out []Reading, bad []*DecodeError) ([]Reading, []*DecodeError) {
+	m := s.metric
+	if m == 0 {
+		var ok bool
+		if m, ok = telemetry.ParseMetric(b[slotMetric]); !ok {
+			return out, append(bad, decodeErr(ReasonUnknownMetric, "topic level %q is not a metric of the catalogue", shorten(b[slotMetric])))
+		}
+		if m.Level() != s.depth {
+			return out, append(bad, decodeErr(ReasonWrongLevel, "%s is a %s metric; the topic names a %s", m, m.Level(), s.depth))
+		}
+	}
+	text := strings.TrimSpace(string(payload))
+	x, err := strconv.ParseFloat(text, 64)
+	switch {
+	case err != nil && errors.Is(err, strconv.ErrRange):
+		return out, append(bad, decodeErr(ReasonNotFinite, "%s is beyond float64", shorten(text)))
+	case err != nil:
+		return out, append(bad, decodeErr(ReasonBadValue, "%q is not a decimal number", shorten(text)))
+	case math.IsNaN(x) || math.IsInf(x, 0):
+		return out, append(bad, decodeErr(ReasonNotFinite, "%q is not a finite number", text))
+	}
+	if x = s.conv.apply(x); math.IsInf(x, 0) {
+		return out, append(bad, decodeErr(ReasonNotFinite, "%q overflows in the unit conversion", text))
+	}
+	return append(out, Reading{Entity: e, Metric: m, Value: x, Time: recv}), bad
+}
+
+// shorten cuts s for a log line.
+func shorten(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}

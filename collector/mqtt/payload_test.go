@@ -1,0 +1,202 @@
+package mqtt
+
+import (
+	"fmt"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/cellwarden/cellwarden/internal/yamlstrict"
+)
+
+// parseCollector decodes and validates one collector entry given as YAML.
+func parseCollector(t testing.TB, doc string) CollectorConfig {
+	t.Helper()
+	var f struct {
+		MQTT []CollectorConfig `yaml:"mqtt"`
+	}
+	d, errs := yamlstrict.Decode([]byte(doc), &f)
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	p := d.Problems()
+	ValidateCollectors(f.MQTT, p, "mqtt", t.TempDir())
+	if err := p.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return f.MQTT[0]
+}
+
+// decodeRows runs topic and payload through the collector's subscriptions
+// and renders the readings and rejections.
+func decodeRows(c *CollectorConfig, topic, payload string) (rows, reasons []string) {
+	for _, s := range c.subs {
+		b, ok := s.tmpl.Match(topic)
+		if !ok {
+			continue
+		}
+		rs, bad := s.decode(&b, []byte(payload), 1_000_000_000, nil, nil)
+		for _, r := range rs {
+			rows = append(rows, fmt.Sprintf("%s %s %g @%d", r.Entity.Path(), r.Metric, r.Value, r.Time))
+		}
+		for _, e := range bad {
+			reasons = append(reasons, e.Reason.String())
+		}
+		return rows, reasons
+	}
+	return nil, []string{ReasonNoMatch.String()}
+}
+
+const testSubscriptions = `
+mqtt:
+  - broker: tcp://127.0.0.1:1883
+    subscriptions:
+      - topic: bms/{ups}/{string}/{module}
+        time_field: time
+        fields:
+          - {path: "cell_voltage_volts[*]", metric: cell_voltage_volts}
+          - {path: "cell_temperature_celsius[*]", metric: cell_temperature_celsius}
+          - {path: module_temperature_celsius, metric: module_temperature_celsius}
+      - topic: bms/{ups}/{string}
+        time_field: ts
+        time_unit: ms
+        fields:
+          - {path: "modules[*].cells[*].mv", metric: cell_voltage_volts, unit: mV}
+          - {path: "modules[*].t", metric: module_temperature_celsius, unit: dC}
+          - {path: pack.current, metric: string_current_amperes}
+          - {path: pack.soc, metric: string_soc_ratio, unit: "%"}
+          - {path: ambient, metric: ambient_temperature_celsius, unit: K}
+      - topic: gw/{string}/cells
+        ups: ups-fixed
+        fields:
+          - {path: "v[*][*]", metric: cell_voltage_volts, scale: 0.001}
+      - topic: val/{ups}/{string}/{module}/{cell}/{metric}
+        format: value
+      - topic: amb/{ups}
+        format: value
+        metric: ambient_temperature_celsius
+        unit: F
+`
+
+func TestDecode(t *testing.T) {
+	c := parseCollector(t, testSubscriptions)
+	tests := []struct {
+		name, topic, payload string
+		rows, reasons        []string
+	}{
+		{
+			name: "module message with per-cell arrays and RFC 3339 time", topic: "bms/ups-a/1/3",
+			payload: `{"time":"2026-03-01T04:05:00Z","cell_voltage_volts":[3.301,null],"cell_temperature_celsius":[25.5,26],"module_temperature_celsius":24.1}`,
+			rows: []string{
+				"ups-a/1/3/1 cell_voltage_volts 3.301 @1772337900000000000",
+				"ups-a/1/3/2 cell_voltage_volts NaN @1772337900000000000",
+				"ups-a/1/3/1 cell_temperature_celsius 25.5 @1772337900000000000",
+				"ups-a/1/3/2 cell_temperature_celsius 26 @1772337900000000000",
+				"ups-a/1/3 module_temperature_celsius 24.1 @1772337900000000000",
+			},
+		},
+		{
+			name: "string message: nested arrays bind module and cell, units convert, ms time", topic: "bms/ups-b/2",
+			payload: `{"ts":1772337900123,"modules":[{"t":251,"cells":[{"mv":3300},{"mv":3310}]}],"pack":{"current":-12.5,"soc":87},"ambient":298.15}`,
+			rows: []string{
+				"ups-b/2/1/1 cell_voltage_volts 3.3 @1772337900123000000",
+				"ups-b/2/1/2 cell_voltage_volts 3.31 @1772337900123000000",
+				"ups-b/2/1 module_temperature_celsius 25.1 @1772337900123000000",
+				"ups-b/2 string_current_amperes -12.5 @1772337900123000000",
+				"ups-b/2 string_soc_ratio 0.87 @1772337900123000000",
+				"ups-b ambient_temperature_celsius 25 @1772337900123000000",
+			},
+		},
+		{
+			name: "object members bind identifiers by key; fixed ups; receive time", topic: "gw/7/cells",
+			payload: `{"v":{"m2":[3300],"m1":[3290,3291]}}`,
+			rows: []string{
+				"ups-fixed/7/m1/1 cell_voltage_volts 3.29 @1000000000",
+				"ups-fixed/7/m1/2 cell_voltage_volts 3.291 @1000000000",
+				"ups-fixed/7/m2/1 cell_voltage_volts 3.3 @1000000000",
+			},
+		},
+		{name: "plain value with the metric from the topic", topic: "val/ups-a/1/2/07/cell_voltage_volts", payload: " 3.3021\n",
+			rows: []string{"ups-a/1/2/07 cell_voltage_volts 3.3021 @1000000000"}},
+		{name: "plain value in Fahrenheit", topic: "amb/ups-a", payload: "77", rows: []string{"ups-a ambient_temperature_celsius 25 @1000000000"}},
+		{name: "invalid JSON", topic: "bms/ups-a/1/3", payload: `{"time":`, reasons: []string{"invalid_json"}},
+		{name: "trailing data", topic: "bms/ups-a/1/3", payload: `{} {}`, reasons: []string{"invalid_json"}},
+		{name: "NaN is not JSON", topic: "bms/ups-a/1/3", payload: `{"time":"2026-03-01T04:05:00Z","module_temperature_celsius":NaN}`,
+			reasons: []string{"invalid_json"}},
+		{name: "empty payload", topic: "bms/ups-a/1/3", payload: ``, reasons: []string{"empty_payload"}},
+		{name: "no time", topic: "bms/ups-a/1/3", payload: `{"module_temperature_celsius":1}`, reasons: []string{"bad_time"}},
+		{name: "unreadable time", topic: "bms/ups-a/1/3", payload: `{"time":"yesterday"}`, reasons: []string{"bad_time"}},
+		{
+			name: "wrong types and missing fields, the good part kept", topic: "bms/ups-a/1/3",
+			payload: `{"time":"2026-03-01T04:05:00Z","cell_voltage_volts":["3.3",true,3.2],"cell_temperature_celsius":{}}`,
+			rows:    []string{"ups-a/1/3/3 cell_voltage_volts 3.2 @1772337900000000000"},
+			reasons: []string{"wrong_type", "wrong_type", "missing_field", "missing_field"},
+		},
+		{name: "a number beyond float64", topic: "bms/ups-a/1/3", payload: `{"time":"2026-03-01T04:05:00Z","module_temperature_celsius":1e999,"cell_voltage_volts":[],"cell_temperature_celsius":[]}`,
+			reasons: []string{"missing_field", "missing_field", "not_finite"}},
+		{name: "plain NaN", topic: "val/ups-a/1/2/3/cell_voltage_volts", payload: "NaN", reasons: []string{"not_finite"}},
+		{name: "plain Inf", topic: "val/ups-a/1/2/3/cell_voltage_volts", payload: "-Inf", reasons: []string{"not_finite"}},
+		{name: "plain text", topic: "val/ups-a/1/2/3/cell_voltage_volts", payload: "3,3", reasons: []string{"bad_value"}},
+		{name: "unknown metric", topic: "val/ups-a/1/2/3/voltage", payload: "3.3", reasons: []string{"unknown_metric"}},
+		{name: "metric at the wrong level", topic: "val/ups-a/1/2/3/string_voltage_volts", payload: "800", reasons: []string{"wrong_level"}},
+		{name: "no template matches", topic: "other/topic", payload: "1", reasons: []string{"no_matching_template"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rows, reasons := decodeRows(&c, tt.topic, tt.payload)
+			if !reflect.DeepEqual(rows, tt.rows) || !reflect.DeepEqual(reasons, tt.reasons) {
+				t.Errorf("got rows\n  %s\nreasons %v\nwant rows\n  %s\nreasons %v",
+					strings.Join(rows, "\n  "), reasons, strings.Join(tt.rows, "\n  "), tt.reasons)
+			}
+		})
+	}
+}
+
+// Decoding never panics, and every message yields a reading or a reason:
+// nothing is lost without a count. Readings carry a valid metric at their
+// entity's level, finite values or NaN ("no reading").
+func FuzzDecode(f *testing.F) {
+	c := parseCollector(f, testSubscriptions)
+	f.Add("bms/ups-a/1/3", `{"time":"2026-03-01T04:05:00Z","cell_voltage_volts":[3.301,null],"module_temperature_celsius":24.1}`)
+	f.Add("bms/ups-b/2", `{"ts":1772337900123,"modules":[{"t":251,"cells":[{"mv":3300}]}],"pack":{"current":-1,"soc":87},"ambient":298.15}`)
+	f.Add("gw/7/cells", `{"v":{"m2":[3300],"m1":[3290,3291]}}`)
+	f.Add("val/ups-a/1/2/07/cell_voltage_volts", "3.3")
+	f.Add("amb/ups-a", "1e308")
+	f.Add("bms/ups-a/1/3", `{"time":1e400,"cell_voltage_volts":[[[[[]]]]]}`)
+	f.Add("bms/a b/1/3", `{"time":"2026-03-01T04:05:00+02:00","module_temperature_celsius":-0}`)
+	f.Fuzz(func(t *testing.T, topic, payload string) {
+		rows, reasons := 0, 0
+		for _, s := range c.subs {
+			b, ok := s.tmpl.Match(topic)
+			if !ok {
+				continue
+			}
+			rs, bad := s.decode(&b, []byte(payload), 1, nil, nil)
+			rows, reasons = len(rs), len(bad)
+			for _, r := range rs {
+				if r.Metric.Level() != r.Entity.Level() && r.Entity.Validate() == nil {
+					t.Fatalf("reading %+v: metric level %s, entity level %s", r, r.Metric.Level(), r.Entity.Level())
+				}
+				if math.IsInf(r.Value, 0) {
+					t.Fatalf("infinite value %+v", r)
+				}
+			}
+			for _, e := range bad {
+				if e.Reason == 0 || e.Reason >= NumReasons {
+					t.Fatalf("invalid reason %v", e)
+				}
+			}
+			break
+		}
+		matched := false
+		for _, s := range c.subs {
+			if _, ok := s.tmpl.Match(topic); ok {
+				matched = true
+			}
+		}
+		if matched && rows+reasons == 0 {
+			t.Fatalf("topic %q payload %q: neither a reading nor a reason", topic, payload)
+		}
+	})
+}
