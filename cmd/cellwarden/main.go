@@ -72,6 +72,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	simServe.Flag("scenario", "Scenario of the standard suite.").Default("runaway_nmc_slow").StringVar(&sso.scenario)
 	simServe.Flag("seed", "Seed.").Default("1").Uint64Var(&sso.seed)
 	simServe.Flag("speed", "Playback speed: 1 is real time, 60 plays an hour a minute.").Default("1").Float64Var(&sso.speed)
+	simPublish := simCmd.Command("publish", "Play a scenario in real time and publish it to an MQTT broker (docs/mqtt.md: the reference JSON layout or plain values).")
+	spo := simPublishOptions{}
+	simPublish.Flag("mqtt", "Broker URL, e.g. tcp://127.0.0.1:1883.").Required().StringVar(&spo.broker)
+	simPublish.Flag("scenario", "Scenario of the standard suite.").Default("runaway_nmc_slow").StringVar(&spo.scenario)
+	simPublish.Flag("seed", "Seed.").Default("1").Uint64Var(&spo.seed)
+	simPublish.Flag("speed", "Playback speed: 1 is real time, 60 plays an hour a minute.").Default("1").Float64Var(&spo.speed)
+	simPublish.Flag("format", "json (one message per module, string and UPS per poll) or value (one number per topic).").Default("json").StringVar(&spo.format)
+	simPublish.Flag("prefix", "First topic level.").Default("bms").StringVar(&spo.prefix)
+	simPublish.Flag("qos", "QoS of the messages: 0 or 1.").Default("1").IntVar(&spo.qos)
+	simPublish.Flag("client-id", "MQTT client id.").Default("cellwarden-sim").StringVar(&spo.clientID)
 	simList := simCmd.Command("list", "List the standard scenarios.")
 	simListSeed := simList.Flag("seed", "Seed.").Default("1").Uint64()
 
@@ -94,6 +104,13 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	probe.Flag("metric", "What the registers should hold, e.g. cell_voltage_volts.").Required().StringVar(&po.metric)
 	probe.Flag("timeout", "Request timeout.").Default("2s").DurationVar(&po.timeout)
 	probe.Flag("show", "How many decodings to show.").Default("8").IntVar(&po.showBest)
+
+	mqttCmd := app.Command("mqtt", "MQTT helpers.")
+	mqttRead := mqttCmd.Command("read", "Subscribe with the MQTT collectors of a configuration file and write what arrives as telemetry CSV (pipe it into replay --input -).")
+	mqo := mqttReadOptions{}
+	mqttRead.Flag("config", "Configuration file with collectors.mqtt entries.").Required().StringVar(&mqo.config)
+	mqttRead.Flag("collector", "Run only the collector of this name (repeatable; default all).").StringsVar(&mqo.collectors)
+	mqttRead.Flag("health-interval", "Log each collector's health this often (0: only at the end).").Default("1m").DurationVar(&mqo.healthInterval)
 
 	mread := modbusCmd.Command("read", "Poll BMSs behind a Modbus TCP endpoint through a register map and write their telemetry as CSV (pipe it into replay --input -).")
 	mro := readOptions{}
@@ -132,6 +149,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runSimScenarios(so, stdout, logger.Named("sim"))
 	case simServe.FullCommand():
 		err = runSimServe(sso, stdout, logger.Named("sim"))
+	case simPublish.FullCommand():
+		err = runSimPublish(spo, stdout, logger.Named("sim"))
+	case mqttRead.FullCommand():
+		err = runMQTTRead(mqo, stdout, logger.Named("mqtt"))
 	case simList.FullCommand():
 		err = runSimList(*simListSeed, stdout)
 	case scoreCmd.FullCommand():

@@ -405,7 +405,8 @@ func (s *subscription) payloadTime(doc any) (int64, *DecodeError) {
 	return 0, decodeErr(ReasonBadTime, "time is %s, not a string or number", jsonKind(v))
 }
 
-// decodeValue reads a plain-value payload: one decimal number.
+// decodeValue reads a plain-value payload: one decimal number, or null
+// for "no reading".
 func (s *subscription) decodeValue(b *[numSlots]string, e telemetry.Entity, payload []byte, recv int64,
 	out []Reading, bad []*DecodeError) ([]Reading, []*DecodeError) {
 	m := s.metric
@@ -419,6 +420,9 @@ func (s *subscription) decodeValue(b *[numSlots]string, e telemetry.Entity, payl
 		}
 	}
 	text := strings.TrimSpace(string(payload))
+	if text == "null" {
+		return append(out, Reading{Entity: e, Metric: m, Value: math.NaN(), Time: recv}), bad
+	}
 	x, err := strconv.ParseFloat(text, 64)
 	switch {
 	case err != nil && errors.Is(err, strconv.ErrRange):

@@ -119,6 +119,8 @@ func TestDecode(t *testing.T) {
 		},
 		{name: "plain value with the metric from the topic", topic: "val/ups-a/1/2/07/cell_voltage_volts", payload: " 3.3021\n",
 			rows: []string{"ups-a/1/2/07 cell_voltage_volts 3.3021 @1000000000"}},
+		{name: "plain null is no reading", topic: "val/ups-a/1/2/07/cell_voltage_volts", payload: "null",
+			rows: []string{"ups-a/1/2/07 cell_voltage_volts NaN @1000000000"}},
 		{name: "plain value in Fahrenheit", topic: "amb/ups-a", payload: "77", rows: []string{"ups-a ambient_temperature_celsius 25 @1000000000"}},
 		{name: "invalid JSON", topic: "bms/ups-a/1/3", payload: `{"time":`, reasons: []string{"invalid_json"}},
 		{name: "trailing data", topic: "bms/ups-a/1/3", payload: `{} {}`, reasons: []string{"invalid_json"}},
