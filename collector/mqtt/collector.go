@@ -376,7 +376,7 @@ func (c *Collector) onConnect(client paho.Client) {
 	c.health.LastConnect = c.now()
 	c.mu.Unlock()
 	c.log.Info("connected to the MQTT broker", zap.String("broker", redactURL(c.cfg.Broker)),
-		zap.String("client_id", c.clientID()), zap.Strings("filters", c.cfg.Filters()))
+		zap.String("client_id", c.clientID()))
 	filters := map[string]byte{}
 	for _, f := range c.cfg.Filters() {
 		filters[f] = byte(c.cfg.QoS)
@@ -392,6 +392,9 @@ func (c *Collector) onConnect(client paho.Client) {
 	c.mu.Lock()
 	c.health.Subscribed = ok
 	c.mu.Unlock()
+	if ok {
+		c.log.Info("subscribed", zap.Strings("filters", c.cfg.Filters()), zap.Int("qos", c.cfg.QoS))
+	}
 }
 
 // subscribe subscribes to filters and reports whether every one was
