@@ -6,10 +6,8 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,77 +15,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cellwarden/cellwarden/collector/mqtt/mosquittotest"
 )
-
-// mosquitto is Debian's broker, run on a free loopback port with its
-// persistence in a directory of the test.
-type mosquitto struct {
-	port, dir, conf string
-	cmd             *exec.Cmd
-}
-
-// startMosquitto writes a configuration (persistence with autosave every
-// second, $SYS every second, a large queue) and starts the broker. A
-// missing mosquitto fails the test: .ci/run installs it.
-func startMosquitto(t *testing.T) *mosquitto {
-	t.Helper()
-	for _, bin := range []string{"mosquitto", "mosquitto_pub"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Fatalf("%s is not installed (Debian: apt-get install mosquitto mosquitto-clients; .ci/run installs them)", bin)
-		}
-	}
-	_, port, _ := net.SplitHostPort(freeAddr(t))
-	m := &mosquitto{port: port, dir: t.TempDir()}
-	m.conf = filepath.Join(m.dir, "mosquitto.conf")
-	// Started as root, mosquitto would drop to its own user, which cannot
-	// write to the test's directory: run it as whoever runs the test.
-	me, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf("listener %s 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location %s/\n"+
-		"autosave_interval 1\nsys_interval 1\nmax_queued_messages 100000\nuser %s\n", port, m.dir, me.Username)
-	if err := os.WriteFile(m.conf, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	m.start(t)
-	t.Cleanup(func() { m.kill() })
-	return m
-}
-
-func (m *mosquitto) start(t *testing.T) {
-	t.Helper()
-	m.cmd = exec.Command("mosquitto", "-c", m.conf)
-	logf, err := os.OpenFile(filepath.Join(m.dir, "mosquitto.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	m.cmd.Stdout, m.cmd.Stderr = logf, logf
-	if err := m.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "mosquitto to listen", func() bool {
-		c, err := net.Dial("tcp", "127.0.0.1:"+m.port)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-}
-
-// kill stops the broker with SIGKILL, as a crash would.
-func (m *mosquitto) kill() {
-	if m.cmd != nil && m.cmd.ProcessState == nil {
-		m.cmd.Process.Kill()
-		m.cmd.Wait()
-	}
-}
 
 // pub publishes one message with mosquitto_pub at QoS 1 and reports
 // whether the broker acknowledged it.
-func (m *mosquitto) pub(topic, payload string) bool {
-	return exec.Command("mosquitto_pub", "-h", "127.0.0.1", "-p", m.port, "-q", "1", "-t", topic, "-m", payload).Run() == nil
+func pub(t *testing.T, m *mosquittotest.Broker, topic, payload string) bool {
+	return m.Pub(t, "-q", "1", "-t", topic, "-m", payload).Run() == nil
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent use.
@@ -199,8 +134,8 @@ func mqttConfig(port, extra string) string {
 // payload among them is counted and logged with its topic and changes
 // nothing else; the broker's dropped-message counter is in the health.
 func TestMQTTMosquittoPubFormatsReachTheOutput(t *testing.T) {
-	m := startMosquitto(t)
-	r := startMQTTRead(t, mqttConfig(m.port, "      client_id: e2e-formats\n"))
+	m := mosquittotest.Start(t, "")
+	r := startMQTTRead(t, mqttConfig(m.Port, "      client_id: e2e-formats\n"))
 	for _, msg := range [][2]string{
 		{"bms/ups-a/1/3", `{"time":"2026-03-01T04:05:00Z","cell_voltage_volts":[3.301,null,3.303],"cell_temperature_celsius":[25.1,25.2,25.3],"module_temperature_celsius":24.5}`},
 		{"bms/ups-a/1", `{"time":"2026-03-01T04:05:00Z","string_current_amperes":-12.5}`},
@@ -208,7 +143,7 @@ func TestMQTTMosquittoPubFormatsReachTheOutput(t *testing.T) {
 		{"bms/ups-a/1/4", `{"time":"2026-03-01T04:05:00Z","cell_voltage_volts":[3.3`},
 		{"val/ups-c/7/string_soc_ratio", "0.87"},
 	} {
-		if !m.pub(msg[0], msg[1]) {
+		if !pub(t, m, msg[0], msg[1]) {
 			t.Fatalf("mosquitto_pub %s failed", msg[0])
 		}
 	}
@@ -246,13 +181,13 @@ func TestMQTTMosquittoPubFormatsReachTheOutput(t *testing.T) {
 // back, and nothing mosquitto acknowledged at QoS 1 after the restart is
 // lost.
 func TestMQTTSurvivesMosquittoKillAndRestart(t *testing.T) {
-	m := startMosquitto(t)
-	r := startMQTTRead(t, mqttConfig(m.port, "      client_id: e2e-restart\n      qos: 1\n"))
+	m := mosquittotest.Start(t, "")
+	r := startMQTTRead(t, mqttConfig(m.Port, "      client_id: e2e-restart\n      qos: 1\n"))
 	seq := 0
 	publish := func(n int) (acked []int) {
 		for range n {
 			seq++
-			if m.pub("val/ups-a/1/string_current_amperes", strconv.Itoa(seq)) {
+			if pub(t, m, "val/ups-a/1/string_current_amperes", strconv.Itoa(seq)) {
 				acked = append(acked, seq)
 			}
 		}
@@ -263,17 +198,13 @@ func TestMQTTSurvivesMosquittoKillAndRestart(t *testing.T) {
 	waitFor(t, "the messages before the kill", func() bool { return r.rows.count(row(before[len(before)-1])) == 1 })
 	// Let mosquitto save the session (autosave every second) before the
 	// crash, as a broker in service would have long since.
-	db := filepath.Join(m.dir, "mosquitto.db")
 	mark := time.Now()
-	waitFor(t, "mosquitto to save its state", func() bool {
-		st, err := os.Stat(db)
-		return err == nil && st.ModTime().After(mark)
-	})
-	m.kill()
+	waitFor(t, "mosquitto to save its state", func() bool { return m.SavedAfter(mark) })
+	m.Kill()
 	if down := publish(3); len(down) != 0 {
 		t.Fatalf("mosquitto_pub succeeded with the broker down: %v", down)
 	}
-	m.start(t)
+	m.Restart(t)
 	after := publish(50)
 	if len(after) != 50 {
 		t.Fatalf("only %d of 50 publishes after the restart were acknowledged", len(after))
@@ -299,22 +230,24 @@ func TestMQTTSurvivesMosquittoKillAndRestart(t *testing.T) {
 // Two instances in one share group split the stream: each processes some,
 // together all, and no message is processed twice.
 func TestMQTTShareGroupSplitsTheStream(t *testing.T) {
-	m := startMosquitto(t)
+	m := mosquittotest.Start(t, "")
 	var rs []*mqttRead
 	for _, id := range []string{"e2e-share-1", "e2e-share-2"} {
-		rs = append(rs, startMQTTRead(t, mqttConfig(m.port, "      client_id: "+id+"\n      share_group: cw\n")))
+		rs = append(rs, startMQTTRead(t, mqttConfig(m.Port, "      client_id: "+id+"\n      share_group: cw\n")))
 	}
 	const n = 300
 	var lines strings.Builder
 	for i := 1; i <= n; i++ {
 		fmt.Fprintf(&lines, "%d\n", i)
 	}
-	pub := exec.Command("mosquitto_pub", "-h", "127.0.0.1", "-p", m.port, "-q", "1", "-t", "val/ups-a/1/string_current_amperes", "-l")
+	pub := m.Pub(t, "-q", "1", "-t", "val/ups-a/1/string_current_amperes", "-l")
 	pub.Stdin = strings.NewReader(lines.String())
 	if out, err := pub.CombinedOutput(); err != nil {
 		t.Fatalf("mosquitto_pub -l: %v %s", err, out)
 	}
-	total := func() int { return rs[0].rows.count(",string_current_amperes,") + rs[1].rows.count(",string_current_amperes,") }
+	total := func() int {
+		return rs[0].rows.count(",string_current_amperes,") + rs[1].rows.count(",string_current_amperes,")
+	}
 	waitFor(t, "every message", func() bool { return total() >= n })
 	for _, r := range rs {
 		r.stop(t)

@@ -1,0 +1,170 @@
+package mqtt
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/cellwarden/cellwarden/collector/mqtt/mosquittotest"
+	"github.com/cellwarden/cellwarden/internal/telemetry"
+)
+
+// BenchmarkIngestMosquitto measures sustained ingest through Debian's
+// mosquitto on loopback: four mosquitto_pub processes publish b.N
+// messages of the reference JSON layout (one 16-cell module: 33 samples,
+// about 400 bytes) and the collector decodes them into Samples. Run it on
+// one core:
+//
+//	go test -run '^$' -bench IngestMosquitto -benchtime 200000x -cpu 1 ./collector/mqtt
+//
+// It reports messages/s and samples/s, the CPU the benchmark process used
+// per second of wall time (collector and paho client; mosquitto and the
+// publishers run in their own processes) and the heap in use and peak RSS.
+func BenchmarkIngestMosquitto(b *testing.B) {
+	for _, qos := range []int{0, 1} {
+		b.Run(fmt.Sprintf("qos%d", qos), func(b *testing.B) { benchIngest(b, qos) })
+	}
+}
+
+func benchIngest(b *testing.B, qos int) {
+	broker := mosquittotest.Start(b, "max_inflight_messages 1000\n")
+	cfg := parseCollector(b, fmt.Sprintf(benchConfig, broker.Port, qos))
+	reg := telemetry.NewRegistry()
+	c, err := New(cfg, reg, zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var msgs, samples atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Run(ctx, func(s []telemetry.Sample) {
+			msgs.Add(1)
+			samples.Add(int64(len(s)))
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	for i := 0; !c.Health().Subscribed; i++ {
+		if i == 3000 {
+			b.Fatal("never subscribed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	line := modulePayload() + "\n"
+	const publishers = 4
+	inputs := make([]string, publishers)
+	for p := range publishers {
+		n := b.N / publishers
+		if p == 0 {
+			n += b.N % publishers
+		}
+		inputs[p] = strings.Repeat(line, n)
+	}
+	b.ReportAllocs()
+	var ru0, ru1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	b.ResetTimer()
+	start := time.Now()
+	errs := make(chan error, publishers)
+	for p := range publishers {
+		cmd := broker.Pub(b, "-q", fmt.Sprint(qos), "-t", fmt.Sprintf("bms/ups-a/1/%d", p+1), "-l")
+		cmd.Stdin = strings.NewReader(inputs[p])
+		go func() { errs <- cmd.Run() }()
+	}
+	last, stalled := int64(-1), 0
+	for {
+		h := c.Health()
+		got := msgs.Load() + int64(h.Dropped[DropQueueFull])
+		if got >= int64(b.N) {
+			break
+		}
+		if got == last && h.Messages == uint64(last) {
+			if stalled++; stalled > 3000 {
+				b.Fatalf("stalled at %d of %d messages: %+v", got, b.N, h)
+			}
+		} else {
+			stalled = 0
+		}
+		last = got
+		time.Sleep(time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	for range publishers {
+		if err := <-errs; err != nil {
+			b.Fatalf("mosquitto_pub: %v", err)
+		}
+	}
+	cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	h := c.Health()
+	b.ReportMetric(float64(msgs.Load())/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(float64(samples.Load())/elapsed.Seconds(), "samples/s")
+	b.ReportMetric(100*cpu.Seconds()/elapsed.Seconds(), "cpu%")
+	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
+	b.ReportMetric(float64(ru1.Maxrss)/1024, "maxrss-MiB")
+	b.ReportMetric(float64(h.Dropped[DropQueueFull]), "dropped")
+	b.ReportMetric(h.Broker["$SYS/broker/publish/messages/dropped"], "broker-dropped")
+}
+
+const benchConfig = `
+mqtt:
+  - broker: tcp://127.0.0.1:%s
+    client_id: bench
+    clean_session: true
+    qos: %d
+    subscriptions:
+      - topic: bms/{ups}/{string}/{module}
+        time_field: time
+        fields:
+          - {path: "cell_voltage_volts[*]", metric: cell_voltage_volts}
+          - {path: "cell_temperature_celsius[*]", metric: cell_temperature_celsius}
+          - {path: module_temperature_celsius, metric: module_temperature_celsius}
+`
+
+// modulePayload is one 16-cell module in the reference JSON layout.
+func modulePayload() string {
+	var p strings.Builder
+	p.WriteString(`{"time":"2026-03-01T04:05:00Z","cell_voltage_volts":[`)
+	for i := range 16 {
+		if i > 0 {
+			p.WriteByte(',')
+		}
+		fmt.Fprintf(&p, "%.3f", 3.301+float64(i)/1000)
+	}
+	p.WriteString(`],"cell_temperature_celsius":[`)
+	for i := range 16 {
+		if i > 0 {
+			p.WriteByte(',')
+		}
+		fmt.Fprintf(&p, "%.1f", 25.1+float64(i)/10)
+	}
+	p.WriteString(`],"module_temperature_celsius":24.5}`)
+	return p.String()
+}
+
+// BenchmarkProcess measures the collector's own work per message, without
+// a broker: template match, JSON decoding, interning, health counters.
+func BenchmarkProcess(b *testing.B) {
+	c, err := New(parseCollector(b, fmt.Sprintf(benchConfig, "1883", 1)), telemetry.NewRegistry(), zap.NewNop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	payload := []byte(modulePayload())
+	n := 0
+	emit := func(s []telemetry.Sample) { n += len(s) }
+	b.ReportAllocs()
+	for b.Loop() {
+		c.process(message{topic: "bms/ups-a/1/3", payload: payload, recv: 1}, emit)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "samples/s")
+}
