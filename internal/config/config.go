@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/cellwarden/cellwarden/alerting/notify"
 	"github.com/cellwarden/cellwarden/collector/modbus"
 	"github.com/cellwarden/cellwarden/collector/mqtt"
 	"github.com/cellwarden/cellwarden/detector"
@@ -24,6 +25,8 @@ type Config struct {
 	Detector detector.Config `yaml:"detector"`
 	// Collectors are the sources polled or subscribed to.
 	Collectors Collectors `yaml:"collectors"`
+	// Alerting says where notifications go (docs/alerting.md).
+	Alerting notify.Config `yaml:"alerting"`
 
 	// Source is the file the configuration was read from ("" for the
 	// built-in defaults).
@@ -70,6 +73,7 @@ func Parse(data []byte, source string) (*Config, error) {
 	}
 	modbus.ValidateCollectors(cfg.Collectors.Modbus, p, "collectors.modbus", base)
 	mqtt.ValidateCollectors(cfg.Collectors.MQTT, p, "collectors.mqtt", base)
+	cfg.Alerting.Validate(p, "alerting", base, nil)
 	if err := p.Errs().In(source); err != nil {
 		return nil, err
 	}
