@@ -65,6 +65,7 @@ const (
 	AlertThermalRunawayRisk         = "ThermalRunawayRisk"
 	AlertCoolingFailure             = "CoolingFailure"
 	AlertSensorFault                = "SensorFault"
+	AlertChargeVoltageHigh          = "ChargeVoltageHigh"
 )
 
 // Change is one alert state change: an alert started firing or resolved.

@@ -25,6 +25,7 @@ type Config struct {
 	CellTemperatureRising      RisingConfig    `yaml:"cell_temperature_rising"`
 	ThermalRunawayRisk         RunawayConfig   `yaml:"thermal_runaway_risk"`
 	CoolingFailure             CoolingConfig   `yaml:"cooling_failure"`
+	ChargeVoltageHigh          ChargeConfig    `yaml:"charge_voltage_high"`
 	SensorFault                SensorConfig    `yaml:"sensor_fault"`
 }
 
@@ -126,9 +127,12 @@ func DefaultConfig() Config {
 		Hold:              Hold{For: yamlstrict.Duration(20 * time.Second), ClearFor: yamlstrict.Duration(2 * time.Minute)},
 	}
 	peers, cellDev, modDev, voltDev, rising, runaway, cooling, sensor := defaultPeerRules()
+	charge := ChargeConfig{Enabled: true, RiseVolts: 0.03, Learning: yamlstrict.Duration(12 * time.Hour),
+		Hold: Hold{For: minutes(3), ClearFor: minutes(15)}}
 	return Config{
 		Peers: peers, CellTemperatureDeviation: cellDev, ModuleTemperatureDeviation: modDev, CellVoltageDeviation: voltDev,
 		CellTemperatureRising: rising, ThermalRunawayRisk: runaway, CoolingFailure: cooling, SensorFault: sensor,
+		ChargeVoltageHigh:     charge,
 		CellOverTemperature:   overTemp,
 		ModuleOverTemperature: overTemp,
 		CellVoltageOutOfRange: VoltageRangeConfig{
@@ -178,6 +182,7 @@ func StaticBaselineConfig() Config {
 	c.TelemetryStale.Enabled = false
 	c.CellTemperatureDeviation.Enabled, c.ModuleTemperatureDeviation.Enabled, c.CellVoltageDeviation.Enabled = false, false, false
 	c.CellTemperatureRising.Enabled, c.ThermalRunawayRisk.Enabled, c.CoolingFailure.Enabled, c.SensorFault.Enabled = false, false, false, false
+	c.ChargeVoltageHigh.Enabled = false
 	return c
 }
 
@@ -196,6 +201,7 @@ func (c *Config) Validate(p *yamlstrict.Problems, prefix string) {
 	c.CellTemperatureRising.validate(p, prefix+".cell_temperature_rising")
 	c.ThermalRunawayRisk.validate(p, prefix+".thermal_runaway_risk")
 	c.CoolingFailure.validate(p, prefix+".cooling_failure")
+	c.ChargeVoltageHigh.validate(p, prefix+".charge_voltage_high")
 	c.SensorFault.validate(p, prefix+".sensor_fault")
 }
 

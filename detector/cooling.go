@@ -169,7 +169,7 @@ func (e *Engine) stringCooling(g *group, medT float64, t, _ int64, load bool, ou
 // has one, or at least half of its strings.
 func (e *Engine) roomWarming(u *upsState) bool {
 	cc := &e.cfg.CoolingFailure
-	warming, n := 0, 0
+	warming, following, n := 0, 0, 0
 	for _, gi := range u.groups {
 		g := &e.groups[gi]
 		if !e.coolingUsable(g) {
@@ -179,9 +179,15 @@ func (e *Engine) roomWarming(u *upsState) bool {
 		if g.cool.rise >= cc.WarningRise/2 {
 			warming++
 		}
+		if g.cool.rise >= cc.WarningRise/10 {
+			following++
+		}
 	}
 	if u.amb.known && u.amb.n > uint32(e.cfg.Peers.WarmupPolls) {
-		return u.amb.rise >= cc.WarningRise && (n == 0 || 2*warming >= n)
+		// The air leads and the cells lag it by their thermal time
+		// constant: the ambient carries the evidence, the strings only
+		// have to have started following it.
+		return u.amb.rise >= cc.WarningRise && (n == 0 || 2*following >= n)
 	}
 	return n >= 2 && 2*warming >= n && e.stringsRise(u) >= cc.WarningRise
 }
@@ -233,5 +239,29 @@ func (e *Engine) upsCooling(u *upsState, t int64, out []Change) []Change {
 			})
 	}
 	u.amb.track(t)
+	return out
+}
+
+// stringCharge learns a string's normal median cell voltage while it is
+// idle (on float) and raises ChargeVoltageHigh when the cells sit above it
+// together: a charger holding the string above its float voltage. Load and
+// its cooldown (a recharge ends at the charge voltage) neither learn nor
+// alert; a firing alert holds the normal still, up to maxFreeze.
+func (e *Engine) stringCharge(g *group, medV float64, t int64, load bool, out []Change) []Change {
+	cc := &e.cfg.ChargeVoltageHigh
+	g.charge.learn(medV, t, cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), load || g.charge.firing())
+	if !cc.Enabled {
+		return out
+	}
+	active := !load && g.charge.n > uint32(e.cfg.Peers.WarmupPolls) && g.charge.rise >= cc.RiseVolts
+	if g.charge.warn[0].firing() {
+		active = g.charge.rise >= 0.6*cc.RiseVolts
+	}
+	out = e.emit(out, g.charge.warn[0].step(t, active, &cc.Hold), t, AlertChargeVoltageHigh, SeverityWarning, g.id, g.charge.rise,
+		func() string {
+			return fmt.Sprintf("the cells of string %s sit %.0f mV above their normal %.3f V while idle: the charger holds them too high",
+				e.path(g.id), g.charge.rise*1000, g.charge.base)
+		})
+	g.charge.track(t)
 	return out
 }

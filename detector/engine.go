@@ -61,7 +61,7 @@ type Engine struct {
 	mods   []modPeer
 	groups []group
 	upss   []upsState
-	bufs   [4][]float64 // scratch buffers, reused
+	bufs   [5][]float64 // scratch buffers, reused
 
 	stale staleTracker
 	stats Stats

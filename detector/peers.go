@@ -68,6 +68,9 @@ type group struct {
 	loaded         bool  // lastActive is set
 	quantT         float64
 	cool           coolState
+	// charge learns the string's normal median cell voltage
+	// (ChargeVoltageHigh).
+	charge coolState
 }
 
 // inLoad reports whether the string carries load, or did within the
@@ -237,6 +240,65 @@ func (e *Engine) commonMove(changes []float64, quantum float64) float64 {
 	return sum / float64(len(changes))
 }
 
+// Stuck sensors by their peers' change rate: the odds below which a run of
+// one repeated value is not chance, and the polls over which the rate is
+// averaged.
+const (
+	stuckOdds     = 1e-9
+	changeMemory  = 100
+	minChangeRate = 0.2
+)
+
+// stillRun is the run of one repeated value that makes a sensor stuck
+// without any common movement of its peers: a healthy sensor whose reading
+// changes in a fraction p of polls repeats one value for n polls with
+// probability (1-p)^n, and p is taken as low as the peers allow (their
+// 10th percentile: some sensors sit in the middle of a quantisation step
+// and change less often). MaxUint32 when the peers rarely change (coarse
+// sensors in a still room), leaving only the common-movement test.
+func (e *Engine) stillRun(g *group, isTemp bool) uint32 {
+	rates := e.scratch(4)
+	for _, ci := range g.cells {
+		tr := &e.cells[ci].volt
+		if isTemp {
+			tr = &e.cells[ci].temp
+		}
+		if tr.seq == g.seq && tr.fault == 0 && tr.chgN >= changeMemory/2 {
+			rates = append(rates, float64(tr.chg))
+		}
+	}
+	run := uint32(math.MaxUint32)
+	if len(rates) >= e.cfg.Peers.MinPeers {
+		k := len(rates) / 10
+		selectK(rates, k)
+		p := rates[k]
+		if p >= minChangeRate && p < 1 {
+			run = uint32(math.Ceil(math.Log(stuckOdds) / math.Log1p(-p)))
+		}
+	}
+	e.keep(4, rates)
+	return run
+}
+
+// fewAsConstant reports whether at most a quarter of a string's reporting
+// sensors have repeated one value for run polls or longer. A stuck sensor
+// is an individual anomaly: when many sensors have been as constant as it
+// for as long, the peers' "movement" is an artefact of the few that changed
+// and the string is simply still (a quantised string in a quiet room).
+func (e *Engine) fewAsConstant(g *group, isTemp bool, run uint32, reporting int) bool {
+	constant := 0
+	for _, ci := range g.cells {
+		tr := &e.cells[ci].volt
+		if isTemp {
+			tr = &e.cells[ci].temp
+		}
+		if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.stuckRun >= run {
+			constant++
+		}
+	}
+	return 4*constant <= reporting
+}
+
 // spread is 1.4826 × the median absolute deviation of v around med (the
 // standard deviation for normal data), computed in place.
 func spread(v []float64, med float64) float64 {
@@ -263,7 +325,7 @@ func (e *Engine) closePoll(g *group, out []Change) []Change {
 	}
 	load := g.inLoad(t, &e.cfg.Peers)
 	inhibit := e.coolingFiring(g)
-	e.pollTracks(g, false, dt, load, t)
+	medV, okV := e.pollTracks(g, false, dt, load, t)
 	medT, ok := e.pollTracks(g, true, dt, load, t)
 	out = e.pollModules(g, t, dt, load, inhibit, out)
 	for _, ci := range g.cells {
@@ -274,6 +336,9 @@ func (e *Engine) closePoll(g *group, out []Change) []Change {
 	}
 	if ok {
 		out = e.stringCooling(g, medT, t, dt, load, out)
+	}
+	if okV {
+		out = e.stringCharge(g, medV, t, load, out)
 	}
 	for _, ci := range g.cells {
 		c := &e.cells[ci]
@@ -334,20 +399,29 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	if len(diffs) >= pc.MinPeers {
 		*drift += e.commonMove(diffs, quant)
 	}
+	stillRun := e.stillRun(g, isTemp)
 	e.keep(3, diffs)
-	// A stuck sensor is an individual anomaly: when many sensors of the
-	// string read a constant value, the peers are simply not moving.
-	constant, reporting := 0, 0
+	// Runs of one repeated value, and how far the peers moved meanwhile.
+	reporting := 0
 	for _, ci := range g.cells {
 		if tr := sel(&e.cells[ci]); tr.seq == g.seq && !math.IsNaN(tr.pending) {
 			reporting++
-			if tr.pending == tr.stuckVal && tr.stuckRun+1 >= uint32(e.cfg.SensorFault.MinStuckPolls) {
-				constant++
+			if !math.IsNaN(tr.stuckVal) && tr.fault == 0 {
+				changed := float32(0)
+				if tr.pending != tr.stuckVal {
+					changed = 1
+				}
+				tr.chgN = min(tr.chgN+1, changeMemory)
+				tr.chg += (changed - tr.chg) / float32(tr.chgN)
+			}
+			if tr.pending == tr.stuckVal {
+				tr.stuckRun++
+			} else {
+				tr.stuckVal, tr.stuckRun, tr.stuckMed = tr.pending, 0, *drift
 			}
 			tr.prevVal = tr.pending
 		}
 	}
-	fewConstant := 4*constant <= reporting
 	e.keep(0, vals)
 	if len(vals) < pc.MinPeers {
 		// No peer comparison this poll: no residual either, so the
@@ -381,7 +455,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	move := math.Max(e.cfg.SensorFault.StuckMoveVolts, 0.002)
 	if isTemp {
 		cfg = &e.cfg.CellTemperatureDeviation
-		move = math.Max(e.cfg.SensorFault.StuckMoveCelsius, 2*g.quantT)
+		move = math.Max(e.cfg.SensorFault.StuckMoveCelsius, 1.5*g.quantT)
 	}
 	alpha := 0.0
 	if dt > 0 {
@@ -395,18 +469,14 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		}
 		v := tr.pending
 		// Stuck: the same value poll after poll while the peers moved.
-		if v == tr.stuckVal {
-			tr.stuckRun++
-		} else {
-			tr.stuckVal, tr.stuckRun, tr.stuckMed = v, 0, *drift
-		}
 		// In a transient (load, and the cooldown after) cells follow
 		// their own thermal paths; ask for half as much movement again.
 		need := move
 		if load {
 			need = 1.5 * move
 		}
-		if tr.stuckRun >= uint32(e.cfg.SensorFault.MinStuckPolls) && math.Abs(*drift-tr.stuckMed) >= need && (fewConstant || tr.fault&faultStuck != 0) {
+		if tr.stuckRun >= uint32(e.cfg.SensorFault.MinStuckPolls) && (math.Abs(*drift-tr.stuckMed) >= need || tr.stuckRun >= stillRun) &&
+			(tr.fault&faultStuck != 0 || e.fewAsConstant(g, isTemp, tr.stuckRun, reporting)) {
 			tr.fault |= faultStuck
 		} else {
 			tr.fault &^= faultStuck
@@ -598,7 +668,7 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 	sag := !load && voltRecent && vr.res <= -math.Max(kc.SagVolts, 4*vr.sigma(0.001))
 	accel := !load && c.accelerating(kc.AcceleratingPerHour, m.slope)
 	crit := tr.pending >= kc.CriticalCelsius
-	warmish := tr.res >= 0.7*tr.thr
+	warmish := tr.res >= runawayWarmish*tr.thr
 	risk := standsOut && ((warmish && sag) || (hot && (accel || crit)))
 	if c.runaway.firing() {
 		risk = tr.res >= 0.6*tr.thr
@@ -622,6 +692,10 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 	}
 	return out
 }
+
+// runawayWarmish is the share of its deviation threshold a cell that also
+// sags must stand above its peers for ThermalRunawayRisk.
+const runawayWarmish = 0.5
 
 // accelerating reports a rise that speeds up across the three thirds of the
 // rising window, each third's slope (relative to the module's) above the

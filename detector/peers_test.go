@@ -351,6 +351,44 @@ func TestPeerRules(t *testing.T) {
 			room:   func(sec int) float64 { return dailyRoom(sec) + 3*ramp(sec, 2*hour, hour) },
 			sensor: stuckFrom(stuck, 2*hour)},
 		want: []string{"SensorFault warning ups-a/1/2/6"},
+	}, {
+		name: "a temperature sensor stuck in a still room, while its peers' readings dither",
+		rig: peerRig{strings: 1, hours: 3,
+			room:   func(int) float64 { return 25 },
+			sensor: stuckFrom(stuck, 2*hour)},
+		want: []string{"SensorFault warning ups-a/1/2/6"},
+	}, {
+		name: "1 °C sensors in a still room: readings that rarely change are not stuck",
+		rig: peerRig{strings: 1, hours: 4, room: func(int) float64 { return 25 },
+			sensor: func(_ int, _ peerCell, r *peerReading) { r.temp = math.Round(r.temp) }},
+	}, {
+		name: "a cell 2 °C warmer than its peers that sags 10 mV (each alone below its bar)",
+		rig: peerRig{strings: 1, hours: 4, physics: only(hotSag, func(sec int, r *peerReading) {
+			r.temp += 2 * ramp(sec, 2*hour, 30*60)
+			r.volt -= 0.010 * ramp(sec, 2*hour, 30*60)
+		})},
+		want: []string{"ThermalRunawayRisk critical ups-a/1/1/4"},
+		may:  []string{"CellTemperatureRising warning ups-a/1/1/4"},
+		summary: map[string][]string{
+			"ThermalRunawayRisk critical ups-a/1/1/4": {"°C hotter than its peers", "mV below its peers"},
+		},
+	}, {
+		name: "a cell 2 °C warmer than its peers without sagging is no runaway",
+		rig: peerRig{strings: 1, hours: 4, physics: only(hotSag, func(sec int, r *peerReading) {
+			r.temp += 2 * ramp(sec, 2*hour, 30*60)
+		})},
+		may: []string{"CellTemperatureRising warning ups-a/1/1/4"},
+	}, {
+		name: "a charger holding every cell of a string 80 mV above its float voltage",
+		rig: peerRig{strings: 2, hours: 5, physics: func(sec int, c peerCell, r *peerReading) {
+			if c.str == 2 {
+				r.volt += 0.080 * ramp(sec, 3*hour, 30*60)
+			}
+		}},
+		want: []string{"ChargeVoltageHigh warning ups-a/2"},
+		summary: map[string][]string{
+			"ChargeVoltageHigh warning ups-a/2": {"mV above their normal 3.9", "while idle"},
+		},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -66,6 +66,24 @@ type CoolingConfig struct {
 	Hold         `yaml:",inline"`
 }
 
+// ChargeConfig configures ChargeVoltageHigh: a string's cells held above
+// their learned normal (float) voltage together while idle.
+type ChargeConfig struct {
+	Enabled   bool                `yaml:"enabled"`
+	RiseVolts float64             `yaml:"rise_volts"`
+	Learning  yamlstrict.Duration `yaml:"learning"`
+	Hold      `yaml:",inline"`
+}
+
+func (c *ChargeConfig) validate(p *yamlstrict.Problems, path string) {
+	if finite(p, path+".rise_volts", c.RiseVolts) && c.RiseVolts <= 0 {
+		p.Add(path+".rise_volts", c.RiseVolts, "must be > 0")
+	}
+	if c.Learning.Nanos() < int64(time.Hour) {
+		p.Add(path+".learning", c.Learning, "must be at least 1h")
+	}
+}
+
 // SensorConfig configures SensorFault.
 type SensorConfig struct {
 	Enabled bool `yaml:"enabled"`
@@ -99,8 +117,8 @@ func defaultPeerRules() (PeersConfig, DeviationConfig, DeviationConfig, Deviatio
 		DeviationConfig{Enabled: true, Threshold: 0.015, Z: 6, Hold: Hold{For: minutes(10), ClearFor: minutes(15)}},
 		RisingConfig{Enabled: true, Window: minutes(30), CelsiusPerHour: 3, MinRiseCelsius: 1.5, Hold: Hold{For: minutes(5), ClearFor: minutes(15)}},
 		RunawayConfig{Enabled: true, SagVolts: 0.005, AcceleratingPerHour: 6, CriticalCelsius: 60, Hold: Hold{For: minutes(2), ClearFor: minutes(30)}},
-		CoolingConfig{Enabled: true, WarningRise: 5, CriticalRise: 10, Learning: yamlstrict.Duration(12 * time.Hour), Hold: Hold{For: minutes(5), ClearFor: minutes(20)}},
-		SensorConfig{Enabled: true, MaxJumpCelsius: 10, MaxJumpVolts: 0.5, Spikes: 3, SpikeWindow: minutes(60),
+		CoolingConfig{Enabled: true, WarningRise: 5, CriticalRise: 10, Learning: yamlstrict.Duration(12 * time.Hour), Hold: Hold{For: minutes(3), ClearFor: minutes(20)}},
+		SensorConfig{Enabled: true, MaxJumpCelsius: 10, MaxJumpVolts: 0.5, Spikes: 2, SpikeWindow: minutes(60),
 			MinStuckPolls: 10, StuckMoveCelsius: 0.5, StuckMoveVolts: 0.005, NoisyFactor: 4, NoisyMinCelsius: 0.5, Hold: Hold{For: minutes(1), ClearFor: minutes(15)}}
 }
 

@@ -48,11 +48,15 @@ type track struct {
 	stuckVal float64
 	stuckRun uint32
 	stuckMed float64
-	prevVal  float64  // the reading of the previous poll (NaN: none)
-	spikeAt  [4]int64 // recent spike times, ring
-	nspike   uint32
-	fault    uint8
-	dev      alertState
+	// chg is how often the reading changes from one poll to the next
+	// (exponential mean over about changeMemory polls), chgN its count.
+	chg     float32
+	chgN    uint32
+	prevVal float64  // the reading of the previous poll (NaN: none)
+	spikeAt [4]int64 // recent spike times, ring
+	nspike  uint32
+	fault   uint8
+	dev     alertState
 }
 
 func newTrack() track {
