@@ -5,7 +5,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -235,15 +234,14 @@ func TestMQTTShareGroupSplitsTheStream(t *testing.T) {
 	for _, id := range []string{"e2e-share-1", "e2e-share-2"} {
 		rs = append(rs, startMQTTRead(t, mqttConfig(m.Port, "      client_id: "+id+"\n      share_group: cw\n")))
 	}
-	const n = 300
-	var lines strings.Builder
+	// One mosquitto_pub per message: in line mode (-l) at QoS 1,
+	// mosquitto_pub 2.0.11 exits at the end of its input with messages
+	// unsent.
+	const n = 200
 	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&lines, "%d\n", i)
-	}
-	pub := m.Pub(t, "-q", "1", "-t", "val/ups-a/1/string_current_amperes", "-l")
-	pub.Stdin = strings.NewReader(lines.String())
-	if out, err := pub.CombinedOutput(); err != nil {
-		t.Fatalf("mosquitto_pub -l: %v %s", err, out)
+		if !pub(t, m, "val/ups-a/1/string_current_amperes", strconv.Itoa(i)) {
+			t.Fatalf("mosquitto_pub of message %d failed", i)
+		}
 	}
 	total := func() int {
 		return rs[0].rows.count(",string_current_amperes,") + rs[1].rows.count(",string_current_amperes,")
