@@ -2,16 +2,9 @@ package metrics_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -22,44 +15,17 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/cellwarden/cellwarden/alerting/metrics"
+	"github.com/cellwarden/cellwarden/internal/testcert"
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 )
-
-// selfSigned writes a certificate for 127.0.0.1 and its key to dir and
-// returns the certificate's pool.
-func selfSigned(t *testing.T, dir string) *x509.CertPool {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "cellwarden test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return pool
-}
 
 // The /metrics endpoint behind the exporter-toolkit web configuration:
 // TLS with the configured certificate and basic auth with a bcrypt hash,
 // set through --web.config.file as with any Prometheus exporter.
 func TestServeWithTLSAndBasicAuth(t *testing.T) {
 	dir := t.TempDir()
-	pool := selfSigned(t, dir)
+	pool := testcert.Write(t, dir)
 	hash, err := bcrypt.GenerateFromPassword([]byte("scrape-pass"), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
