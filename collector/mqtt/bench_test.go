@@ -128,14 +128,7 @@ mqtt:
     client_id: bench
     clean_session: true
     qos: %d
-    subscriptions:
-      - topic: bms/{ups}/{string}/{module}
-        time_field: time
-        fields:
-          - {path: "cell_voltage_volts[*]", metric: cell_voltage_volts}
-          - {path: "cell_temperature_celsius[*]", metric: cell_temperature_celsius}
-          - {path: module_temperature_celsius, metric: module_temperature_celsius}
-`
+    subscriptions:` + moduleSubscription + "\n"
 
 // modulePayload is one 16-cell module in the reference JSON layout.
 func modulePayload() string {

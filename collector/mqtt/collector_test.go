@@ -30,6 +30,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/cellwarden/cellwarden/collector/mqtt/mosquittotest"
 	"github.com/cellwarden/cellwarden/internal/telemetry"
 )
 
@@ -50,7 +51,7 @@ type brokerOptions struct {
 func startBroker(t *testing.T, addr string, o brokerOptions) *broker {
 	t.Helper()
 	if addr == "" {
-		addr = freeAddr(t)
+		addr = mosquittotest.FreeAddr(t)
 	}
 	srv := mochi.New(&mochi.Options{InlineClient: true, SysTopicResendInterval: 1,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -81,16 +82,6 @@ func (b *broker) publish(t *testing.T, topic, payload string, qos byte) {
 	if err := b.srv.Publish(topic, []byte(payload), false, qos); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // sink collects what a collector emits, rendered as CSV-like rows.

@@ -48,16 +48,19 @@ func decodeRows(c *CollectorConfig, topic, payload string) (rows, reasons []stri
 	return nil, []string{ReasonNoMatch.String()}
 }
 
-const testSubscriptions = `
-mqtt:
-  - broker: tcp://127.0.0.1:1883
-    subscriptions:
+// moduleSubscription reads module messages of the reference layout.
+const moduleSubscription = `
       - topic: bms/{ups}/{string}/{module}
         time_field: time
         fields:
           - {path: "cell_voltage_volts[*]", metric: cell_voltage_volts}
           - {path: "cell_temperature_celsius[*]", metric: cell_temperature_celsius}
-          - {path: module_temperature_celsius, metric: module_temperature_celsius}
+          - {path: module_temperature_celsius, metric: module_temperature_celsius}`
+
+const testSubscriptions = `
+mqtt:
+  - broker: tcp://127.0.0.1:1883
+    subscriptions:` + moduleSubscription + `
       - topic: bms/{ups}/{string}
         time_field: ts
         time_unit: ms

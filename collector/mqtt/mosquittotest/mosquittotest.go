@@ -48,12 +48,7 @@ func fileExists(p string) bool {
 func Start(t testing.TB, extra string) *Broker {
 	t.Helper()
 	bin(t, "mosquitto_pub")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	l.Close()
+	_, port, _ := net.SplitHostPort(FreeAddr(t))
 	b := &Broker{Port: port, Dir: t.TempDir()}
 	b.conf = filepath.Join(b.Dir, "mosquitto.conf")
 	// Started as root, mosquitto would drop to its own user, which cannot
@@ -117,4 +112,15 @@ func (b *Broker) SavedAfter(t time.Time) bool {
 func (b *Broker) Pub(t testing.TB, args ...string) *exec.Cmd {
 	t.Helper()
 	return exec.Command(bin(t, "mosquitto_pub"), append([]string{"-h", "127.0.0.1", "-p", b.Port}, args...)...)
+}
+
+// FreeAddr returns a loopback host:port nothing listens on at the moment.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
