@@ -297,9 +297,9 @@ func (n *Notifier) commit(now time.Time, gs map[string]*group) error {
 	if len(gs) == 0 {
 		return nil
 	}
-	woken := map[*receiver]bool{}
+	queued := map[*receiver]int{}
 	err := n.ob.Update(func(tx *outbox.Tx) error {
-		clear(woken)
+		clear(queued)
 		for _, key := range slices.Sorted(maps.Keys(gs)) {
 			g := gs[key]
 			r := n.byName[g.Receiver]
@@ -308,7 +308,9 @@ func (n *Notifier) commit(now time.Time, gs map[string]*group) error {
 				if err != nil {
 					return err
 				}
-				woken[r] = woken[r] || sent
+				if sent {
+					queued[r]++
+				}
 			}
 			var err error
 			if len(g.Alerts) == 0 {
@@ -332,8 +334,8 @@ func (n *Notifier) commit(now time.Time, gs map[string]*group) error {
 			n.groups[key] = g
 		}
 	}
-	for r := range woken {
-		n.m.created.WithLabelValues(r.name).Inc()
+	for r, k := range queued {
+		n.m.created.WithLabelValues(r.name).Add(float64(k))
 		select {
 		case r.wake <- struct{}{}:
 		default:

@@ -110,6 +110,9 @@ func TestGroupIntervalResolvedAndRepeat(t *testing.T) {
 		synctest.Wait()
 		want = append(want, "oncall resolved [CellOverTemperature:ups-a/1/3/8:resolved]")
 		equal(t, "after everything resolved", summary(s.delivered(t)), want)
+		if got := r.value(t, "cellwarden_notifications_total", "receiver", "oncall"); got != 4 {
+			t.Errorf("cellwarden_notifications_total = %v, want 4", got)
+		}
 		if got := r.value(t, "cellwarden_alert_groups", "receiver", "oncall"); got != 0 {
 			t.Errorf("cellwarden_alert_groups = %v after everything resolved", got)
 		}
