@@ -70,13 +70,31 @@ type Engine struct {
 // New returns an engine using reg to resolve entities and inv (may be nil)
 // for each string's chemistry. cfg must have been validated.
 func New(cfg Config, reg *telemetry.Registry, inv *inventory.Inventory) *Engine {
-	e := &Engine{cfg: cfg, reg: reg, inv: inv, limKey: map[string]uint8{}}
+	e := &Engine{reg: reg}
+	e.setConfig(cfg, inv)
+	e.stale.init(&e.cfg.TelemetryStale)
+	return e
+}
+
+func (e *Engine) setConfig(cfg Config, inv *inventory.Inventory) {
+	e.cfg, e.inv, e.limits, e.limKey = cfg, inv, nil, map[string]uint8{}
 	for _, k := range sortedKeys(cfg.CellVoltageOutOfRange.Limits) {
 		e.limits = append(e.limits, cfg.CellVoltageOutOfRange.Limits[k])
 		e.limKey[k] = uint8(len(e.limits))
 	}
-	e.stale.init(&e.cfg.TelemetryStale)
-	return e
+	for i := range e.ents {
+		e.ents[i].limits = 0 // resolved again from the new limits and inventory
+	}
+}
+
+// Reconfigure applies a new (validated) configuration and inventory
+// without losing what the engine learned: offsets, noise, baselines,
+// learned intervals and alert states carry over; new thresholds and holds
+// apply from the next sample. The daemon calls it on a configuration
+// reload.
+func (e *Engine) Reconfigure(cfg Config, inv *inventory.Inventory) {
+	e.setConfig(cfg, inv)
+	e.stale.cfg = &e.cfg.TelemetryStale
 }
 
 // Stats returns the counts so far.

@@ -124,6 +124,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	mread.Flag("polls", "Stop after this many polls per device (0: until interrupted).").IntVar(&mro.polls)
 	mread.Flag("rtu-over-tcp", "The endpoint is a gateway passing raw Modbus RTU frames over TCP.").BoolVar(&mro.rtuOverTCP)
 
+	serveCmd, sro := addServe(app)
+
 	cmd, err := app.Parse(joinDashValues(args))
 	if terminated >= 0 {
 		return terminated
@@ -161,6 +163,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runModbusRead(mro, stdout, logger.Named("modbus"))
 	case probe.FullCommand():
 		err = runModbusProbe(po, stdout)
+	case serveCmd.FullCommand():
+		err = runServe(sro, logger)
 	case demo.FullCommand():
 		err = runDemo(do, stdout, stderr, logger.Named("demo"))
 	}

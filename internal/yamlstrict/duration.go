@@ -77,5 +77,8 @@ func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 // String formats the duration as Go does ("1m30s"); zero is "0s".
 func (d Duration) String() string { return time.Duration(d).String() }
 
+// Duration is d as a time.Duration.
+func (d Duration) Duration() time.Duration { return time.Duration(d) }
+
 // Nanos returns the duration in nanoseconds, the unit of event times.
 func (d Duration) Nanos() int64 { return int64(d) }

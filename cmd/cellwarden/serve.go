@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/exporter-toolkit/web"
+	"go.uber.org/zap"
+
+	"github.com/cellwarden/cellwarden/alerting/metrics"
+	"github.com/cellwarden/cellwarden/internal/daemon"
+)
+
+type serveOptions struct {
+	config           string
+	stateDir         string
+	shard            string
+	snapshotInterval time.Duration
+	shutdownTimeout  time.Duration
+	web              *web.FlagConfig
+}
+
+// addServe declares `cellwarden serve` and its flags.
+func addServe(app *kingpin.Application) (*kingpin.CmdClause, *serveOptions) {
+	o := &serveOptions{}
+	c := app.Command("serve", "Run the daemon: poll and subscribe to the configured BMSs, detect, export /metrics and notify.")
+	c.Flag("config", "Configuration file (check it with check-config).").Required().StringVar(&o.config)
+	c.Flag("state.dir", "Directory for the detector's state snapshot (created if missing).").Default("data").StringVar(&o.stateDir)
+	c.Flag("shard", "This instance's shard I/N: it watches the UPSs whose hash modulo N is I (docs/operations.md).").Default("0/1").StringVar(&o.shard)
+	c.Flag("snapshot.interval", "How often the detector's state is written to the state directory (also on shutdown).").Default("1m").DurationVar(&o.snapshotInterval)
+	c.Flag("shutdown.timeout", "How long SIGTERM waits for collectors and deliveries to finish.").Default("30s").DurationVar(&o.shutdownTimeout)
+	o.web = metrics.AddFlags(c)
+	return c, o
+}
+
+// runServe runs the daemon until SIGINT or SIGTERM; SIGHUP reloads the
+// configuration.
+func runServe(o *serveOptions, log *zap.Logger) error {
+	shard, err := daemon.ParseShard(o.shard)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default: // one reload pending is enough
+			}
+		}
+	}()
+	return daemon.Run(ctx, daemon.Options{ConfigPath: o.config, StateDir: o.stateDir, Shard: shard,
+		SnapshotInterval: o.snapshotInterval, ShutdownTimeout: o.shutdownTimeout, Web: o.web, Reload: reload, Log: log})
+}

@@ -1,0 +1,231 @@
+// Package fleet polls every BMS a configuration lists under
+// collectors.modbus: one link per TCP endpoint, gateway or serial port,
+// shared by the units behind it (so their requests are serialised, as a
+// bus or a one-client gateway needs), and one poller per unit, with a
+// register map or SunSpec discovery.
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/cellwarden/cellwarden/collector/modbus"
+	"github.com/cellwarden/cellwarden/collector/modbus/sunspec"
+	"github.com/cellwarden/cellwarden/internal/telemetry"
+)
+
+// Unit is one polled BMS's health.
+type Unit struct {
+	Name string
+	modbus.Health
+}
+
+// Fleet polls a set of BMSs.
+type Fleet struct {
+	links []*modbus.Link
+	units []*unit
+	log   *zap.Logger
+}
+
+// unit is one BMS: a register-map device, or a SunSpec device with the
+// health kept here.
+type unit struct {
+	name     string
+	interval time.Duration
+	dev      *modbus.Device
+	ss       *sunspec.Device
+
+	mu     sync.Mutex
+	health modbus.Health // SunSpec only
+}
+
+// linkKey identifies the connection a collector entry uses.
+func linkKey(c *modbus.CollectorConfig) string {
+	if c.Device != "" {
+		return "serial:" + c.Device
+	}
+	return c.Transport + ":" + c.Address
+}
+
+// Name is how a collector entry is named in logs and metrics.
+func Name(c *modbus.CollectorConfig) string {
+	if c.Name != "" {
+		return c.Name
+	}
+	where := c.Address
+	if c.Device != "" {
+		where = c.Device
+	}
+	return fmt.Sprintf("%s/%d", where, c.Unit)
+}
+
+// New prepares polling of validated collector entries (their register maps
+// loaded by modbus.ValidateCollectors). Nothing is dialled before Run.
+func New(cfgs []modbus.CollectorConfig, log *zap.Logger) *Fleet {
+	f := &Fleet{log: log}
+	links := map[string]*modbus.Link{}
+	for i := range cfgs {
+		c := &cfgs[i]
+		key := linkKey(c)
+		l := links[key]
+		if l == nil {
+			switch {
+			case c.Device != "":
+				l = modbus.NewRTULink(c.Device, c.Baud, c.Parity, c.Timeout.Duration())
+			case c.Transport == "rtu_over_tcp":
+				l = modbus.NewRTUOverTCPLink(c.Address, c.Timeout.Duration())
+			default:
+				l = modbus.NewTCPLink(c.Address, c.Timeout.Duration())
+			}
+			links[key] = l
+			f.links = append(f.links, l)
+		}
+		u := &unit{name: Name(c), interval: c.Interval.Duration(), health: modbus.Health{Errors: map[string]uint64{}}}
+		if c.Profile == "sunspec" {
+			u.ss = &sunspec.Device{Link: l, Unit: byte(c.Unit), UPS: c.UPS, String: c.String, Log: log.With(zap.String("device", u.name))}
+		} else {
+			u.dev = modbus.NewDevice(modbus.DeviceConfig{Name: u.name, UPS: c.UPS, String: c.String, Unit: byte(c.Unit),
+				Map: c.Map, Interval: c.Interval.Duration(), MaxGap: c.MaxGap}, l)
+		}
+		f.units = append(f.units, u)
+	}
+	return f
+}
+
+// Len is the number of BMSs polled.
+func (f *Fleet) Len() int { return len(f.units) }
+
+// Run polls every unit until ctx ends, handing each poll's samples to emit
+// (from the unit's goroutine; emit may block, which delays that unit's
+// next poll and is counted as skipped polls). Entities the registry
+// refuses are counted by reject. Run returns when every poller stopped.
+func (f *Fleet) Run(ctx context.Context, reg *telemetry.Registry, emit func([]telemetry.Sample), reject func(device string, n int)) {
+	var wg sync.WaitGroup
+	for _, u := range f.units {
+		wg.Go(func() {
+			if u.dev != nil {
+				f.runMapped(ctx, u, reg, emit, reject)
+			} else {
+				f.runSunSpec(ctx, u, reg, emit, reject)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (f *Fleet) runMapped(ctx context.Context, u *unit, reg *telemetry.Registry, emit func([]telemetry.Sample), reject func(string, int)) {
+	var samples []telemetry.Sample
+	up := true
+	u.dev.Run(ctx, func(p modbus.Poll) {
+		for _, e := range p.Errors {
+			f.log.Debug("Modbus block read failed", zap.String("device", p.Device), zap.Uint16("start", e.Block.Start),
+				zap.Uint16("count", e.Block.Count), zap.String("kind", e.Err.Kind.String()), zap.Error(e.Err.Err))
+		}
+		f.transition(u.name, &up, u.dev.Health().Up, p.Errors)
+		var n int
+		samples, n = u.dev.Samples(p, reg, samples[:0])
+		if n > 0 {
+			reject(u.name, n)
+		}
+		if len(samples) > 0 {
+			emit(samples)
+		}
+	})
+}
+
+// transition logs a device going down (with its first error) or coming
+// back; each failed block is logged at debug level only, so a dead device
+// does not flood the log.
+func (f *Fleet) transition(name string, was *bool, now bool, errs []modbus.BlockError) {
+	switch {
+	case *was && !now:
+		var err error = errors.New("no block could be read")
+		if len(errs) > 0 {
+			err = errs[0].Err
+		}
+		f.log.Warn("Modbus device down", zap.String("device", name), zap.Error(err))
+	case !*was && now:
+		f.log.Info("Modbus device up", zap.String("device", name))
+	}
+	*was = now
+}
+
+func (f *Fleet) runSunSpec(ctx context.Context, u *unit, reg *telemetry.Registry, emit func([]telemetry.Sample), reject func(string, int)) {
+	t := time.NewTicker(u.interval)
+	defer t.Stop()
+	var samples []telemetry.Sample
+	up := true
+	for {
+		start := time.Now()
+		rs, err := u.ss.Poll(ctx)
+		u.mu.Lock()
+		h := &u.health
+		h.Polls++
+		h.LastPoll = time.Since(start)
+		h.Up = err == nil
+		if err == nil {
+			h.LastSuccess = start
+		} else {
+			kind := "other"
+			var re *modbus.ReadError
+			if errors.As(err, &re) {
+				kind = re.Kind.String()
+			}
+			h.Errors[kind]++
+		}
+		u.mu.Unlock()
+		if err != nil && up {
+			f.log.Warn("Modbus device down", zap.String("device", u.name), zap.Error(err))
+		} else if err == nil && !up {
+			f.log.Info("Modbus device up", zap.String("device", u.name))
+		}
+		up = err == nil
+		if err == nil {
+			var n int
+			samples, n = u.ss.Samples(start, rs, reg, samples[:0])
+			if n > 0 {
+				reject(u.name, n)
+			}
+			if len(samples) > 0 {
+				emit(samples)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Health returns every unit's health, in configuration order.
+func (f *Fleet) Health() []Unit {
+	out := make([]Unit, 0, len(f.units))
+	for _, u := range f.units {
+		if u.dev != nil {
+			out = append(out, Unit{Name: u.name, Health: u.dev.Health()})
+			continue
+		}
+		u.mu.Lock()
+		h := u.health
+		h.Errors = make(map[string]uint64, len(u.health.Errors))
+		for k, v := range u.health.Errors {
+			h.Errors[k] = v
+		}
+		u.mu.Unlock()
+		out = append(out, Unit{Name: u.name, Health: h})
+	}
+	return out
+}
+
+// Close closes every link. Call it after Run returned.
+func (f *Fleet) Close() {
+	for _, l := range f.links {
+		l.Close()
+	}
+}

@@ -1,0 +1,125 @@
+package sunspec
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/cellwarden/cellwarden/collector/modbus"
+	"github.com/cellwarden/cellwarden/internal/telemetry"
+)
+
+// Device polls one SunSpec device over a link: discovery once (again after
+// a failed read, since the device may have restarted with another layout,
+// and after an incomplete chain), then the registers of every model
+// cellwarden decodes (1, 802–805), each poll.
+type Device struct {
+	Link *modbus.Link
+	Unit byte
+	// UPS owns the batteries; String is used for readings whose models
+	// carry no string index.
+	UPS, String string
+	Log         *zap.Logger
+
+	models []ModelRef
+}
+
+// read is the discovery's register reader, in blocks of at most 125.
+func (d *Device) read(ctx context.Context, addr, count uint16) ([]uint16, error) {
+	out := make([]uint16, 0, count)
+	for count > 0 {
+		n := min(count, modbus.MaxBlock)
+		regs, err := d.Link.Read(ctx, d.Unit, false, modbus.Block{Start: addr, Count: n})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, regs...)
+		addr, count = addr+n, count-n
+	}
+	return out, nil
+}
+
+// Poll reads and decodes every model. A failed read returns the error and
+// makes the next poll discover again.
+func (d *Device) Poll(ctx context.Context) ([]Reading, error) {
+	log := d.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	if d.models == nil {
+		_, models, err := Discover(func(addr, count uint16) ([]uint16, error) { return d.read(ctx, addr, count) })
+		if err != nil && len(models) == 0 {
+			return nil, fmt.Errorf("SunSpec discovery: %w", err)
+		}
+		d.models = models
+		if err != nil {
+			// A partial chain: use it now, discover again next poll.
+			log.Warn("SunSpec discovery incomplete", zap.Uint8("unit", d.Unit), zap.Error(err))
+			defer func() { d.models = nil }()
+		}
+		ids := make([]uint16, len(models))
+		for i, m := range models {
+			ids[i] = m.ID
+		}
+		log.Info("SunSpec models found", zap.Uint8("unit", d.Unit), zap.Any("models", ids))
+	}
+	var decoded []Model
+	for _, ref := range d.models {
+		switch ref.ID {
+		case ModelCommon, ModelBattery, ModelLithiumIonBank, ModelLithiumIonString, ModelLithiumIonModule:
+		default:
+			continue
+		}
+		regs, err := d.read(ctx, ref.Addr, ref.L+2)
+		if err != nil {
+			d.models = nil // rediscover: the device may have restarted with another layout
+			return nil, fmt.Errorf("model %d at %d: %w", ref.ID, ref.Addr, err)
+		}
+		m, err := Decode(ref.ID, regs)
+		if err != nil {
+			log.Warn("SunSpec model undecodable", zap.Uint8("unit", d.Unit), zap.Uint16("model", ref.ID),
+				zap.Uint16("addr", ref.Addr), zap.Error(err))
+			continue
+		}
+		m.Addr = ref.Addr
+		decoded = append(decoded, m)
+	}
+	readings, _, _ := Readings(decoded)
+	return readings, nil
+}
+
+// Entity is the entity a reading of this device belongs to.
+func (d *Device) Entity(r Reading) telemetry.Entity {
+	str := r.String
+	if str == "" {
+		str = d.String
+	}
+	e := telemetry.Entity{UPS: d.UPS, String: str}
+	switch r.Metric.Level() {
+	case telemetry.LevelUPS:
+		e.String = ""
+	case telemetry.LevelModule:
+		e.Module = r.Module
+	case telemetry.LevelCell:
+		e.Module, e.Cell = r.Module, r.Cell
+	}
+	return e
+}
+
+// Samples turns one poll's readings, taken at t, into samples, interning
+// their entities; readings of entities the registry refuses are counted in
+// the second result.
+func (d *Device) Samples(t time.Time, rs []Reading, reg *telemetry.Registry, out []telemetry.Sample) ([]telemetry.Sample, int) {
+	rejected := 0
+	for _, r := range rs {
+		id, err := reg.Intern(d.Entity(r))
+		if err != nil {
+			rejected++
+			continue
+		}
+		out = append(out, telemetry.Sample{Time: t.UnixNano(), Value: r.Value, Entity: id, Metric: r.Metric})
+	}
+	return out, rejected
+}

@@ -1,0 +1,477 @@
+// Package daemon is `cellwarden serve`: it starts the configured
+// collectors, feeds their samples to one detector, hands the detector's
+// alert changes to the metrics store and the notifier, serves /metrics,
+// the lifecycle endpoints and the status page, snapshots the detector's
+// state, reloads its configuration on SIGHUP or POST /-/reload (swapping
+// only a configuration that validates) and drains on shutdown.
+//
+// Goroutines: one per collector (Modbus units, MQTT clients), one that
+// owns the detector (the only one touching the Engine), the notifier's
+// senders, and the HTTP server. Collectors hand batches of samples to the
+// detector through a bounded channel; when it is full they wait, which a
+// Modbus unit counts as skipped polls and the MQTT collector as drops of
+// its own bounded queue, so back-pressure is visible and never silent.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/exporter-toolkit/web"
+	"go.uber.org/zap"
+
+	"github.com/cellwarden/cellwarden/alerting"
+	"github.com/cellwarden/cellwarden/alerting/metrics"
+	"github.com/cellwarden/cellwarden/alerting/notify"
+	"github.com/cellwarden/cellwarden/collector/modbus"
+	"github.com/cellwarden/cellwarden/collector/modbus/fleet"
+	"github.com/cellwarden/cellwarden/collector/mqtt"
+	"github.com/cellwarden/cellwarden/detector"
+	"github.com/cellwarden/cellwarden/internal/config"
+	"github.com/cellwarden/cellwarden/internal/inventory"
+	"github.com/cellwarden/cellwarden/internal/telemetry"
+)
+
+// Options configure a daemon.
+type Options struct {
+	// ConfigPath is the configuration file (required).
+	ConfigPath string
+	// StateDir holds the detector snapshot; created when missing.
+	StateDir string
+	// Shard selects the UPSs this instance watches.
+	Shard Shard
+	// SnapshotInterval spaces the detector snapshots (also written on
+	// shutdown). 0 means one minute.
+	SnapshotInterval time.Duration
+	// ShutdownTimeout bounds the drain on shutdown. 0 means 30 s.
+	ShutdownTimeout time.Duration
+	// Web are the exporter-toolkit flags (listen addresses, web config
+	// file). Listener, when set, is served instead of Web's addresses.
+	Web      *web.FlagConfig
+	Listener net.Listener
+	// Reload delivers reload requests (SIGHUP); POST /-/reload is another.
+	Reload <-chan struct{}
+	// Log receives the daemon's logs.
+	Log *zap.Logger
+}
+
+// batchQueue is how many batches of samples (one poll, one message) may
+// wait for the detector.
+const batchQueue = 4096
+
+// snapshotFile is the detector snapshot's name in the state directory.
+const snapshotFile = "detector.snapshot"
+
+// daemon is one running serve.
+type daemon struct {
+	o     Options
+	log   *zap.Logger
+	reg   *telemetry.Registry
+	store *metrics.Store
+	self  *metrics.Self
+	nm    *notify.Metrics
+	prom  *prometheus.Registry
+
+	in chan []telemetry.Sample
+	// running is the collectors the health and metrics read (swapped on
+	// reload by the detector goroutine, read by scrapes).
+	running  atomic.Pointer[collectors]
+	reloadCh chan chan error
+	ready    atomic.Bool
+	status   *statusState
+
+	// Owned by the detector goroutine.
+	cfg      *config.Config
+	inv      *inventory.Inventory
+	eng      *detector.Engine
+	notifier *notify.Notifier
+	coll     *collectors
+	changes  []detector.Change
+}
+
+// Run runs the daemon until ctx ends, then drains and returns nil; it
+// returns an error when it cannot start (bad configuration, state
+// directory, listen address).
+func Run(ctx context.Context, o Options) error {
+	if o.SnapshotInterval <= 0 {
+		o.SnapshotInterval = time.Minute
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 30 * time.Second
+	}
+	if o.Shard.Count == 0 {
+		o.Shard = Shard{Index: 0, Count: 1}
+	}
+	log := o.Log
+	cfg, err := config.Load(o.ConfigPath)
+	if err != nil {
+		return err
+	}
+	inv, err := cfg.LoadInventory("")
+	if err != nil {
+		return fmt.Errorf("inventory: %w", err)
+	}
+	if err := os.MkdirAll(o.StateDir, 0o750); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	d := &daemon{o: o, log: log, reg: telemetry.NewRegistry(), in: make(chan []telemetry.Sample, batchQueue),
+		reloadCh: make(chan chan error), cfg: cfg, inv: inv}
+	d.store = metrics.NewStore(d.reg, metrics.StoreOptions{})
+	d.store.SetInventory(inv)
+	d.nm = notify.NewMetrics(nil)
+	d.status = newStatusState()
+	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cellwarden_ingest_queue_batches",
+		Help: "Batches of samples waiting for the detector."}, func() float64 { return float64(len(d.in)) })
+	queueCap := prometheus.NewGauge(prometheus.GaugeOpts{Name: "cellwarden_ingest_queue_capacity_batches",
+		Help: "How many batches of samples may wait for the detector."})
+	queueCap.Set(batchQueue)
+	d.prom = metrics.NewRegistry(d.store, d.nm, queue, queueCap, &mqttMetrics{d: d})
+	d.self = metrics.NewSelf(d.prom, map[string][]string{"modbus": {"bad_identity"}, "mqtt": mqttReasonNames()})
+
+	d.eng = detector.New(cfg.Detector, d.reg, inv)
+	d.restore()
+	if d.notifier, err = d.newNotifier(cfg); err != nil {
+		return err
+	}
+	d.notifier.Start(context.WithoutCancel(ctx))
+	d.self.ConfigLoaded(true, time.Now())
+	d.status.setConfig(cfg, o.Shard, nil)
+
+	// The HTTP server runs until the drain is over.
+	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHTTP()
+	h, err := d.handler()
+	if err != nil {
+		return err
+	}
+	httpDone := make(chan error, 1)
+	go func() {
+		if o.Listener != nil {
+			httpDone <- metrics.ServeListener(httpCtx, o.Listener, o.Web, h, log)
+			return
+		}
+		httpDone <- metrics.Serve(httpCtx, o.Web, h, log)
+	}()
+
+	collCtx, stopColl := context.WithCancel(ctx)
+	d.coll = d.startCollectors(collCtx, cfg)
+	d.store.AddHealth(d.health)
+	d.ready.Store(true)
+	log.Info("cellwarden serving", zap.String("config", o.ConfigPath), zap.String("state_dir", o.StateDir),
+		zap.String("shard", o.Shard.String()), zap.Int("modbus_devices", d.coll.fleet.Len()), zap.Int("mqtt_collectors", len(d.coll.mqtt)))
+
+	err = d.loop(ctx, httpDone)
+	stopColl()
+	d.ready.Store(false)
+	d.drain()
+	stopHTTP()
+	if herr := <-httpDone; err == nil && herr != nil && !errors.Is(herr, http.ErrServerClosed) {
+		err = herr
+	}
+	return err
+}
+
+// loop is the detector goroutine: it observes every batch, ticks the
+// engine with the clock, refreshes the scores the metrics export, writes
+// snapshots and applies reloads, until ctx ends or the HTTP server fails.
+func (d *daemon) loop(ctx context.Context, httpDone <-chan error) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	snap := time.NewTicker(d.o.SnapshotInterval)
+	defer snap.Stop()
+	lastScores := time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-httpDone:
+			return fmt.Errorf("HTTP server: %w", err)
+		case b := <-d.in:
+			d.observe(b)
+		case now := <-tick.C:
+			d.changes = d.eng.Tick(now.UnixNano(), d.changes[:0])
+			d.publish(d.changes)
+			if now.Sub(lastScores) >= 5*time.Second {
+				d.store.SetScores(d.eng.CellScores)
+				lastScores = now
+			}
+			d.countMQTT()
+		case <-snap.C:
+			d.snapshot()
+		case <-d.o.Reload:
+			d.reload()
+		case reply := <-d.reloadCh:
+			reply <- d.reload()
+		}
+	}
+}
+
+// observe feeds one batch to the engine and publishes what changed.
+func (d *daemon) observe(b []telemetry.Sample) {
+	d.store.Observe(b...)
+	d.changes = d.changes[:0]
+	for _, s := range b {
+		d.changes = d.eng.Observe(s, d.changes)
+	}
+	d.publish(d.changes)
+}
+
+// publish hands alert changes to the metrics, the status page, the log
+// and the notifier. The notifier writes them to its outbox before it
+// returns: from here on a crash loses nothing.
+func (d *daemon) publish(cs []detector.Change) {
+	if len(cs) == 0 {
+		return
+	}
+	as := make([]alerting.Alert, len(cs))
+	for i := range cs {
+		as[i] = alerting.FromChange(cs[i], d.reg)
+		a := &as[i]
+		d.log.Info("alert "+a.Status, zap.String("alertname", a.Labels.Alertname), zap.String("severity", a.Labels.Severity),
+			zap.String("entity", d.reg.Info(cs[i].Entity).Entity.Path()), zap.String("summary", a.Annotations.Summary))
+	}
+	d.store.Alert(as...)
+	d.status.alerts(as)
+	if err := d.notifier.Notify(as...); err != nil {
+		d.log.Error("alerts could not be queued for notification", zap.Int("alerts", len(as)), zap.Error(err))
+	}
+}
+
+// drain runs after the collectors were told to stop: it waits for them
+// (bounded by the shutdown timeout), feeds the detector what they queued,
+// writes the snapshot and lets the notifier deliver what it can in time.
+func (d *daemon) drain() {
+	deadline := time.Now().Add(d.o.ShutdownTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	stopped := make(chan struct{})
+	go func() { d.coll.wait(); close(stopped) }()
+	for done := false; !done; {
+		select {
+		case b := <-d.in:
+			d.observe(b)
+		case <-stopped:
+			done = true
+		case <-ctx.Done():
+			d.log.Warn("collectors did not stop within the shutdown timeout")
+			done = true
+		}
+	}
+	for n := len(d.in); n > 0; n-- {
+		d.observe(<-d.in)
+	}
+	d.snapshot()
+	if err := d.notifier.Shutdown(ctx); err != nil {
+		d.log.Warn("notifier shutdown", zap.Error(err))
+	}
+	d.log.Info("cellwarden stopped")
+}
+
+// snapshot writes the detector's state atomically (temporary file, fsync,
+// rename) so that a crash mid-write leaves the previous snapshot.
+func (d *daemon) snapshot() {
+	path := filepath.Join(d.o.StateDir, snapshotFile)
+	tmp := path + ".tmp"
+	err := func() error {
+		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+		if err != nil {
+			return err
+		}
+		if err := d.eng.Snapshot(f); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+		return os.Rename(tmp, path)
+	}()
+	if err != nil {
+		d.log.Error("detector snapshot not written", zap.String("path", path), zap.Error(err))
+	}
+}
+
+// restore loads the last snapshot, if any, into the fresh engine. A
+// snapshot of another detector version, or a damaged one, is set aside
+// and the detector starts fresh.
+func (d *daemon) restore() {
+	path := filepath.Join(d.o.StateDir, snapshotFile)
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		d.log.Info("no detector snapshot: learning from scratch", zap.String("path", path))
+		return
+	}
+	if err != nil {
+		d.log.Error("detector snapshot unreadable: learning from scratch", zap.String("path", path), zap.Error(err))
+		return
+	}
+	defer f.Close()
+	if err := d.eng.Restore(f); err != nil {
+		d.log.Warn("detector snapshot not used: learning from scratch", zap.String("path", path), zap.Error(err))
+		return
+	}
+	d.log.Info("detector state restored", zap.String("path", path), zap.Int("entities", d.reg.Len()))
+}
+
+// newNotifier opens the notifier of a configuration.
+func (d *daemon) newNotifier(cfg *config.Config) (*notify.Notifier, error) {
+	n, err := notify.New(&cfg.Alerting, notify.Options{Logger: d.log.Named("notify"), Metrics: d.nm})
+	if err != nil {
+		return nil, fmt.Errorf("alerting: %w", err)
+	}
+	return n, nil
+}
+
+// reload loads the configuration file again. A configuration that does not
+// validate (or whose inventory does not load) is refused and the running
+// one kept; otherwise the detector takes the new rules without losing what
+// it learned, and the collectors and the notifier are restarted with
+// theirs.
+func (d *daemon) reload() error {
+	cfg, err := config.Load(d.o.ConfigPath)
+	var inv *inventory.Inventory
+	if err == nil {
+		inv, err = cfg.LoadInventory("")
+	}
+	if err != nil {
+		d.self.ConfigLoaded(false, time.Now())
+		d.status.setConfig(d.cfg, d.o.Shard, err)
+		d.log.Error("configuration reload failed: keeping the running configuration", zap.String("config", d.o.ConfigPath), zap.Error(err))
+		return err
+	}
+	d.coll.stop()
+	// What the old collectors queued belongs to the old configuration's
+	// entities, which the detector still knows: observe it first.
+	for n := len(d.in); n > 0; n-- {
+		d.observe(<-d.in)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d.o.ShutdownTimeout)
+	if err := d.notifier.Shutdown(ctx); err != nil {
+		d.log.Warn("notifier shutdown for reload", zap.Error(err))
+	}
+	cancel()
+	n, nerr := d.newNotifier(cfg)
+	if nerr != nil {
+		// The outbox of the new configuration cannot be opened: keep
+		// delivering through the old one.
+		d.log.Error("configuration reload: alerting not usable, keeping the previous alerting", zap.Error(nerr))
+		n, _ = d.newNotifier(d.cfg)
+		cfg.Alerting = d.cfg.Alerting
+		err = nerr
+	}
+	d.notifier = n
+	d.notifier.Start(context.Background())
+	d.eng.Reconfigure(cfg.Detector, inv)
+	d.store.SetInventory(inv)
+	d.cfg, d.inv = cfg, inv
+	d.coll = d.startCollectors(d.coll.parent, cfg)
+	d.self.ConfigLoaded(err == nil, time.Now())
+	d.status.setConfig(cfg, d.o.Shard, err)
+	if err == nil {
+		d.log.Info("configuration reloaded", zap.String("config", d.o.ConfigPath),
+			zap.Int("modbus_devices", d.coll.fleet.Len()), zap.Int("mqtt_collectors", len(d.coll.mqtt)))
+	}
+	return err
+}
+
+// requestReload asks the detector goroutine to reload and waits for the
+// outcome (POST /-/reload).
+func (d *daemon) requestReload(ctx context.Context) error {
+	reply := make(chan error, 1)
+	select {
+	case d.reloadCh <- reply:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// collectors are the running collectors of one configuration.
+type collectors struct {
+	parent context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	fleet  *fleet.Fleet
+	mqtt   []*mqtt.Collector
+	// seen: the MQTT decode errors already counted, by collector and
+	// reason (owned by the detector goroutine).
+	seen map[string]map[string]uint64
+}
+
+func (c *collectors) wait() { c.wg.Wait() }
+
+func (c *collectors) stop() {
+	c.cancel()
+	c.wg.Wait()
+}
+
+// startCollectors starts the collectors of cfg that belong to this shard.
+func (d *daemon) startCollectors(parent context.Context, cfg *config.Config) *collectors {
+	ctx, cancel := context.WithCancel(parent)
+	c := &collectors{parent: parent, cancel: cancel, seen: map[string]map[string]uint64{}}
+	defer d.running.Store(c)
+	var mine []modbus.CollectorConfig
+	for _, m := range cfg.Collectors.Modbus {
+		if d.o.Shard.Owns(m.UPS) {
+			mine = append(mine, m)
+		}
+	}
+	c.fleet = fleet.New(mine, d.log.Named("modbus"))
+	emit := func(source string) func([]telemetry.Sample) {
+		return func(b []telemetry.Sample) {
+			b = d.o.Shard.filter(d.reg, b)
+			if len(b) == 0 {
+				return
+			}
+			d.self.Samples(source, len(b))
+			// The collector reuses its slice: the detector gets a copy.
+			cp := append([]telemetry.Sample(nil), b...)
+			select {
+			case d.in <- cp:
+			case <-ctx.Done():
+			}
+		}
+	}
+	c.wg.Go(func() {
+		c.fleet.Run(ctx, d.reg, emit("modbus"), func(device string, n int) {
+			d.self.BadInput("modbus", "bad_identity", n)
+			d.log.Warn("Modbus readings refused: the entity registry is full or the identity invalid",
+				zap.String("device", device), zap.Int("readings", n))
+		})
+		c.fleet.Close()
+	})
+	for _, mc := range cfg.Collectors.MQTT {
+		col, err := mqtt.New(mc, d.reg, d.log.Named("mqtt"))
+		if err != nil {
+			// Validated configurations only fail here on unreadable
+			// secrets or certificates: report and run the others.
+			d.log.Error("MQTT collector not started", zap.String("collector", mc.Name), zap.Error(err))
+			continue
+		}
+		c.mqtt = append(c.mqtt, col)
+		c.wg.Go(func() {
+			if err := col.Run(ctx, emit("mqtt")); err != nil {
+				d.log.Error("MQTT collector stopped", zap.String("collector", col.Name()), zap.Error(err))
+			}
+		})
+	}
+	return c
+}

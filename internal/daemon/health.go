@@ -1,0 +1,125 @@
+package daemon
+
+import (
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cellwarden/cellwarden/alerting/metrics"
+	"github.com/cellwarden/cellwarden/collector/mqtt"
+)
+
+// health is every running collector's health, for the metrics store.
+func (d *daemon) health() []metrics.CollectorHealth {
+	c := d.running.Load()
+	if c == nil {
+		return nil
+	}
+	var out []metrics.CollectorHealth
+	for _, u := range c.fleet.Health() {
+		out = append(out, metrics.CollectorHealth{Name: u.Name, Source: "modbus", Up: u.Up, LastSuccess: u.LastSuccess,
+			LastDuration: u.LastPoll, Polls: u.Polls, Skipped: u.Skipped, Errors: u.Errors})
+	}
+	for _, m := range c.mqtt {
+		h := m.Health()
+		ch := metrics.CollectorHealth{Name: h.Name, Source: "mqtt", Up: h.Connected && h.Subscribed,
+			Errors: map[string]uint64{"connection_lost": h.ConnectionLosses, "subscribe_failed": h.SubscribeFailures,
+				"connect_failed": h.ConnectAttempts - h.Connects}}
+		for _, t := range h.LastMessage {
+			if t.After(ch.LastSuccess) {
+				ch.LastSuccess = t
+			}
+		}
+		out = append(out, ch)
+	}
+	return out
+}
+
+// mqttReasonNames are the bad-input reasons of the MQTT collector.
+func mqttReasonNames() []string {
+	var out []string
+	for _, r := range mqtt.Reasons() {
+		out = append(out, r.String())
+	}
+	return out
+}
+
+// countMQTT adds the MQTT collectors' new decode errors to
+// cellwarden_bad_input_total (called from the detector goroutine).
+func (d *daemon) countMQTT() {
+	c := d.running.Load()
+	if c == nil {
+		return
+	}
+	for _, m := range c.mqtt {
+		h := m.Health()
+		seen := c.seen[h.Name]
+		if seen == nil {
+			seen = map[string]uint64{}
+			c.seen[h.Name] = seen
+		}
+		for reason, n := range h.DecodeErrors {
+			if n > seen[reason] {
+				d.self.BadInput("mqtt", reason, int(n-seen[reason]))
+				seen[reason] = n
+			}
+		}
+	}
+}
+
+// mqttMetrics exports what only the MQTT collectors know: the session,
+// traffic, the consumer queue, drops and the brokers' own statistics.
+type mqttMetrics struct{ d *daemon }
+
+var (
+	mqttLabels    = []string{"collector"}
+	mqttConnected = prometheus.NewDesc("cellwarden_mqtt_connected", "1 while the MQTT session is up and subscribed.", mqttLabels, nil)
+	mqttMessages  = prometheus.NewDesc("cellwarden_mqtt_messages_total", "MQTT data messages received.", mqttLabels, nil)
+	mqttBytes     = prometheus.NewDesc("cellwarden_mqtt_received_bytes_total", "Bytes of MQTT data messages received.", mqttLabels, nil)
+	mqttReconnect = prometheus.NewDesc("cellwarden_mqtt_connection_losses_total", "MQTT connections lost.", mqttLabels, nil)
+	mqttDropped   = prometheus.NewDesc("cellwarden_mqtt_dropped_messages_total",
+		"Well-formed MQTT messages that never reached the detector, by reason (queue_full, shutdown).", []string{"collector", "reason"}, nil)
+	mqttQueued = prometheus.NewDesc("cellwarden_mqtt_queue_messages", "MQTT messages waiting for the detector.", mqttLabels, nil)
+	mqttBroker = prometheus.NewDesc("cellwarden_mqtt_broker_stat",
+		"The last value of each subscribed $SYS statistic of the broker, e.g. $SYS/broker/publish/messages/dropped.", []string{"collector", "topic"}, nil)
+)
+
+func (m *mqttMetrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{mqttConnected, mqttMessages, mqttBytes, mqttReconnect, mqttDropped, mqttQueued, mqttBroker} {
+		ch <- d
+	}
+}
+
+func (m *mqttMetrics) Collect(ch chan<- prometheus.Metric) {
+	c := m.d.running.Load()
+	if c == nil {
+		return
+	}
+	for _, col := range c.mqtt {
+		h := col.Health()
+		up := 0.0
+		if h.Connected && h.Subscribed {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(mqttConnected, prometheus.GaugeValue, up, h.Name)
+		ch <- prometheus.MustNewConstMetric(mqttMessages, prometheus.CounterValue, float64(h.Messages), h.Name)
+		ch <- prometheus.MustNewConstMetric(mqttBytes, prometheus.CounterValue, float64(h.Bytes), h.Name)
+		ch <- prometheus.MustNewConstMetric(mqttReconnect, prometheus.CounterValue, float64(h.ConnectionLosses), h.Name)
+		ch <- prometheus.MustNewConstMetric(mqttQueued, prometheus.GaugeValue, float64(h.Queued), h.Name)
+		for _, r := range sortedKeys(h.Dropped) {
+			ch <- prometheus.MustNewConstMetric(mqttDropped, prometheus.CounterValue, float64(h.Dropped[r]), h.Name, r)
+		}
+		for _, t := range sortedKeys(h.Broker) {
+			ch <- prometheus.MustNewConstMetric(mqttBroker, prometheus.GaugeValue, h.Broker[t], h.Name, t)
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}

@@ -1,0 +1,304 @@
+package daemon
+
+import (
+	"cmp"
+	_ "embed"
+	"fmt"
+	"html/template"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/cellwarden/cellwarden/alerting"
+	"github.com/cellwarden/cellwarden/internal/config"
+	"github.com/cellwarden/cellwarden/internal/telemetry"
+)
+
+// statusState is what the status page shows besides the metrics: the
+// active alerts with their evidence, and the configuration's state.
+type statusState struct {
+	mu        sync.Mutex
+	active    map[alerting.Labels]alerting.Alert
+	since     map[alerting.Labels]time.Time
+	source    string
+	shard     string
+	reloadErr string
+	started   time.Time
+}
+
+func newStatusState() *statusState {
+	return &statusState{active: map[alerting.Labels]alerting.Alert{}, since: map[alerting.Labels]time.Time{}, started: time.Now()}
+}
+
+func (s *statusState) setConfig(cfg *config.Config, sh Shard, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.source, s.shard, s.reloadErr = cfg.Source, sh.String(), ""
+	if err != nil {
+		s.reloadErr = err.Error()
+	}
+}
+
+// alerts records alert changes.
+func (s *statusState) alerts(as []alerting.Alert) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range as {
+		if a.Status == "firing" {
+			if _, ok := s.active[a.Labels]; !ok {
+				s.since[a.Labels] = a.Time
+			}
+			s.active[a.Labels] = a
+			continue
+		}
+		delete(s.active, a.Labels)
+		delete(s.since, a.Labels)
+	}
+}
+
+//go:embed status.html
+var statusHTML string
+
+var statusTmpl = template.Must(template.New("status").Funcs(template.FuncMap{
+	"ago": func(t time.Time) string { return time.Since(t).Truncate(time.Second).String() },
+}).Parse(statusHTML))
+
+// page is the status page's data.
+type page struct {
+	Now                       string
+	Config, Shard, ReloadErr  string
+	Uptime                    string
+	UPSs, Strings, Cells      int
+	CollectorsUp, Collectors  int
+	Critical, Warning         int
+	Alerts                    []pageAlert
+	Heat                      []heatString
+	Batteries                 []battery
+	NoTemperatures, NoBattery bool
+}
+
+type pageAlert struct {
+	Name, Severity, Entity, Summary, Since string
+}
+
+// heatString is one string's cell temperatures, a row per module.
+type heatString struct {
+	UPS, String string
+	Median      string
+	Rows        []heatRow
+}
+
+type heatRow struct {
+	Module string
+	Cells  []heatCell
+}
+
+type heatCell struct {
+	Cell, Title string
+	Color       template.CSS // computed here, never from input
+	Alert       bool
+}
+
+type battery struct {
+	UPS, String, Installed, EndOfLife, Age, State string
+	days                                          float64
+}
+
+// serveStatus renders the status page from the metrics registry (the same
+// values /metrics exports) and the active alerts.
+func (d *daemon) serveStatus(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/" {
+		http.NotFound(w, r)
+		return
+	}
+	fams, err := d.prom.Gather()
+	if err != nil && len(fams) == 0 {
+		http.Error(w, "gathering metrics: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	p := d.buildPage(fams, time.Now())
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if err := statusTmpl.Execute(w, p); err != nil {
+		d.log.Sugar().Warnf("status page: %v", err)
+	}
+}
+
+func labels(m *dto.Metric) map[string]string {
+	out := make(map[string]string, len(m.GetLabel()))
+	for _, l := range m.GetLabel() {
+		out[l.GetName()] = l.GetValue()
+	}
+	return out
+}
+
+func value(m *dto.Metric) float64 {
+	switch {
+	case m.GetGauge() != nil:
+		return m.GetGauge().GetValue()
+	case m.GetCounter() != nil:
+		return m.GetCounter().GetValue()
+	}
+	return math.NaN()
+}
+
+type cellKey struct{ ups, str, mod, cell string }
+
+func (d *daemon) buildPage(fams []*dto.MetricFamily, now time.Time) page {
+	s := d.status
+	s.mu.Lock()
+	p := page{Now: now.UTC().Format(time.RFC3339), Config: s.source, Shard: s.shard, ReloadErr: s.reloadErr,
+		Uptime: now.Sub(s.started).Truncate(time.Second).String()}
+	for l, a := range s.active {
+		ent := telemetry.Entity{UPS: l.UPS, String: l.String, Module: l.Module, Cell: l.Cell}
+		p.Alerts = append(p.Alerts, pageAlert{Name: l.Alertname, Severity: l.Severity, Entity: ent.Path(),
+			Summary: a.Annotations.Summary, Since: s.since[l].UTC().Format(time.RFC3339)})
+		if l.Severity == "critical" {
+			p.Critical++
+		} else {
+			p.Warning++
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(p.Alerts, func(a, b pageAlert) int {
+		return cmp.Or(cmp.Compare(b.Severity, a.Severity), cmp.Compare(a.Entity, b.Entity), cmp.Compare(a.Name, b.Name))
+	})
+	temps := map[cellKey]float64{}
+	ratio := map[cellKey]float64{}
+	installed := map[[2]string]float64{}
+	eol := map[[2]string]float64{}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			l := labels(m)
+			k := cellKey{l["ups"], l["string"], l["module"], l["cell"]}
+			switch f.GetName() {
+			case "cellwarden_cell_temperature_celsius":
+				temps[k] = value(m)
+			case "cellwarden_cell_temperature_deviation_ratio":
+				ratio[k] = value(m)
+			case "cellwarden_collector_up":
+				p.Collectors++
+				if value(m) == 1 {
+					p.CollectorsUp++
+				}
+			case "cellwarden_battery_installed_timestamp_seconds":
+				installed[[2]string{k.ups, k.str}] = value(m)
+			case "cellwarden_battery_end_of_life_timestamp_seconds":
+				eol[[2]string{k.ups, k.str}] = value(m)
+			}
+		}
+	}
+	p.Heat = heatMap(temps, ratio)
+	p.Cells = len(temps)
+	upss := map[string]bool{}
+	for _, h := range p.Heat {
+		upss[h.UPS] = true
+	}
+	p.UPSs, p.Strings = len(upss), len(p.Heat)
+	p.Batteries = batteries(installed, eol, now)
+	p.NoTemperatures, p.NoBattery = len(temps) == 0, len(p.Batteries) == 0
+	return p
+}
+
+// heatMap lays out every string's cell temperatures, coloured by their
+// distance from the string's median (blue below, red above; ±5 °C is full
+// colour), marking cells at or past their deviation threshold.
+func heatMap(temps, ratio map[cellKey]float64) []heatString {
+	type strKey struct{ ups, str string }
+	byStr := map[strKey][]cellKey{}
+	for k := range temps {
+		sk := strKey{k.ups, k.str}
+		byStr[sk] = append(byStr[sk], k)
+	}
+	var out []heatString
+	for sk, cells := range byStr {
+		slices.SortFunc(cells, func(a, b cellKey) int {
+			return cmp.Or(natural(a.mod, b.mod), natural(a.cell, b.cell))
+		})
+		vals := make([]float64, 0, len(cells))
+		for _, c := range cells {
+			vals = append(vals, temps[c])
+		}
+		slices.Sort(vals)
+		med := vals[len(vals)/2]
+		h := heatString{UPS: sk.ups, String: sk.str, Median: strconv.FormatFloat(med, 'f', 1, 64)}
+		for _, c := range cells {
+			if len(h.Rows) == 0 || h.Rows[len(h.Rows)-1].Module != c.mod {
+				h.Rows = append(h.Rows, heatRow{Module: c.mod})
+			}
+			t := temps[c]
+			row := &h.Rows[len(h.Rows)-1]
+			row.Cells = append(row.Cells, heatCell{Cell: c.cell, Color: colour(t - med), Alert: ratio[c] >= 1,
+				Title: fmt.Sprintf("%s/%s/%s/%s: %.1f °C (%+.1f from the string's median)", c.ups, c.str, c.mod, c.cell, t, t-med)})
+		}
+		out = append(out, h)
+	}
+	slices.SortFunc(out, func(a, b heatString) int { return cmp.Or(cmp.Compare(a.UPS, b.UPS), natural(a.String, b.String)) })
+	return out
+}
+
+// natural orders numeric identifiers by number, others as text.
+func natural(a, b string) int {
+	x, errA := strconv.Atoi(a)
+	y, errB := strconv.Atoi(b)
+	if errA == nil && errB == nil {
+		return cmp.Compare(x, y)
+	}
+	return cmp.Compare(a, b)
+}
+
+// colour maps a temperature difference to a CSS colour.
+func colour(delta float64) template.CSS {
+	x := math.Max(-1, math.Min(1, delta/5))
+	if math.IsNaN(x) {
+		x = 0
+	}
+	if x >= 0 {
+		return template.CSS(fmt.Sprintf("rgb(255,%d,%d)", int(235-200*x), int(220-200*x)))
+	}
+	return template.CSS(fmt.Sprintf("rgb(%d,%d,255)", int(220+200*x), int(235+150*x)))
+}
+
+// soonDays is the horizon within which an end of life is "soon".
+const soonDays = 180
+
+func batteries(installed, eol map[[2]string]float64, now time.Time) []battery {
+	keys := map[[2]string]bool{}
+	for k := range installed {
+		keys[k] = true
+	}
+	for k := range eol {
+		keys[k] = true
+	}
+	var out []battery
+	for k := range keys {
+		b := battery{UPS: k[0], String: k[1], Installed: "unknown", EndOfLife: "unknown", Age: "unknown", State: "unknown age", days: math.Inf(1)}
+		if v, ok := installed[k]; ok {
+			t := time.Unix(int64(v), 0).UTC()
+			b.Installed = t.Format(time.DateOnly)
+			b.Age = fmt.Sprintf("%.1f years", now.Sub(t).Hours()/24/365.25)
+		}
+		if v, ok := eol[k]; ok {
+			t := time.Unix(int64(v), 0).UTC()
+			b.EndOfLife = t.Format(time.DateOnly)
+			b.days = t.Sub(now).Hours() / 24
+			switch {
+			case b.days < 0:
+				b.State = "past end of life"
+			case b.days <= soonDays:
+				b.State = "end of life soon"
+			default:
+				b.State = "ok"
+			}
+		}
+		out = append(out, b)
+	}
+	slices.SortFunc(out, func(a, b battery) int {
+		return cmp.Or(cmp.Compare(a.days, b.days), cmp.Compare(a.UPS, b.UPS), natural(a.String, b.String))
+	})
+	return out
+}
