@@ -19,6 +19,9 @@ type DeviceConfig struct {
 	Interval time.Duration
 	// MaxGap: unmapped registers a read may span to join two ranges.
 	MaxGap int
+	// Clock stamps the polls (time.Now when nil; the demo plays a
+	// simulation faster than real time through it).
+	Clock func() time.Time
 }
 
 // Health is what a device's polls have shown, for the metrics side.
@@ -51,7 +54,11 @@ func NewDevice(cfg DeviceConfig, link *Link) *Device {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 10 * time.Second
 	}
-	return &Device{cfg: cfg, link: link, blocks: cfg.Map.Plan(cfg.MaxGap), now: time.Now,
+	now := cfg.Clock
+	if now == nil {
+		now = time.Now
+	}
+	return &Device{cfg: cfg, link: link, blocks: cfg.Map.Plan(cfg.MaxGap), now: now,
 		health: Health{Errors: map[string]uint64{}}, unreadable: map[Block]bool{}}
 }
 

@@ -62,6 +62,10 @@ type Options struct {
 	Reload <-chan struct{}
 	// Log receives the daemon's logs.
 	Log *zap.Logger
+	// Clock is the event-time clock: it stamps Modbus polls and ticks the
+	// detector (time.Now when nil). The demo plays its simulation faster
+	// than real time through it.
+	Clock func() time.Time
 }
 
 // batchQueue is how many batches of samples (one poll, one message) may
@@ -107,6 +111,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 30 * time.Second
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
 	}
 	if o.Shard.Count == 0 {
 		o.Shard = Shard{Index: 0, Count: 1}
@@ -198,7 +205,7 @@ func (d *daemon) loop(ctx context.Context, httpDone <-chan error) error {
 		case b := <-d.in:
 			d.observe(b)
 		case now := <-tick.C:
-			d.changes = d.eng.Tick(now.UnixNano(), d.changes[:0])
+			d.changes = d.eng.Tick(d.o.Clock().UnixNano(), d.changes[:0])
 			d.publish(d.changes)
 			if now.Sub(lastScores) >= 5*time.Second {
 				d.store.SetScores(d.eng.CellScores)
@@ -434,7 +441,7 @@ func (d *daemon) startCollectors(parent context.Context, cfg *config.Config) *co
 			mine = append(mine, m)
 		}
 	}
-	c.fleet = fleet.New(mine, d.log.Named("modbus"))
+	c.fleet = fleet.New(mine, d.log.Named("modbus"), d.o.Clock)
 	emit := func(source string) func([]telemetry.Sample) {
 		return func(b []telemetry.Sample) {
 			b = d.o.Shard.filter(d.reg, b)

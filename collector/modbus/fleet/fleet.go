@@ -30,6 +30,7 @@ type Fleet struct {
 	links []*modbus.Link
 	units []*unit
 	log   *zap.Logger
+	now   func() time.Time // stamps the polls
 }
 
 // unit is one BMS: a register-map device, or a SunSpec device with the
@@ -66,8 +67,11 @@ func Name(c *modbus.CollectorConfig) string {
 
 // New prepares polling of validated collector entries (their register maps
 // loaded by modbus.ValidateCollectors). Nothing is dialled before Run.
-func New(cfgs []modbus.CollectorConfig, log *zap.Logger) *Fleet {
-	f := &Fleet{log: log}
+func New(cfgs []modbus.CollectorConfig, log *zap.Logger, clock func() time.Time) *Fleet {
+	if clock == nil {
+		clock = time.Now
+	}
+	f := &Fleet{log: log, now: clock}
 	links := map[string]*modbus.Link{}
 	for i := range cfgs {
 		c := &cfgs[i]
@@ -90,7 +94,7 @@ func New(cfgs []modbus.CollectorConfig, log *zap.Logger) *Fleet {
 			u.ss = &sunspec.Device{Link: l, Unit: byte(c.Unit), UPS: c.UPS, String: c.String, Log: log.With(zap.String("device", u.name))}
 		} else {
 			u.dev = modbus.NewDevice(modbus.DeviceConfig{Name: u.name, UPS: c.UPS, String: c.String, Unit: byte(c.Unit),
-				Map: c.Map, Interval: c.Interval.Duration(), MaxGap: c.MaxGap}, l)
+				Map: c.Map, Interval: c.Interval.Duration(), MaxGap: c.MaxGap, Clock: f.now}, l)
 		}
 		f.units = append(f.units, u)
 	}
@@ -161,12 +165,12 @@ func (f *Fleet) runSunSpec(ctx context.Context, u *unit, reg *telemetry.Registry
 	var samples []telemetry.Sample
 	up := true
 	for {
-		start := time.Now()
+		start := f.now()
 		rs, err := u.ss.Poll(ctx)
 		u.mu.Lock()
 		h := &u.health
 		h.Polls++
-		h.LastPoll = time.Since(start)
+		h.LastPoll = f.now().Sub(start)
 		h.Up = err == nil
 		if err == nil {
 			h.LastSuccess = start
