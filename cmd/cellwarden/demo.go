@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -48,14 +47,21 @@ func demoScenario() *sim.Scenario {
 }
 
 type demoOptions struct {
-	export string // directory to write the scenario to, "" for none
+	export string  // directory to write the scenario to, "" for none
+	replay bool    // replay in event time instead of running live
+	speed  float64 // live: simulated seconds per second
+	listen string  // live: the daemon's web address
 }
 
-// runDemo replays the embedded fleet and prints the alerts as a table.
+// runDemo runs the demo live (runDemoLive), or replays the embedded fleet
+// and prints the alerts as a table.
 func runDemo(o demoOptions, stdout, stderr io.Writer, log *zap.Logger) error {
 	sc := demoScenario()
 	if o.export != "" {
 		return exportDemo(o.export, sc, stdout)
+	}
+	if !o.replay {
+		return runDemoLive(o, stdout, log)
 	}
 	var csv bytes.Buffer
 	labels, inv, err := sim.Run(sc, &csv)
@@ -76,20 +82,7 @@ func runDemo(o demoOptions, stdout, stderr io.Writer, log *zap.Logger) error {
 			u.Name, u.Chemistry, u.Strings, u.Modules, u.Cells, u.Installed.Format("2006-01-02"))
 	}
 	fmt.Fprintln(stdout, "  what happens:")
-	var happenings []string
-	for _, e := range labels.Events {
-		happenings = append(happenings, fmt.Sprintf("%s  %s on %s (normal: must not page)", e.Start.Format("15:04"), e.Kind, e.UPS))
-	}
-	for _, f := range labels.Faults {
-		ent := telemetry.Entity{UPS: f.UPS, String: f.String, Module: f.Module, Cell: f.Cell}
-		crit := ""
-		if f.CriticalTime != nil {
-			crit = fmt.Sprintf("; reaches 80 °C at %s", f.CriticalTime.Format("15:04"))
-		}
-		happenings = append(happenings, fmt.Sprintf("%s  %s on %s%s", f.Onset.Format("15:04"), f.Class, ent.Path(), crit))
-	}
-	slices.Sort(happenings)
-	for _, h := range happenings {
+	for _, h := range happenings(labels) {
 		fmt.Fprintln(stdout, "    "+h)
 	}
 	fmt.Fprintln(stdout)

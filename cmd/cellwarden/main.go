@@ -55,9 +55,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	check := app.Command("check-config", "Validate a configuration file (and the inventory it names); print every problem.")
 	checkFile := check.Flag("config", "Configuration file to check.").Required().String()
 
-	demo := app.Command("demo", "Replay the embedded demonstration fleet and explain what cellwarden found.")
+	demo := app.Command("demo", "Run a simulated fleet live on loopback (Modbus and MQTT) with cellwarden serving it; --replay replays it in event time instead.")
 	do := demoOptions{}
 	demo.Flag("export", "Write the demo telemetry and inventory to this directory instead of running it.").StringVar(&do.export)
+	demo.Flag("replay", "Replay the fleet in event time in a second and print the alerts, instead of running it live.").BoolVar(&do.replay)
+	demo.Flag("speed", "Live: simulated time per real time (60: the six simulated hours in six minutes).").Default("60").Float64Var(&do.speed)
+	demo.Flag("web.listen-address", "Live: the daemon's status page and /metrics.").Default("127.0.0.1:9561").StringVar(&do.listen)
 
 	simCmd := app.Command("sim", "Simulate a battery fleet with labelled faults.")
 	simScenarios := simCmd.Command("scenarios", "Write the standard scenario suite: per scenario telemetry.csv.gz, inventory.yaml and labels.json.")

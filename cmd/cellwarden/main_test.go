@@ -25,7 +25,7 @@ func TestExitStatus(t *testing.T) {
 		{name: "unreadable input", args: []string{"replay", "--input", missing}, code: 1, stderrHas: "missing.csv: no such file or directory", stdoutNone: true},
 		{name: "bad config for replay", args: []string{"replay", "--input", "-", "--config", missing}, code: 1, stderrHas: "missing.csv"},
 		{name: "stdin", args: []string{"replay", "--input", "-"}, code: 1, stderrHas: "-: empty file: no header"},
-		{name: "demo", args: []string{"demo"}, code: 0, stdoutHas: "CellOverTemperature"},
+		{name: "demo", args: []string{"demo", "--replay"}, code: 0, stdoutHas: "CellOverTemperature"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -93,49 +93,18 @@ func runSimPublish(o simPublishOptions, stdout io.Writer, log *zap.Logger) error
 		}
 		pending = pending[:0]
 	}
-	docs := map[telemetry.Entity]*jsonDoc{}
-	var order []telemetry.Entity
-	var pollTime int64
+	batch := newJSONBatch(o.prefix)
 	flush := func() error {
-		for _, e := range order {
-			publish(docs[e].topic, docs[e].encode(pollTime))
-		}
-		clear(docs)
-		order = order[:0]
+		batch.flush(publish)
 		settle()
 		return nil
 	}
 	each := func(s telemetry.Sample, e telemetry.Entity) error {
-		pollTime = s.Time
 		if o.format == "value" {
 			publish(topicOf(o.prefix, e)+"/"+s.Metric.String(), []byte(formatValue(s.Value)))
 			return nil
 		}
-		key := e
-		if s.Metric.Level() == telemetry.LevelCell {
-			key.Cell = ""
-		}
-		d := docs[key]
-		if d == nil {
-			d = &jsonDoc{topic: topicOf(o.prefix, key), values: map[telemetry.Metric]float64{}, cells: map[telemetry.Metric][]float64{}}
-			docs[key] = d
-			order = append(order, key)
-		}
-		if s.Metric.Level() != telemetry.LevelCell {
-			d.values[s.Metric] = s.Value
-			return nil
-		}
-		n, err := strconv.Atoi(e.Cell)
-		if err != nil || n < 1 || n > 4096 {
-			return fmt.Errorf("cell %q has no place in an array", e.Cell)
-		}
-		a := d.cells[s.Metric]
-		for len(a) < n {
-			a = append(a, math.NaN())
-		}
-		a[n-1] = s.Value
-		d.cells[s.Metric] = a
-		return nil
+		return batch.add(s, e)
 	}
 	newPoll := flush
 	if o.format == "value" {
@@ -151,6 +120,60 @@ func runSimPublish(o simPublishOptions, stdout io.Writer, log *zap.Logger) error
 	log.Info("scenario published", zap.String("scenario", sc.Name), zap.Bool("finished", finished),
 		zap.Uint64("messages", published), zap.Uint64("failed", failed))
 	return nil
+}
+
+// jsonBatch gathers one poll's readings into the reference JSON documents,
+// one per module, string and UPS.
+type jsonBatch struct {
+	prefix   string
+	docs     map[telemetry.Entity]*jsonDoc
+	order    []telemetry.Entity
+	pollTime int64
+}
+
+func newJSONBatch(prefix string) *jsonBatch {
+	return &jsonBatch{prefix: prefix, docs: map[telemetry.Entity]*jsonDoc{}}
+}
+
+// add puts a reading into its entity's document (a cell's into its module's
+// arrays).
+func (b *jsonBatch) add(s telemetry.Sample, e telemetry.Entity) error {
+	b.pollTime = s.Time
+	key := e
+	if s.Metric.Level() == telemetry.LevelCell {
+		key.Cell = ""
+	}
+	d := b.docs[key]
+	if d == nil {
+		d = &jsonDoc{topic: topicOf(b.prefix, key), values: map[telemetry.Metric]float64{}, cells: map[telemetry.Metric][]float64{}}
+		b.docs[key] = d
+		b.order = append(b.order, key)
+	}
+	if s.Metric.Level() != telemetry.LevelCell {
+		d.values[s.Metric] = s.Value
+		return nil
+	}
+	n, err := strconv.Atoi(e.Cell)
+	if err != nil || n < 1 || n > 4096 {
+		return fmt.Errorf("cell %q has no place in an array", e.Cell)
+	}
+	a := d.cells[s.Metric]
+	for len(a) < n {
+		a = append(a, math.NaN())
+	}
+	a[n-1] = s.Value
+	d.cells[s.Metric] = a
+	return nil
+}
+
+// flush publishes the gathered documents, stamped with the poll's time,
+// and starts the next poll.
+func (b *jsonBatch) flush(publish func(topic string, payload []byte)) {
+	for _, e := range b.order {
+		publish(b.docs[e].topic, b.docs[e].encode(b.pollTime))
+	}
+	clear(b.docs)
+	b.order = b.order[:0]
 }
 
 // topicOf is PREFIX/UPS[/STRING[/MODULE[/CELL]]].

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"os/signal"
 	"slices"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -45,32 +47,11 @@ func runSimServe(o simServeOptions, stdout io.Writer, log *zap.Logger) error {
 	if o.profile == "sunspec" {
 		return runSimServeSunSpec(sc, o, stdout, log)
 	}
-	// One map (and unit) per string; arrays sized to the string's modules.
-	type device struct {
-		unit uint8
-		m    *modbus.Map
+	rb, err := newRackBank(sc.Fleet, o.profile)
+	if err != nil {
+		return err
 	}
-	devices := map[[2]string]device{}
-	var order [][2]string
-	for _, u := range sc.Fleet {
-		for s := 1; s <= u.Strings; s++ {
-			m, err := modbus.Profile(o.profile)
-			if err != nil {
-				return err
-			}
-			m.SetModules(u.Modules)
-			key := [2]string{u.Name, fmt.Sprint(s)}
-			if len(devices) >= 247 {
-				return errors.New("more than 247 strings: one Modbus unit id each")
-			}
-			devices[key] = device{unit: uint8(len(devices) + 1), m: m}
-			order = append(order, key)
-		}
-	}
-	bank := modbus.NewBank(false)
-	for _, d := range devices {
-		bank.Fill(d.unit, d.m)
-	}
+	bank := rb.bank
 	stopServer, err := serveBank(o.modbus, bank, log)
 	if err != nil {
 		return err
@@ -78,32 +59,86 @@ func runSimServe(o simServeOptions, stdout io.Writer, log *zap.Logger) error {
 	defer stopServer()
 	fmt.Fprintf(stdout, "serving scenario %s (%s) over Modbus TCP on %s, %s layout, %gx real time\n",
 		sc.Name, sc.Description, o.modbus, o.profile, o.speed)
-	for _, k := range order {
-		fmt.Fprintf(stdout, "  unit %d: ups %s string %s\n", devices[k].unit, k[0], k[1])
+	for _, k := range rb.order {
+		fmt.Fprintf(stdout, "  unit %d: ups %s string %s\n", rb.devices[k].unit, k[0], k[1])
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	unplaced := 0
 	finished, err := play(ctx, sc, o.speed, nil, func(s telemetry.Sample, ent telemetry.Entity) error {
-		dev, ok := devices[[2]string{ent.UPS, ent.String}]
-		if !ok {
-			return nil // UPS-level readings (ambient) have no place in a rack BMS layout
-		}
-		addr, words, ok := dev.m.Encode(s.Metric, ent.Module, ent.Cell, s.Value)
-		if !ok {
-			unplaced++
-			return nil
-		}
-		bank.Set(dev.unit, addr, words)
+		rb.set(s, ent)
 		return nil
 	})
 	if err != nil || !finished {
 		return err
 	}
 	log.Info("scenario played to its end; serving the last values until stopped",
-		zap.String("scenario", sc.Name), zap.Int("readings_without_register", unplaced))
+		zap.String("scenario", sc.Name), zap.Int("readings_without_register", rb.unplaced))
 	<-ctx.Done()
 	return nil
+}
+
+// rackBank serves a fleet in a vendor rack layout: one register map and
+// unit id per battery string, in fleet order, arrays sized to the string's
+// modules.
+type rackBank struct {
+	bank     *modbus.Bank
+	devices  map[[2]string]rackDevice
+	order    [][2]string
+	unplaced int // readings the layout has no register for
+}
+
+type rackDevice struct {
+	unit uint8
+	m    *modbus.Map
+}
+
+func newRackBank(fleet []sim.UPSSpec, profile string) (*rackBank, error) {
+	rb := &rackBank{bank: modbus.NewBank(false), devices: map[[2]string]rackDevice{}}
+	for _, u := range fleet {
+		for s := 1; s <= u.Strings; s++ {
+			m, err := modbus.Profile(profile)
+			if err != nil {
+				return nil, err
+			}
+			m.SetModules(u.Modules)
+			key := [2]string{u.Name, fmt.Sprint(s)}
+			if len(rb.devices) >= 247 {
+				return nil, errors.New("more than 247 strings: one Modbus unit id each")
+			}
+			d := rackDevice{unit: uint8(len(rb.devices) + 1), m: m}
+			rb.devices[key] = d
+			rb.order = append(rb.order, key)
+			rb.bank.Fill(d.unit, m)
+			// Cell positions the layout has beyond the string's cells read
+			// "no reading", as a BMS reports an absent sensor.
+			for mod := 1; mod <= u.Modules; mod++ {
+				for _, metric := range []telemetry.Metric{telemetry.CellVoltageVolts, telemetry.CellTemperatureCelsius} {
+					for c := u.Cells + 1; ; c++ {
+						addr, words, ok := m.Encode(metric, strconv.Itoa(mod), strconv.Itoa(c), math.NaN())
+						if !ok {
+							break
+						}
+						rb.bank.Set(d.unit, addr, words)
+					}
+				}
+			}
+		}
+	}
+	return rb, nil
+}
+
+// set writes one reading into its string's registers.
+func (rb *rackBank) set(s telemetry.Sample, ent telemetry.Entity) {
+	dev, ok := rb.devices[[2]string{ent.UPS, ent.String}]
+	if !ok {
+		return // UPS-level readings (ambient) have no place in a rack BMS layout
+	}
+	addr, words, ok := dev.m.Encode(s.Metric, ent.Module, ent.Cell, s.Value)
+	if !ok {
+		rb.unplaced++
+		return
+	}
+	rb.bank.Set(dev.unit, addr, words)
 }
 
 func log2discard() *log.Logger { return log.New(io.Discard, "", 0) }
@@ -173,6 +208,12 @@ func serveBank(addr string, bank *modbus.Bank, log *zap.Logger) (stop func(), er
 // (false when ctx ended first).
 func play(ctx context.Context, sc *sim.Scenario, speed float64, newPoll func() error,
 	each func(telemetry.Sample, telemetry.Entity) error) (finished bool, err error) {
+	return playFrom(ctx, sc, speed, time.Now(), newPoll, each)
+}
+
+// playFrom is play with the scenario's start at wallStart.
+func playFrom(ctx context.Context, sc *sim.Scenario, speed float64, wallStart time.Time, newPoll func() error,
+	each func(telemetry.Sample, telemetry.Entity) error) (finished bool, err error) {
 	pr, pw := io.Pipe()
 	defer pr.Close() // unblocks the generator when we stop early
 	go func() {
@@ -184,7 +225,6 @@ func play(ctx context.Context, sc *sim.Scenario, speed float64, newPoll func() e
 	if err != nil {
 		return false, err
 	}
-	wallStart := time.Now()
 	var pollTime int64
 	for {
 		s, err := rd.Next()

@@ -181,7 +181,7 @@ func TestCheckConfig(t *testing.T) {
 }
 
 func TestDemoFindsTheInjectedFaults(t *testing.T) {
-	r := cellwarden(t, nil, "demo")
+	r := cellwarden(t, nil, "demo", "--replay")
 	if r.code != 0 {
 		t.Fatalf("demo exit %d: %s", r.code, r.stderr)
 	}
