@@ -37,9 +37,6 @@ func ParseDate(s string) (Date, error) {
 
 // DateOf returns the date of t in t's location.
 func DateOf(t time.Time) Date {
-	if t.IsZero() {
-		return Date{} // unknown, as Time gives it back
-	}
 	y, m, d := t.Date()
 	return Date{year: y, month: m, day: d}
 }

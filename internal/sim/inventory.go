@@ -23,11 +23,19 @@ func fleetInventory(sc *Scenario) *inventory.Inventory {
 		inv.Batteries = append(inv.Batteries, inventory.Battery{
 			UPS: u.Name, Vendor: u.Vendor, Model: u.Model,
 			Serial:    fmt.Sprintf("SIM-%s-%04d", u.Name, i+1),
-			Chemistry: u.Chemistry, Manufactured: inventory.DateOf(u.Manufactured), Installed: inventory.DateOf(u.Installed),
-			DesignLifeYears: u.DesignLifeYears, WarrantyUntil: inventory.DateOf(u.WarrantyUntil), ReplaceBy: inventory.DateOf(u.ReplaceBy),
+			Chemistry: u.Chemistry, Manufactured: dateOf(u.Manufactured), Installed: dateOf(u.Installed),
+			DesignLifeYears: u.DesignLifeYears, WarrantyUntil: dateOf(u.WarrantyUntil), ReplaceBy: dateOf(u.ReplaceBy),
 		})
 	}
 	return inv
+}
+
+// dateOf is the inventory date of t; a zero time (not set) is unknown.
+func dateOf(t time.Time) inventory.Date {
+	if t.IsZero() {
+		return inventory.Date{}
+	}
+	return inventory.DateOf(t)
 }
 
 // WriteInventory writes inv in the YAML of interfaces.md §2.
