@@ -62,6 +62,9 @@ func runSimServe(o simServeOptions, stdout io.Writer, log *zap.Logger) error {
 	for _, k := range rb.order {
 		fmt.Fprintf(stdout, "  unit %d: ups %s string %s\n", rb.devices[k].unit, k[0], k[1])
 	}
+	for _, n := range rb.notes {
+		fmt.Fprintf(stdout, "  note: %s\n", n)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	finished, err := play(ctx, sc, o.speed, nil, func(s telemetry.Sample, ent telemetry.Entity) error {
@@ -85,6 +88,8 @@ type rackBank struct {
 	devices  map[[2]string]rackDevice
 	order    [][2]string
 	unplaced int // readings the layout has no register for
+	// notes say which cells of the fleet the layout cannot hold.
+	notes []string
 }
 
 type rackDevice struct {
@@ -109,6 +114,10 @@ func newRackBank(fleet []sim.UPSSpec, profile string) (*rackBank, error) {
 			rb.devices[key] = d
 			rb.order = append(rb.order, key)
 			rb.bank.Fill(d.unit, m)
+			if holds := cellsPerModule(m); holds < u.Cells && s == 1 {
+				rb.notes = append(rb.notes, fmt.Sprintf("the %s layout holds %d cells per module: cells %d-%d of %s's modules are not served",
+					profile, holds, holds+1, u.Cells, u.Name))
+			}
 			// Cell positions the layout has beyond the string's cells read
 			// "no reading", as a BMS reports an absent sensor.
 			for mod := 1; mod <= u.Modules; mod++ {
@@ -125,6 +134,17 @@ func newRackBank(fleet []sim.UPSSpec, profile string) (*rackBank, error) {
 		}
 	}
 	return rb, nil
+}
+
+// cellsPerModule is how many cell voltages a layout holds per module.
+func cellsPerModule(m *modbus.Map) int {
+	n := 0
+	for {
+		if _, _, ok := m.Encode(telemetry.CellVoltageVolts, "1", strconv.Itoa(n+1), 0); !ok {
+			return n
+		}
+		n++
+	}
 }
 
 // set writes one reading into its string's registers.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"sort"
 	"strconv"
@@ -102,6 +103,10 @@ func (f *sunspecFleet) publish(bank *modbus.Bank) error {
 			}
 		}
 		img = append(img, 0xFFFF, 0) // end of the model chain
+		if sunspecBase+len(img) > 65536 {
+			return fmt.Errorf("ups %s needs %d SunSpec registers from %d, past the last register 65535: simulate fewer strings, modules or cells per UPS",
+				u.Name, len(img), sunspecBase)
+		}
 		bank.Set(uint8(ui+1), sunspecBase, img)
 	}
 	return nil

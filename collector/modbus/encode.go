@@ -105,8 +105,10 @@ func (b *Bank) Fill(unit uint8, m *Map) {
 	}
 }
 
-// Set stores words at addr for a unit.
-func (b *Bank) Set(unit uint8, addr uint16, words []uint16) {
+// Set stores words at addr for a unit. Words past register 65535 are not
+// stored (a register address does not wrap around); Set reports whether
+// every word fitted.
+func (b *Bank) Set(unit uint8, addr uint16, words []uint16) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	regs := b.units[unit]
@@ -115,8 +117,12 @@ func (b *Bank) Set(unit uint8, addr uint16, words []uint16) {
 		b.units[unit] = regs
 	}
 	for i, w := range words {
+		if int(addr)+i > 0xFFFF {
+			return false
+		}
 		regs[addr+uint16(i)] = w
 	}
+	return true
 }
 
 // Requests returns the read requests served by function code, and the
