@@ -3,7 +3,7 @@
 GO          ?= go
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build test test-race bench bench-replay lint fmt golden quality
+.PHONY: build test test-race bench bench-replay lint fmt golden quality fuzz
 
 build:
 	$(GO) build ./...
@@ -31,6 +31,11 @@ lint:
 
 fmt:
 	gofmt -w .
+
+# Every fuzz target for FUZZTIME each (5m by default; .ci/run: 5s).
+FUZZTIME ?= 5m
+fuzz:
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz
 
 # Rewrites the golden files under testdata/ from the current code.
 golden:
