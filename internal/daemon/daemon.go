@@ -15,8 +15,11 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -75,6 +78,11 @@ const batchQueue = 4096
 // snapshotFile is the detector snapshot's name in the state directory.
 const snapshotFile = "detector.snapshot"
 
+// alertsFile, beside the snapshot, lists the alerts firing when it was
+// taken: the restored detector knows they fire and reports no change for
+// them, so the metrics and the status page learn them from here.
+const alertsFile = "alerts.json"
+
 // daemon is one running serve.
 type daemon struct {
 	o     Options
@@ -100,6 +108,8 @@ type daemon struct {
 	notifier *notify.Notifier
 	coll     *collectors
 	changes  []detector.Change
+	// snapDue: alerts changed since the last snapshot.
+	snapDue bool
 }
 
 // Run runs the daemon until ctx ends, then drains and returns nil; it
@@ -146,6 +156,9 @@ func Run(ctx context.Context, o Options) error {
 
 	d.eng = detector.New(cfg.Detector, d.reg, inv)
 	d.restore()
+	// Restored cells are exported as learned from the first poll on, not
+	// from the first score refresh.
+	d.store.SetScores(d.eng.CellScores)
 	if d.notifier, err = d.newNotifier(cfg); err != nil {
 		return err
 	}
@@ -207,6 +220,12 @@ func (d *daemon) loop(ctx context.Context, httpDone <-chan error) error {
 		case now := <-tick.C:
 			d.changes = d.eng.Tick(d.o.Clock().UnixNano(), d.changes[:0])
 			d.publish(d.changes)
+			if d.snapDue {
+				// An alert changed: its state is in the outbox already;
+				// keep the detector's in step, so that a restart after a
+				// crash neither misses its resolution nor repeats it.
+				d.snapshot()
+			}
 			if now.Sub(lastScores) >= 5*time.Second {
 				d.store.SetScores(d.eng.CellScores)
 				lastScores = now
@@ -248,6 +267,7 @@ func (d *daemon) publish(cs []detector.Change) {
 	}
 	d.store.Alert(as...)
 	d.status.alerts(as)
+	d.snapDue = true
 	if err := d.notifier.Notify(as...); err != nil {
 		d.log.Error("alerts could not be queued for notification", zap.Int("alerts", len(as)), zap.Error(err))
 	}
@@ -283,32 +303,40 @@ func (d *daemon) drain() {
 	d.log.Info("cellwarden stopped")
 }
 
-// snapshot writes the detector's state atomically (temporary file, fsync,
-// rename) so that a crash mid-write leaves the previous snapshot.
+// snapshot writes the firing alerts and the detector's state, each
+// atomically, so that a crash mid-write leaves the previous files.
 func (d *daemon) snapshot() {
-	path := filepath.Join(d.o.StateDir, snapshotFile)
-	tmp := path + ".tmp"
-	err := func() error {
-		f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-		if err != nil {
-			return err
-		}
-		if err := d.eng.Snapshot(f); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-		return os.Rename(tmp, path)
-	}()
+	d.snapDue = false
+	path := filepath.Join(d.o.StateDir, alertsFile)
+	err := writeAtomic(path, func(w io.Writer) error { return json.NewEncoder(w).Encode(d.status.firing()) })
+	if err == nil {
+		path = filepath.Join(d.o.StateDir, snapshotFile)
+		err = writeAtomic(path, d.eng.Snapshot)
+	}
 	if err != nil {
 		d.log.Error("detector snapshot not written", zap.String("path", path), zap.Error(err))
 	}
+}
+
+// writeAtomic writes a file through a temporary file, fsync and rename.
+func writeAtomic(path string, write func(io.Writer) error) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // restore loads the last snapshot, if any, into the fresh engine. A
@@ -330,7 +358,33 @@ func (d *daemon) restore() {
 		d.log.Warn("detector snapshot not used: learning from scratch", zap.String("path", path), zap.Error(err))
 		return
 	}
-	d.log.Info("detector state restored", zap.String("path", path), zap.Int("entities", d.reg.Len()))
+	as, err := readFiring(filepath.Join(d.o.StateDir, alertsFile))
+	if err != nil {
+		d.log.Warn("firing alerts not restored: they show once they change", zap.Error(err))
+	}
+	d.store.Alert(as...)
+	d.status.alerts(as)
+	d.log.Info("detector state restored", zap.String("path", path), zap.Int("entities", d.reg.Len()), zap.Int("firing_alerts", len(as)))
+}
+
+// readFiring reads the alerts file (none when it is missing).
+func readFiring(path string) ([]alerting.Alert, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var saved []savedAlert
+	if err := json.Unmarshal(data, &saved); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	as := make([]alerting.Alert, len(saved))
+	for i, s := range saved {
+		as[i] = alerting.Alert{Time: s.Since, Status: "firing", Labels: s.Labels, Annotations: s.Annotations, Value: math.NaN()}
+	}
+	return as, nil
 }
 
 // newNotifier opens the notifier of a configuration.

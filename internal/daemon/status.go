@@ -61,6 +61,29 @@ func (s *statusState) alerts(as []alerting.Alert) {
 	}
 }
 
+// savedAlert is a firing alert in the state directory's alerts file.
+type savedAlert struct {
+	Labels      alerting.Labels      `json:"labels"`
+	Annotations alerting.Annotations `json:"annotations"`
+	Since       time.Time            `json:"since"`
+}
+
+// firing returns the active alerts, ordered by their labels.
+func (s *statusState) firing() []savedAlert {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]savedAlert, 0, len(s.active))
+	for l, a := range s.active {
+		out = append(out, savedAlert{Labels: l, Annotations: a.Annotations, Since: s.since[l]})
+	}
+	slices.SortFunc(out, func(a, b savedAlert) int {
+		x, y := a.Labels, b.Labels
+		return cmp.Or(cmp.Compare(x.UPS, y.UPS), cmp.Compare(x.String, y.String), cmp.Compare(x.Module, y.Module),
+			cmp.Compare(x.Cell, y.Cell), cmp.Compare(x.Alertname, y.Alertname), cmp.Compare(x.Severity, y.Severity))
+	})
+	return out
+}
+
 //go:embed status.html
 var statusHTML string
 

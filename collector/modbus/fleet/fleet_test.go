@@ -1,0 +1,118 @@
+package fleet
+
+import (
+	"context"
+	"io"
+	"log"
+	"sync"
+	"testing"
+	"time"
+
+	sv "github.com/simonvetter/modbus"
+	"go.uber.org/zap"
+
+	"github.com/cellwarden/cellwarden/collector/modbus"
+	"github.com/cellwarden/cellwarden/collector/mqtt/mosquittotest"
+	"github.com/cellwarden/cellwarden/internal/telemetry"
+	"github.com/cellwarden/cellwarden/internal/yamlstrict"
+)
+
+// unitConfig is a Soltaro-layout unit with one module polled every 100 ms.
+func unitConfig(t *testing.T, name, addr string, unit int, ups string) modbus.CollectorConfig {
+	t.Helper()
+	m, err := modbus.Profile("soltaro_single_rack_vc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetModules(1)
+	c := modbus.DefaultCollector()
+	c.Name, c.Address, c.Unit, c.UPS, c.String, c.Map = name, addr, unit, ups, "1", m
+	c.Interval, c.Timeout = yamlstrict.Duration(100*time.Millisecond), yamlstrict.Duration(80*time.Millisecond)
+	return c
+}
+
+// The units of one gateway share its link; a unit the gateway does not
+// answer for, and a BMS on an address where nothing listens, are down
+// without holding up the unit that answers, whose cells are emitted with
+// the poll's time from the fleet's clock.
+func TestFleetPollsEachUnitAndKeepsItsHealth(t *testing.T) {
+	bank := modbus.NewBank(false)
+	good := unitConfig(t, "good", mosquittotest.FreeAddr(t), 1, "ups-a")
+	bank.Fill(1, good.Map)
+	addr, words, _ := good.Map.Encode(telemetry.CellTemperatureCelsius, "1", "4", 31.5)
+	bank.Set(1, addr, words)
+	srv, err := sv.NewServer(&sv.ServerConfiguration{URL: "tcp://" + good.Address, Timeout: time.Minute, MaxClients: 4,
+		Logger: log.New(io.Discard, "", 0)}, bank)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	absent := unitConfig(t, "absent", good.Address, 7, "ups-b")
+	dead := unitConfig(t, "dead", mosquittotest.FreeAddr(t), 1, "ups-c")
+
+	stamp := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	f := New([]modbus.CollectorConfig{good, absent, dead}, zap.NewNop(), func() time.Time { return stamp })
+	if f.Len() != 3 || len(f.links) != 2 {
+		t.Fatalf("%d units on %d links, want 3 on 2", f.Len(), len(f.links))
+	}
+	reg := telemetry.NewRegistry()
+	var mu sync.Mutex
+	byUPS := map[string]int{}
+	var hot []telemetry.Sample
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.Run(ctx, reg, func(b []telemetry.Sample) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, s := range b {
+				e := reg.Info(s.Entity).Entity
+				byUPS[e.UPS]++
+				if e.Cell == "4" && s.Metric == telemetry.CellTemperatureCelsius {
+					hot = append(hot, s)
+				}
+			}
+		}, func(string, int) { t.Error("readings refused") })
+		f.Close()
+	}()
+	health := func() map[string]Unit {
+		out := map[string]Unit{}
+		for _, u := range f.Health() {
+			out[u.Name] = u
+		}
+		return out
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		h := health()
+		if h["good"].Polls >= 5 && h["absent"].Polls >= 2 && h["dead"].Polls >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for polls: %+v", h)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+
+	h := health()
+	if !h["good"].Up || h["absent"].Up || h["dead"].Up {
+		t.Errorf("up: good %v, absent %v, dead %v; want true, false, false", h["good"].Up, h["absent"].Up, h["dead"].Up)
+	}
+	if len(h["absent"].Errors) == 0 || len(h["dead"].Errors) == 0 {
+		t.Errorf("errors: absent %v, dead %v; want some for both", h["absent"].Errors, h["dead"].Errors)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if byUPS["ups-a"] == 0 || byUPS["ups-b"] != 0 || byUPS["ups-c"] != 0 {
+		t.Errorf("samples by UPS: %v, want only ups-a", byUPS)
+	}
+	if len(hot) == 0 || hot[0].Value != 31.5 || !hot[0].Timestamp().Equal(stamp) {
+		t.Errorf("cell 4's temperature: %+v, want 31.5 °C at %s", hot, stamp)
+	}
+}
