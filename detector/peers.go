@@ -166,10 +166,17 @@ func (e *Engine) observeCell(st *entityState, s telemetry.Sample, out []Change) 
 	out = e.sensorStep(c, s.Time, out)
 	for i := 0; i < n; i++ {
 		v := use[i]
-		if tr.fault&(faultStuck|faultNoisy) == 0 {
-			// The absolute rules see only readings the sensor checks pass.
-			rs := s
-			rs.Value, rs.Time = v, times[i]
+		tr.pushValue(v)
+		// The absolute rules see the readings the sensor checks pass; for a
+		// sensor flagged noisy or stuck, the median of its last three
+		// readings: its level still counts (a fire must not hide behind a
+		// sensor fault), its single readings do not.
+		rs := s
+		rs.Value, rs.Time = v, times[i]
+		if tr.fault&(faultStuck|faultNoisy) != 0 {
+			rs.Value = tr.robustValue()
+		}
+		if !math.IsNaN(rs.Value) {
 			if isTemp {
 				out = e.overTemperature(st, rs, &e.cfg.CellOverTemperature, AlertCellOverTemperature, out, e.coolingFiring(g))
 			} else {
@@ -514,7 +521,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		if math.IsNaN(peerSigma) {
 			sS = math.NaN() // no sound peer to compare with: leave the flag as it is
 		}
-		if sS > e.cfg.SensorFault.NoisyFactor*peerSigma && sS > noisyMin+floor {
+		if sS > e.cfg.SensorFault.NoisyFactor*peerSigma && sS > noisyMin+floor && tr.alternating() {
 			tr.fault |= faultNoisy
 		} else if sS < 0.7*e.cfg.SensorFault.NoisyFactor*peerSigma || sS < noisyMin {
 			tr.fault &^= faultNoisy

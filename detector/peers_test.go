@@ -418,3 +418,73 @@ func stuckFrom(target peerCell, from int) func(int, peerCell, *peerReading) {
 		}
 	})
 }
+
+// A cell in thermal runaway, polled coarsely, leaps by tens of degrees from
+// one poll to the next, faster and faster. Its readings may look like a
+// faulty sensor's, but the critical over-temperature alarm must fire: a
+// fire must never hide behind a sensor fault.
+func TestRunawayBetweenCoarsePollsPagesCritical(t *testing.T) {
+	hot := peerCell{1, 1, 4}
+	rig := peerRig{strings: 1, hours: 3, physics: only(hot, func(sec int, r *peerReading) {
+		if sec >= 2*hour {
+			// Doubling every poll from +0.5 °C, up to 600 °C.
+			r.temp = math.Min(600, r.temp+0.5*math.Pow(2, float64(sec-2*hour)/30))
+		}
+	})}
+	fired, _ := rig.run(t)
+	var got []string
+	for _, a := range fired {
+		got = append(got, a.key())
+		if a.key() == "CellOverTemperature critical ups-a/1/1/4" {
+			return
+		}
+	}
+	t.Errorf("no critical over-temperature alarm for the runaway cell; fired: %v", got)
+}
+
+// A sensor far noisier than its peers is flagged and its single readings
+// are not judged against the absolute limits, so its noise never pages a
+// fire; but its level is: it does not page at 25 °C.
+func TestNoisySensorAtNormalLevelPagesNoFire(t *testing.T) {
+	noisy := peerCell{1, 2, 2}
+	rng := rand.New(rand.NewPCG(9, 9))
+	rig := peerRig{strings: 1, hours: 4, sensor: only(noisy, func(sec int, r *peerReading) {
+		if sec >= 2*hour {
+			r.temp += 12 * rng.NormFloat64()
+		}
+	})}
+	fired, _ := rig.run(t)
+	for _, a := range fired {
+		if a.name == AlertCellOverTemperature || a.name == AlertThermalRunawayRisk {
+			t.Errorf("a noisy sensor at a normal level paged %s", a.key())
+		}
+	}
+}
+
+// A sensor already flagged noisy whose cell then really heats to 80 °C: its
+// level, the median of its last readings, still pages the critical alarm.
+func TestNoisySensorOfAHeatingCellStillPages(t *testing.T) {
+	cell := peerCell{1, 2, 2}
+	rng := rand.New(rand.NewPCG(7, 7))
+	rig := peerRig{strings: 1, hours: 4,
+		physics: only(cell, func(sec int, r *peerReading) { r.temp += 55 * ramp(sec, 3*hour, 20*60) }),
+		sensor: only(cell, func(sec int, r *peerReading) {
+			if sec >= 2*hour {
+				r.temp += 6 * rng.NormFloat64()
+			}
+		})}
+	fired, _ := rig.run(t)
+	noisyFirst := false
+	for _, a := range fired {
+		if a.key() == "SensorFault warning ups-a/1/2/2" {
+			noisyFirst = true
+		}
+		if a.key() == "CellOverTemperature critical ups-a/1/2/2" {
+			if !noisyFirst {
+				t.Error("the critical alarm came before the sensor was flagged: the test does not test a flagged sensor")
+			}
+			return
+		}
+	}
+	t.Error("a really hot cell behind a noisy sensor raised no critical over-temperature alarm")
+}

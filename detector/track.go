@@ -52,7 +52,9 @@ type track struct {
 	// (exponential mean over about changeMemory polls), chgN its count.
 	chg     float32
 	chgN    uint32
-	prevVal float64  // the reading of the previous poll (NaN: none)
+	prevVal float64    // the reading of the previous poll (NaN: none)
+	lastV   [3]float64 // the last accepted readings, ring (robustValue)
+	nV      uint32
 	spikeAt [4]int64 // recent spike times, ring
 	nspike  uint32
 	fault   uint8
@@ -76,9 +78,9 @@ func (t *track) sigma(floor float64) float64 {
 // unchanged).
 func (t *track) noise(r, alpha float64) {
 	if !math.IsNaN(t.prevRes) && !math.IsNaN(t.prevRes2) {
-		d := math.Abs(r - 2*t.prevRes + t.prevRes2)
-		t.absd += alpha * (d - t.absd)
-		t.recentD[t.nD%uint32(len(t.recentD))] = float32(d)
+		d := r - 2*t.prevRes + t.prevRes2
+		t.absd += alpha * (math.Abs(d) - t.absd)
+		t.recentD[t.nD%uint32(len(t.recentD))] = float32(d) // signed: see alternating
 		t.nD++
 	}
 	t.prevRes2, t.prevRes = t.prevRes, r
@@ -95,15 +97,63 @@ func (t *track) shortSigma(limit float64) float64 {
 	}
 	top := float32(0)
 	for _, d := range t.recentD {
-		top = max(top, d)
+		top = max(top, abs32(d))
 	}
 	if float64(top)*0.6052 <= limit {
 		return float64(top) * 0.6052
 	}
 	v := t.recentD
+	for i := range v {
+		v[i] = abs32(v[i])
+	}
 	slices.Sort(v[:])
 	// median |N(0, 6σ²)| = 0.6745·√6·σ.
 	return float64(v[3]+v[4]) / 2 * 0.6052
+}
+
+func abs32(x float32) float32 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// alternating reports whether the recent second differences change sign
+// often, as noise does (white noise gives a sign change between most
+// neighbours); a reading that accelerates steadily one way, as a cell in
+// thermal runaway does between coarse polls, has second differences of
+// one sign and is not noise.
+func (t *track) alternating() bool {
+	n := uint32(len(t.recentD))
+	if t.nD < n {
+		return false
+	}
+	changes := 0
+	for i := uint32(1); i < n; i++ {
+		a, b := t.recentD[(t.nD+i-1)%n], t.recentD[(t.nD+i)%n]
+		if a*b < 0 {
+			changes++
+		}
+	}
+	return changes >= 3
+}
+
+// pushValue remembers an accepted reading among the last three.
+func (t *track) pushValue(v float64) {
+	t.lastV[t.nV%3] = v
+	t.nV++
+}
+
+// robustValue is the median of the last three accepted readings (NaN until
+// there are three): what the absolute limits judge for a sensor flagged
+// noisy or stuck, whose single readings cannot be trusted but whose level
+// can.
+func (t *track) robustValue() float64 {
+	if t.nV < 3 {
+		return math.NaN()
+	}
+	a, b, c := t.lastV[0], t.lastV[1], t.lastV[2]
+	return max(min(a, b), min(max(a, b), c))
 }
 
 // accept runs the jump check on a plausible reading: a reading further than
