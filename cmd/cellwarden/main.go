@@ -128,6 +128,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	mread.Flag("rtu-over-tcp", "The endpoint is a gateway passing raw Modbus RTU frames over TCP.").BoolVar(&mro.rtuOverTCP)
 
 	serveCmd, sro := addServe(app)
+	auditCmd, ao := addAudit(app)
 
 	cmd, err := app.Parse(joinDashValues(args))
 	if terminated >= 0 {
@@ -170,6 +171,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runServe(sro, logger)
 	case demo.FullCommand():
 		err = runDemo(do, stdout, stderr, logger.Named("demo"))
+	case auditCmd.FullCommand():
+		err = runAudit(ao, stdout, stderr)
 	}
 	if err != nil {
 		if e, ok := err.(exitError); ok {
