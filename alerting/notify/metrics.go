@@ -15,6 +15,7 @@ type Metrics struct {
 	requests       *prometheus.CounterVec
 	requestsFailed *prometheus.CounterVec
 	latency        *prometheus.HistogramVec
+	outboxErrors   prometheus.Counter
 
 	queueDesc, groupsDesc, entriesDesc, capacityDesc, sizeDesc *prometheus.Desc
 
@@ -42,6 +43,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from queueing a notification to its delivery, by receiver.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600}},
 			[]string{"receiver"}),
+		outboxErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "cellwarden_outbox_write_errors_total",
+			Help: "Outbox writes that failed (a full disk, an I/O error): queueing a notification or recording a change (kept in memory and retried every second), or removing a delivered notification (sent again)."}),
 		queueDesc: prometheus.NewDesc("cellwarden_notification_queue_length",
 			"Notifications in the outbox waiting for delivery, by receiver.", []string{"receiver"}, nil),
 		groupsDesc: prometheus.NewDesc("cellwarden_alert_groups",
@@ -87,7 +90,7 @@ func (m *Metrics) detach(n *Notifier) {
 
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, c := range []prometheus.Collector{m.created, m.sent, m.failed, m.requests, m.requestsFailed, m.latency} {
+	for _, c := range []prometheus.Collector{m.created, m.sent, m.failed, m.requests, m.requestsFailed, m.latency, m.outboxErrors} {
 		c.Describe(ch)
 	}
 	for _, d := range []*prometheus.Desc{m.queueDesc, m.groupsDesc, m.entriesDesc, m.capacityDesc, m.sizeDesc} {
@@ -97,7 +100,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
-	for _, c := range []prometheus.Collector{m.created, m.sent, m.failed, m.requests, m.requestsFailed, m.latency} {
+	for _, c := range []prometheus.Collector{m.created, m.sent, m.failed, m.requests, m.requestsFailed, m.latency, m.outboxErrors} {
 		c.Collect(ch)
 	}
 	m.mu.Lock()

@@ -73,6 +73,10 @@ type Notifier struct {
 	groups      map[string]*group // by group key
 	lastDropped map[string]uint64
 	kick        chan struct{}
+	// unsaved are the groups whose last change could not be written to
+	// the outbox (a full disk): kept in memory and written, with the
+	// notifications due, by the scheduler's next successful flush.
+	unsaved map[string]bool
 
 	startOnce, stopOnce sync.Once
 	cancel              context.CancelFunc
@@ -103,7 +107,7 @@ type receiver struct {
 func New(cfg *Config, opts Options) (*Notifier, error) {
 	n := &Notifier{cfg: cfg, log: opts.Logger, m: opts.Metrics, client: opts.Client, userAgent: opts.UserAgent,
 		byName: map[string]*receiver{}, groups: map[string]*group{}, lastDropped: map[string]uint64{},
-		kick: make(chan struct{}, 1)}
+		kick: make(chan struct{}, 1), unsaved: map[string]bool{}}
 	if n.log == nil {
 		n.log = zap.NewNop()
 	}
@@ -227,6 +231,16 @@ func (n *Notifier) Shutdown(ctx context.Context) error {
 			n.cancel()
 			n.wg.Wait()
 		}
+		n.mu.Lock()
+		unsaved := len(n.unsaved)
+		n.mu.Unlock()
+		if unsaved > 0 {
+			// A last chance for changes a full disk kept in memory:
+			// queued now, they are delivered after the next start.
+			if _, err := n.flushDue(time.Now()); err != nil {
+				n.log.Error("Alert changes not written to the outbox are lost", zap.Int("groups", unsaved), zap.Error(err))
+			}
+		}
 		n.m.detach(n)
 		n.stopErr = n.ob.Close()
 	})
@@ -245,7 +259,11 @@ func (n *Notifier) queued() int {
 
 // Notify hands alert state changes (alerting.FromChange) to the
 // receivers. When it returns nil every change is on disk: in the groups
-// and, for groups due now, in queued notifications. A change that changes
+// and, for groups due now, in queued notifications. When the outbox cannot
+// be written (a full disk) it returns the error but keeps the changes in
+// memory; the scheduler writes them, and queues the notifications due,
+// once a write succeeds again (retried every second), so that nothing is
+// lost unless the process dies first. A change that changes
 // nothing (an alert reported firing again) is ignored. Notify is safe for
 // concurrent use; it is meant to be called by the goroutine that runs the
 // detector, once per batch of changes.
@@ -287,15 +305,29 @@ func (n *Notifier) Notify(alerts ...alerting.Alert) error {
 			}
 		}
 	}
-	return n.commit(now, touched)
+	err := n.commit(now, touched)
+	if err != nil {
+		// The scheduler retries the unsaved groups.
+		select {
+		case n.kick <- struct{}{}:
+		default:
+		}
+	}
+	return err
 }
 
 // commit flushes the due groups among gs, writes them and their
 // notifications in one transaction, and on success makes them the current
-// groups and wakes the senders and the scheduler. n.mu is held.
+// groups and wakes the senders and the scheduler. When the write fails,
+// gs as they were before the flush become the current groups, marked
+// unsaved, for the scheduler to write. n.mu is held.
 func (n *Notifier) commit(now time.Time, gs map[string]*group) error {
 	if len(gs) == 0 {
 		return nil
+	}
+	before := make(map[string]*group, len(gs))
+	for key, g := range gs {
+		before[key] = g.clone()
 	}
 	queued := map[*receiver]int{}
 	err := n.ob.Update(func(tx *outbox.Tx) error {
@@ -325,9 +357,15 @@ func (n *Notifier) commit(now time.Time, gs map[string]*group) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("notify: write to the outbox: %w", err)
+		n.m.outboxErrors.Inc()
+		for key, g := range before {
+			n.groups[key] = g
+			n.unsaved[key] = true
+		}
+		return fmt.Errorf("notify: write to the outbox (changes kept in memory, retried): %w", err)
 	}
 	for key, g := range gs {
+		delete(n.unsaved, key)
 		if len(g.Alerts) == 0 {
 			delete(n.groups, key)
 		} else {
@@ -410,8 +448,14 @@ func (n *Notifier) schedule(ctx context.Context) {
 				n.log.Error("Cannot flush alert groups; retrying", zap.Error(err))
 			}
 			lastErr, wait = err.Error(), time.Second
+		case lastErr != "":
+			n.log.Info("Alert groups written to the outbox again")
+			lastErr = ""
+			if !next.IsZero() {
+				wait = max(time.Until(next), 0)
+			}
 		case !next.IsZero():
-			lastErr, wait = "", max(time.Until(next), 0)
+			wait = max(time.Until(next), 0)
 		}
 		t.Reset(wait)
 		select {
@@ -423,8 +467,8 @@ func (n *Notifier) schedule(ctx context.Context) {
 	}
 }
 
-// flushDue flushes every group due at now and returns when the next one is
-// due (zero when none is).
+// flushDue flushes every group due at now, and writes the unsaved ones,
+// and returns when the next one is due (zero when none is).
 func (n *Notifier) flushDue(now time.Time) (time.Time, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -433,6 +477,8 @@ func (n *Notifier) flushDue(now time.Time) (time.Time, error) {
 	for key, g := range n.groups {
 		d := g.due(n.byName[g.Receiver])
 		switch {
+		case n.unsaved[key]:
+			due[key] = g.clone()
 		case d.IsZero():
 		case !d.After(now):
 			due[key] = g.clone()

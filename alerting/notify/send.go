@@ -91,6 +91,7 @@ func (n *Notifier) send(ctx context.Context, r *receiver) {
 			return
 		}
 		if err := n.ob.Ack(r.name, e.Seq); err != nil {
+			n.m.outboxErrors.Inc()
 			log.Error("Cannot remove a delivered notification from the outbox; it will be sent again", zap.Error(err))
 			if sleep(ctx, time.Second) != nil {
 				return
