@@ -65,6 +65,8 @@ type Engine struct {
 
 	stale staleTracker
 	stats Stats
+	age   *ageState // battery-age rules (nil: off)
+	maint map[telemetry.EntityID]bool // UPSs and strings under maintenance
 }
 
 // New returns an engine using reg to resolve entities and inv (may be nil)
@@ -95,6 +97,10 @@ func (e *Engine) setConfig(cfg Config, inv *inventory.Inventory) {
 func (e *Engine) Reconfigure(cfg Config, inv *inventory.Inventory) {
 	e.setConfig(cfg, inv)
 	e.stale.cfg = &e.cfg.TelemetryStale
+	if e.age != nil {
+		e.age.ev.SetInventory(inv)
+		e.age.dirty = true
+	}
 }
 
 // Stats returns the counts so far.
@@ -122,6 +128,9 @@ func (e *Engine) state(id telemetry.EntityID) *entityState {
 		st.known, st.level, st.self, st.parent, st.str, st.module = true, info.Level, id, info.Parent, info.String, info.Module
 		if st.level <= telemetry.LevelModule {
 			st.src = e.stale.add(id)
+		}
+		if st.level == telemetry.LevelString {
+			e.declareString(id)
 		}
 	}
 	return st
@@ -155,6 +164,8 @@ func (e *Engine) Observe(s telemetry.Sample, out []Change) []Change {
 		out = e.observeAmbient(s, out)
 	case telemetry.StringCurrentAmperes:
 		e.observeCurrent(s)
+	case telemetry.StringSOHRatio:
+		e.observeSOH(st, s)
 	}
 	return out
 }
@@ -165,5 +176,6 @@ func (e *Engine) Observe(s telemetry.Sample, out []Change) []Change {
 // been observed; the daemon ticks with its clock.
 func (e *Engine) Tick(now int64, out []Change) []Change {
 	out = e.closeQuietPolls(now, out)
+	out = e.tickAges(now, out)
 	return e.stale.tick(e, now, out)
 }

@@ -722,6 +722,9 @@ func (e *Engine) sensorStep(c *cellPeer, t int64, out []Change) []Change {
 		return out
 	}
 	faulty := c.temp.fault != 0 || c.volt.fault != 0
+	if faulty && !c.sensor.firing() && e.inMaintenance(&e.ents[c.id-1]) {
+		faulty = false // sensors unplugged for the work: no new SensorFault
+	}
 	if t < c.sensor.since { // polls close at their own time; keep the machine monotonic
 		t = c.sensor.since
 	}

@@ -221,6 +221,8 @@ func (t *staleTracker) tick(e *Engine, now int64, out []Change) []Change {
 		ownDeadline := s.own.deadline(t.cfg)
 		switch {
 		case s.firing != staleNone:
+		case (s.stale || now > ownDeadline) && e.inMaintenance(st):
+			// Under maintenance: silence is expected.
 		case s.stale && st.parent != 0 && t.of(&e.ents[st.parent-1]).stale:
 			// Covered by the parent's alert.
 		case s.stale:

@@ -8,6 +8,7 @@ import (
 	"github.com/cellwarden/cellwarden/alerting"
 	"github.com/cellwarden/cellwarden/detector"
 	"github.com/cellwarden/cellwarden/internal/inventory"
+	"github.com/cellwarden/cellwarden/internal/lifecycle"
 	"github.com/cellwarden/cellwarden/internal/telemetry"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -45,6 +46,7 @@ type Collector struct {
 	alerts, alertStart *prometheus.Desc
 
 	batteryInfo, manufactured, installed, warranty, endOfLife *prometheus.Desc
+	batteryState, batteryAcked, sohTrend, sohCrossing         *prometheus.Desc
 
 	up, lastSuccess, lastDuration, polls, skipped, errors *prometheus.Desc
 }
@@ -70,6 +72,10 @@ func NewCollector(s *Store) *Collector {
 		manufactured:  desc("battery_manufactured_timestamp_seconds", "Date of manufacture of the string's batteries (midnight UTC).", stringLabels...),
 		installed:     desc("battery_installed_timestamp_seconds", "Installation date of the string's batteries (midnight UTC).", stringLabels...),
 		warranty:      desc("battery_warranty_until_timestamp_seconds", "Last day of the batteries' warranty (midnight UTC).", stringLabels...),
+		batteryState:  desc("battery_lifecycle_state", "1 for the string's battery-age state (ok, soon, end_of_life, unknown), 0 for the others.", "ups", "string", "state"),
+		batteryAcked:  desc("battery_lifecycle_acknowledged", "1 while the string's age finding is acknowledged (owner and planned replacement).", stringLabels...),
+		sohTrend:      desc("battery_soh_trend_ratio_per_year", "Fitted state-of-health trend (Theil-Sen), ratio per year; negative when falling.", stringLabels...),
+		sohCrossing:   desc("battery_soh_limit_crossing_timestamp_seconds", "The day the state-of-health trend reaches the limit (midnight UTC).", stringLabels...),
 		endOfLife:     desc("battery_end_of_life_timestamp_seconds", "When the batteries reach end of life: the earlier of installation (or manufacture) plus design life and the vendor's replace_by date.", stringLabels...),
 		up:            desc("collector_up", "1 when the collector's last poll or connection worked.", healthLabels...),
 		lastSuccess:   desc("collector_last_success_timestamp_seconds", "When the collector last received data.", healthLabels...),
@@ -91,7 +97,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	for _, d := range []*prometheus.Desc{c.tempResidual, c.tempThreshold, c.tempOffset, c.tempRatio, c.tempSlope,
 		c.voltResidual, c.voltThreshold, c.voltOffset, c.voltRatio, c.sensorFault, c.learning, c.alerts, c.alertStart,
-		c.batteryInfo, c.manufactured, c.installed, c.warranty, c.endOfLife,
+		c.batteryInfo, c.manufactured, c.installed, c.warranty, c.endOfLife, c.batteryState, c.batteryAcked, c.sohTrend, c.sohCrossing,
 		c.up, c.lastSuccess, c.lastDuration, c.polls, c.skipped, c.errors} {
 		ch <- d
 	}
@@ -102,8 +108,9 @@ type snapshot struct {
 	values  map[valueKey]float64
 	scores  []detector.CellScore
 	alerts  map[alerting.Labels]time.Time
-	inv     *inventory.Inventory
-	health  []func() []CollectorHealth
+	inv      *inventory.Inventory
+	findings []lifecycle.Finding
+	health   []func() []CollectorHealth
 	strings map[[2]string]bool // (ups, string) with live readings
 }
 
@@ -113,7 +120,7 @@ func (s *Store) take() snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	snap := snapshot{values: make(map[valueKey]float64, len(s.values)), alerts: make(map[alerting.Labels]time.Time, len(s.alerts)),
-		inv: s.inv, health: slices.Clone(s.health), strings: map[[2]string]bool{}}
+		inv: s.inv, findings: s.findings, health: slices.Clone(s.health), strings: map[[2]string]bool{}}
 	live := map[telemetry.EntityID]bool{}
 	for k, r := range s.values {
 		if r.seen < cutoff {
@@ -192,6 +199,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 // collectBatteries exports the inventory's dates for every string it
 // names, and for the live strings of a UPS it describes as a whole.
 func (c *Collector) collectBatteries(snap snapshot, gauge func(*prometheus.Desc, float64, ...string)) {
+	if snap.findings != nil {
+		c.collectFindings(snap, gauge)
+		return
+	}
 	if snap.inv == nil {
 		return
 	}
@@ -213,6 +224,32 @@ func (c *Collector) collectBatteries(snap snapshot, gauge func(*prometheus.Desc,
 			c.warranty: b.WarrantyUntil, c.endOfLife: endOfLife(&b)} {
 			if !date.IsZero() {
 				gauge(d, seconds(date.Time()), k[0], k[1])
+			}
+		}
+	}
+}
+
+// collectFindings exports the battery-age verdicts: the dates they used,
+// the state, and the state-of-health trend.
+func (c *Collector) collectFindings(snap snapshot, gauge func(*prometheus.Desc, float64, ...string)) {
+	for i := range snap.findings {
+		f := &snap.findings[i]
+		b, _ := snap.inv.Effective(f.UPS, f.String)
+		gauge(c.batteryInfo, 1, f.UPS, f.String, b.Vendor, b.Model, b.Chemistry.String())
+		for d, date := range map[*prometheus.Desc]inventory.Date{c.manufactured: f.Manufactured.Date, c.installed: f.Installed.Date,
+			c.warranty: f.Warranty.Date, c.endOfLife: f.EndOfLife} {
+			if !date.IsZero() {
+				gauge(d, seconds(date.Time()), f.UPS, f.String)
+			}
+		}
+		for _, st := range []lifecycle.State{lifecycle.StateOK, lifecycle.StateSoon, lifecycle.StateEndOfLife, lifecycle.StateUnknown} {
+			gauge(c.batteryState, b2f(f.State == st), f.UPS, f.String, st.String())
+		}
+		gauge(c.batteryAcked, b2f(f.Ack != nil), f.UPS, f.String)
+		if f.SOH != nil && f.SOH.HasTrend {
+			gauge(c.sohTrend, f.SOH.SlopePerYear, f.UPS, f.String)
+			if !f.SOH.Crossing.IsZero() {
+				gauge(c.sohCrossing, seconds(f.SOH.Crossing.Time()), f.UPS, f.String)
 			}
 		}
 	}

@@ -13,12 +13,14 @@
 package metrics
 
 import (
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/cellwarden/cellwarden/alerting"
 	"github.com/cellwarden/cellwarden/detector"
 	"github.com/cellwarden/cellwarden/internal/inventory"
+	"github.com/cellwarden/cellwarden/internal/lifecycle"
 	"github.com/cellwarden/cellwarden/internal/telemetry"
 )
 
@@ -47,6 +49,9 @@ type Store struct {
 	alerts map[alerting.Labels]time.Time // firing → since
 	inv    *inventory.Inventory
 	health []func() []CollectorHealth
+	// findings are the battery-age verdicts (nil: export the inventory's
+	// dates instead).
+	findings []lifecycle.Finding
 }
 
 type valueKey struct {
@@ -135,6 +140,18 @@ func (s *Store) Alert(as ...alerting.Alert) {
 func (s *Store) SetInventory(inv *inventory.Inventory) {
 	s.mu.Lock()
 	s.inv = inv
+	s.mu.Unlock()
+}
+
+// SetFindings replaces the battery-age verdicts exported (the detector's
+// Engine.Findings, from the goroutine that runs the engine). With them the
+// battery dates are those the verdicts used (inventory, asset list, device
+// dates, policy defaults), and each string's state and state-of-health
+// trend are exported too.
+func (s *Store) SetFindings(fs []lifecycle.Finding) {
+	fs = slices.Clone(fs)
+	s.mu.Lock()
+	s.findings = fs
 	s.mu.Unlock()
 }
 

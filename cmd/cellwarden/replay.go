@@ -75,7 +75,11 @@ func runReplay(o replayOptions, stdout, stderr io.Writer, log *zap.Logger) error
 
 	log.Debug("replay started", zap.String("input", rd.Source()), zap.Bool("inventory", inv != nil))
 	w := alerting.NewNDJSONWriter(out)
-	res, readErr := replay(rd, detector.New(cfg.Detector, reg, inv), ndjsonSink(w, reg))
+	eng, err := cfg.Engine(reg, inv, !o.baseline)
+	if err != nil {
+		return err
+	}
+	res, readErr := replay(rd, eng, ndjsonSink(w, reg))
 	if err := w.Flush(); err != nil {
 		return fmt.Errorf("writing alerts: %w", err)
 	}

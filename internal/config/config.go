@@ -13,6 +13,8 @@ import (
 	"github.com/cellwarden/cellwarden/collector/mqtt"
 	"github.com/cellwarden/cellwarden/detector"
 	"github.com/cellwarden/cellwarden/internal/inventory"
+	"github.com/cellwarden/cellwarden/internal/lifecycle"
+	"github.com/cellwarden/cellwarden/internal/telemetry"
 	"github.com/cellwarden/cellwarden/internal/yamlstrict"
 )
 
@@ -27,6 +29,11 @@ type Config struct {
 	Collectors Collectors `yaml:"collectors"`
 	// Alerting says where notifications go (docs/alerting.md).
 	Alerting notify.Config `yaml:"alerting"`
+	// Assets is the path of an asset-list CSV with battery dates
+	// (docs/lifecycle.md), relative to the configuration file. Optional.
+	Assets string `yaml:"assets"`
+	// Lifecycle is the battery-age policy (docs/lifecycle.md).
+	Lifecycle lifecycle.Config `yaml:"lifecycle"`
 
 	// Source is the file the configuration was read from ("" for the
 	// built-in defaults).
@@ -43,7 +50,7 @@ type Collectors struct {
 
 // Default returns the configuration a user gets without a file.
 func Default() *Config {
-	return &Config{Detector: detector.DefaultConfig()}
+	return &Config{Detector: detector.DefaultConfig(), Lifecycle: lifecycle.DefaultConfig()}
 }
 
 // Load reads and validates the configuration file at path. Relative paths
@@ -74,11 +81,16 @@ func Parse(data []byte, source string) (*Config, error) {
 	modbus.ValidateCollectors(cfg.Collectors.Modbus, p, "collectors.modbus", base)
 	mqtt.ValidateCollectors(cfg.Collectors.MQTT, p, "collectors.mqtt", base)
 	cfg.Alerting.Validate(p, "alerting", base, nil)
+	cfg.Lifecycle.FillDefaults()
+	cfg.Lifecycle.Validate(p, "lifecycle")
 	if err := p.Errs().In(source); err != nil {
 		return nil, err
 	}
 	if cfg.Inventory != "" {
 		cfg.Inventory = resolve(source, cfg.Inventory)
+	}
+	if cfg.Assets != "" {
+		cfg.Assets = resolve(source, cfg.Assets)
 	}
 	return cfg, nil
 }
@@ -95,6 +107,25 @@ func (c *Config) LoadInventory(override string) (*inventory.Inventory, error) {
 		return nil, nil
 	}
 	return inventory.Load(path)
+}
+
+// Engine returns the detector of this configuration over reg and inv,
+// with the battery-age rules (the lifecycle policy and the asset list)
+// unless ages is false (the static baseline has none).
+func (c *Config) Engine(reg *telemetry.Registry, inv *inventory.Inventory, ages bool) (*detector.Engine, error) {
+	eng := detector.New(c.Detector, reg, inv)
+	if !ages {
+		return eng, nil
+	}
+	eng.SetLifecycle(c.Lifecycle)
+	if c.Assets != "" {
+		assets, err := lifecycle.LoadAssets(c.Assets)
+		if err != nil {
+			return nil, err
+		}
+		eng.Lifecycle().SetAssets(assets)
+	}
+	return eng, nil
 }
 
 func resolve(source, p string) string {

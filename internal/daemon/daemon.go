@@ -41,6 +41,7 @@ import (
 	"github.com/cellwarden/cellwarden/detector"
 	"github.com/cellwarden/cellwarden/internal/config"
 	"github.com/cellwarden/cellwarden/internal/inventory"
+	"github.com/cellwarden/cellwarden/internal/lifecycle"
 	"github.com/cellwarden/cellwarden/internal/telemetry"
 )
 
@@ -108,6 +109,8 @@ type daemon struct {
 	notifier *notify.Notifier
 	coll     *collectors
 	changes  []detector.Change
+	acks     *lifecycle.Store
+	ackSeen  string // the acknowledgements last handed to the engine
 	// snapDue: alerts changed since the last snapshot.
 	snapDue bool
 }
@@ -156,6 +159,14 @@ func Run(ctx context.Context, o Options) error {
 
 	d.eng = detector.New(cfg.Detector, d.reg, inv)
 	d.restore()
+	// The age rules start after the restore, so that they know the
+	// restored strings.
+	if d.acks, err = lifecycle.OpenStore(filepath.Join(o.StateDir, ackFile)); err != nil {
+		return fmt.Errorf("acknowledgements: %w", err)
+	}
+	if err := d.setLifecycle(cfg); err != nil {
+		return err
+	}
 	// Restored cells are exported as learned from the first poll on, not
 	// from the first score refresh.
 	d.store.SetScores(d.eng.CellScores)
@@ -228,6 +239,8 @@ func (d *daemon) loop(ctx context.Context, httpDone <-chan error) error {
 			}
 			if now.Sub(lastScores) >= 5*time.Second {
 				d.store.SetScores(d.eng.CellScores)
+				d.store.SetFindings(d.eng.Findings())
+				d.refreshAcks()
 				lastScores = now
 			}
 			d.countMQTT()
@@ -436,6 +449,10 @@ func (d *daemon) reload() error {
 	d.notifier = n
 	d.notifier.Start(context.Background())
 	d.eng.Reconfigure(cfg.Detector, inv)
+	if lerr := d.setLifecycle(cfg); lerr != nil && err == nil {
+		d.log.Error("configuration reload: the asset list could not be read; battery ages use the inventory", zap.Error(lerr))
+		err = lerr
+	}
 	d.store.SetInventory(inv)
 	d.cfg, d.inv = cfg, inv
 	d.coll = d.startCollectors(d.coll.parent, cfg)
@@ -446,6 +463,43 @@ func (d *daemon) reload() error {
 			zap.Int("modbus_devices", d.coll.fleet.Len()), zap.Int("mqtt_collectors", len(d.coll.mqtt)))
 	}
 	return err
+}
+
+// ackFile holds the acknowledgements of battery-age findings in the state
+// directory; `cellwarden acknowledge` and the HTTP API write it.
+const ackFile = "acknowledgements.json"
+
+// setLifecycle (re)configures the battery-age rules: the policy, the asset
+// list and the acknowledgements.
+func (d *daemon) setLifecycle(cfg *config.Config) error {
+	d.eng.SetLifecycle(cfg.Lifecycle)
+	var err error
+	if cfg.Assets != "" {
+		var assets []lifecycle.Asset
+		if assets, err = lifecycle.LoadAssets(cfg.Assets); err == nil {
+			d.eng.Lifecycle().SetAssets(assets)
+		}
+	}
+	d.ackSeen = ""
+	d.refreshAcks()
+	return err
+}
+
+// refreshAcks reads the acknowledgement store again and, when it changed,
+// has the next tick judge the battery ages with it.
+func (d *daemon) refreshAcks() {
+	acks, err := d.acks.List()
+	if err != nil {
+		d.log.Warn("acknowledgements unreadable; keeping the last ones", zap.String("path", d.acks.Path()), zap.Error(err))
+		return
+	}
+	seen := fmt.Sprint(acks)
+	if seen == d.ackSeen {
+		return
+	}
+	d.ackSeen = seen
+	d.eng.Lifecycle().SetAcknowledgements(acks)
+	d.eng.RecheckAges()
 }
 
 // requestReload asks the detector goroutine to reload and waits for the

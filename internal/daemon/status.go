@@ -194,6 +194,8 @@ func (d *daemon) buildPage(fams []*dto.MetricFamily, now time.Time) page {
 	ratio := map[cellKey]float64{}
 	installed := map[[2]string]float64{}
 	eol := map[[2]string]float64{}
+	verdict := map[[2]string]string{}
+	acked := map[[2]string]bool{}
 	for _, f := range fams {
 		for _, m := range f.GetMetric() {
 			l := labels(m)
@@ -212,6 +214,14 @@ func (d *daemon) buildPage(fams []*dto.MetricFamily, now time.Time) page {
 				installed[[2]string{k.ups, k.str}] = value(m)
 			case "cellwarden_battery_end_of_life_timestamp_seconds":
 				eol[[2]string{k.ups, k.str}] = value(m)
+			case "cellwarden_battery_lifecycle_state":
+				if value(m) == 1 {
+					verdict[[2]string{k.ups, k.str}] = l["state"]
+				}
+			case "cellwarden_battery_lifecycle_acknowledged":
+				if value(m) == 1 {
+					acked[[2]string{k.ups, k.str}] = true
+				}
 			}
 		}
 	}
@@ -223,6 +233,23 @@ func (d *daemon) buildPage(fams []*dto.MetricFamily, now time.Time) page {
 	}
 	p.UPSs, p.Strings = len(upss), len(p.Heat)
 	p.Batteries = batteries(installed, eol, now)
+	for i := range p.Batteries {
+		b := &p.Batteries[i]
+		k := [2]string{b.UPS, b.String}
+		switch verdict[k] { // the detector's verdict, when the age rules run
+		case "end_of_life":
+			b.State = "past end of life"
+		case "soon":
+			b.State = "end of life soon"
+		case "ok":
+			b.State = "ok"
+		case "unknown":
+			b.State = "unknown age"
+		}
+		if acked[k] {
+			b.State += " (acknowledged)"
+		}
+	}
 	p.NoTemperatures, p.NoBattery = len(temps) == 0, len(p.Batteries) == 0
 	return p
 }
