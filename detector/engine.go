@@ -65,7 +65,7 @@ type Engine struct {
 
 	stale staleTracker
 	stats Stats
-	age   *ageState // battery-age rules (nil: off)
+	age   *ageState                   // battery-age rules (nil: off)
 	maint map[telemetry.EntityID]bool // UPSs and strings under maintenance
 }
 

@@ -105,13 +105,13 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // snapshot is what one scrape exports, copied under the Store's lock.
 type snapshot struct {
-	values  map[valueKey]float64
-	scores  []detector.CellScore
-	alerts  map[alerting.Labels]time.Time
+	values   map[valueKey]float64
+	scores   []detector.CellScore
+	alerts   map[alerting.Labels]time.Time
 	inv      *inventory.Inventory
 	findings []lifecycle.Finding
 	health   []func() []CollectorHealth
-	strings map[[2]string]bool // (ups, string) with live readings
+	strings  map[[2]string]bool // (ups, string) with live readings
 }
 
 // take drops stale readings and copies what a scrape needs.
