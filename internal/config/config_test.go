@@ -33,6 +33,12 @@ func TestShippedExampleIsTheDefaults(t *testing.T) {
 	if !reflect.DeepEqual(cfg.Detector, detector.DefaultConfig()) {
 		t.Errorf("example detector config differs from the defaults:\n got  %+v\n want %+v", cfg.Detector, detector.DefaultConfig())
 	}
+	def := Default().Lifecycle
+	def.FillDefaults()
+	def.Validate(&yamlstrict.Problems{}, "lifecycle")
+	if got := cfg.Lifecycle; !reflect.DeepEqual(got, def) {
+		t.Errorf("example lifecycle config differs from the defaults:\n got  %+v\n want %+v", got, def)
+	}
 	if want := filepath.Join("..", "..", "deploy", "examples", "inventory.yml"); cfg.Inventory != want {
 		t.Errorf("inventory = %q, want %q (relative to the config file)", cfg.Inventory, want)
 	}
