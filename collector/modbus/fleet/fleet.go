@@ -41,8 +41,9 @@ type unit struct {
 	dev      *modbus.Device
 	ss       *sunspec.Device
 
-	mu     sync.Mutex
-	health modbus.Health // SunSpec only
+	mu       sync.Mutex
+	health   modbus.Health // SunSpec only
+	warranty time.Time     // SunSpec 802 WarrDt at the last poll
 }
 
 // linkKey identifies the connection a collector entry uses.
@@ -174,6 +175,7 @@ func (f *Fleet) runSunSpec(ctx context.Context, u *unit, reg *telemetry.Registry
 		h.Up = err == nil
 		if err == nil {
 			h.LastSuccess = start
+			u.warranty = u.ss.Warranty
 		} else {
 			kind := "other"
 			var re *modbus.ReadError
@@ -223,6 +225,32 @@ func (f *Fleet) Health() []Unit {
 		}
 		u.mu.Unlock()
 		out = append(out, Unit{Name: u.name, Health: h})
+	}
+	return out
+}
+
+// DeviceDate is a battery date a device reports about the batteries it
+// manages: SunSpec model 802's warranty expiry.
+type DeviceDate struct {
+	// Unit is the device's name; UPS the UPS its entry names.
+	Unit, UPS string
+	// Warranty is the warranty's last day.
+	Warranty time.Time
+}
+
+// Dates returns the battery dates the units reported at their last poll.
+func (f *Fleet) Dates() []DeviceDate {
+	var out []DeviceDate
+	for _, u := range f.units {
+		if u.ss == nil {
+			continue
+		}
+		u.mu.Lock()
+		w := u.warranty
+		u.mu.Unlock()
+		if !w.IsZero() {
+			out = append(out, DeviceDate{Unit: u.name, UPS: u.ss.UPS, Warranty: w})
+		}
 	}
 	return out
 }

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/cellwarden/cellwarden/collector/modbus"
+	"github.com/cellwarden/cellwarden/collector/modbus/sunspec"
 	"github.com/cellwarden/cellwarden/collector/mqtt/mosquittotest"
 	"github.com/cellwarden/cellwarden/internal/telemetry"
 	"github.com/cellwarden/cellwarden/internal/yamlstrict"
@@ -114,5 +115,61 @@ func TestFleetPollsEachUnitAndKeepsItsHealth(t *testing.T) {
 	}
 	if len(hot) == 0 || hot[0].Value != 31.5 || !hot[0].Timestamp().Equal(stamp) {
 		t.Errorf("cell 4's temperature: %+v, want 31.5 °C at %s", hot, stamp)
+	}
+}
+
+// A SunSpec BMS's model 802 says when its batteries' warranty ends: the
+// fleet hands that date on for the battery-age rules.
+func TestFleetReportsTheSunSpecWarranty(t *testing.T) {
+	img := []uint16{0x5375, 0x6E53} // "SunS"
+	for _, m := range []struct {
+		id uint16
+		in sunspec.Instance
+	}{
+		{sunspec.ModelCommon, sunspec.Instance{Strings: map[string]string{"Mn": "cellwarden", "Md": "SIM", "SN": "1"}, Values: map[string]float64{"DA": 1}}},
+		{sunspec.ModelBattery, sunspec.Instance{Values: map[string]float64{"AHRtg_SF": 0, "WHRtg_SF": 0, "WChaDisChaMax_SF": 0,
+			"SoC_SF": 0, "SoH_SF": 0, "V_SF": 0, "CellV_SF": 0, "A_SF": 0, "AMax_SF": 0, "W_SF": 0,
+			"WarrDt": 12676}}}, // 2034-09-15
+	} {
+		regs, err := sunspec.Encode(m.id, m.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img = append(img, regs...)
+	}
+	img = append(img, 0xFFFF, 0)
+	bank := modbus.NewBank(false)
+	bank.Set(1, 40000, img)
+	addr := mosquittotest.FreeAddr(t)
+	srv, err := sv.NewServer(&sv.ServerConfiguration{URL: "tcp://" + addr, Timeout: time.Minute, MaxClients: 4,
+		Logger: log.New(io.Discard, "", 0)}, bank)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	c := modbus.DefaultCollector()
+	c.Name, c.Address, c.Unit, c.UPS, c.Profile = "bank-1", addr, 1, "ups-s", "sunspec"
+	c.Interval, c.Timeout = yamlstrict.Duration(100*time.Millisecond), yamlstrict.Duration(80*time.Millisecond)
+	f := New([]modbus.CollectorConfig{c}, zap.NewNop(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f.Run(ctx, telemetry.NewRegistry(), func([]telemetry.Sample) {}, func(string, int) {})
+		f.Close()
+	}()
+	defer func() { cancel(); <-done }()
+	want := time.Date(2034, 9, 15, 0, 0, 0, 0, time.UTC)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		ds := f.Dates()
+		if len(ds) == 1 && ds[0].Warranty.Equal(want) && ds[0].UPS == "ups-s" && ds[0].Unit == "bank-1" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("device dates %+v, want the warranty to %s of ups-s from bank-1 (health %+v)", ds, want, f.Health())
+		}
 	}
 }

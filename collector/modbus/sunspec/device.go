@@ -24,6 +24,9 @@ type Device struct {
 	Log         *zap.Logger
 
 	models []ModelRef
+	// Warranty is the day the batteries' warranty expires as model 802
+	// WarrDt gave it at the last poll (zero when no model implements it).
+	Warranty time.Time
 }
 
 // read is the discovery's register reader, in blocks of at most 125.
@@ -86,7 +89,11 @@ func (d *Device) Poll(ctx context.Context) ([]Reading, error) {
 		m.Addr = ref.Addr
 		decoded = append(decoded, m)
 	}
-	readings, _, _ := Readings(decoded)
+	readings, warranty, ok := Readings(decoded)
+	d.Warranty = time.Time{}
+	if ok {
+		d.Warranty = warranty
+	}
 	return readings, nil
 }
 
