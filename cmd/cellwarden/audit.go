@@ -27,6 +27,7 @@ type auditOptions struct {
 	asOf, format, out                          string
 	strict                                     bool
 	now                                        func() time.Time
+	pre                                        preMaintOptions
 }
 
 // addAudit declares the audit command.
@@ -42,12 +43,20 @@ func addAudit(app *kingpin.Application) (*kingpin.CmdClause, *auditOptions) {
 	c.Flag("format", "Output format: "+strings.Join(lifecycle.Formats, ", ")+".").Default("table").EnumVar(&o.format, lifecycle.Formats...)
 	c.Flag("out", "Write the report to this file instead of standard output.").StringVar(&o.out)
 	c.Flag("strict", "Data problems (placeholder, conflicting or missing dates) and unknown states exit with status 1 too.").BoolVar(&o.strict)
+	addPreMaintenanceFlags(c, &o.pre)
 	return c, o
 }
 
 // runAudit runs the audit and returns its verdict as an exitError (nil
 // for status 0).
 func runAudit(o *auditOptions, stdout, stderr io.Writer) error {
+	if o.pre.ups != "" {
+		return runPreMaintenance(o, stdout, stderr)
+	}
+	if o.pre.url != "" {
+		fmt.Fprintln(stderr, "cellwarden audit: --url is for --pre-maintenance U")
+		return exitError{auditFailed}
+	}
 	rep, err := buildAudit(o, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "cellwarden audit: %v\n", err)

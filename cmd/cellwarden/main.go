@@ -129,6 +129,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	serveCmd, sro := addServe(app)
 	auditCmd, ao := addAudit(app)
+	lc := addLifecycleCommands(app)
 
 	cmd, err := app.Parse(joinDashValues(args))
 	if terminated >= 0 {
@@ -173,6 +174,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runDemo(do, stdout, stderr, logger.Named("demo"))
 	case auditCmd.FullCommand():
 		err = runAudit(ao, stdout, stderr)
+	default:
+		_, err = lc.run(cmd, stdout, stderr)
 	}
 	if err != nil {
 		if e, ok := err.(exitError); ok {

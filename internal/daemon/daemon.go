@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -111,6 +112,11 @@ type daemon struct {
 	changes  []detector.Change
 	acks     *lifecycle.Store
 	ackSeen  string // the acknowledgements last handed to the engine
+	maint    *lifecycle.MaintenanceStore
+	// maintOn: the maintenance windows last handed to the engine, by
+	// UPS/string; maintErr: the last read error, logged once.
+	maintOn  map[telemetry.Entity]lifecycle.Window
+	maintErr string
 	// snapDue: alerts changed since the last snapshot.
 	snapDue bool
 }
@@ -167,6 +173,8 @@ func Run(ctx context.Context, o Options) error {
 	if err := d.setLifecycle(cfg); err != nil {
 		return err
 	}
+	d.maint = lifecycle.NewMaintenanceStore(filepath.Join(o.StateDir, maintenanceFile))
+	d.refreshMaintenance()
 	// Restored cells are exported as learned from the first poll on, not
 	// from the first score refresh.
 	d.store.SetScores(d.eng.CellScores)
@@ -241,6 +249,8 @@ func (d *daemon) loop(ctx context.Context, httpDone <-chan error) error {
 				d.store.SetScores(d.eng.CellScores)
 				d.store.SetFindings(d.eng.Findings())
 				d.refreshAcks()
+				d.refreshMaintenance()
+				d.status.setFindings(d.eng.Findings())
 				lastScores = now
 			}
 			d.countMQTT()
@@ -500,6 +510,57 @@ func (d *daemon) refreshAcks() {
 	d.ackSeen = seen
 	d.eng.Lifecycle().SetAcknowledgements(acks)
 	d.eng.RecheckAges()
+}
+
+// maintenanceFile holds the maintenance windows in the state directory;
+// `cellwarden maintenance start|stop` writes it.
+const maintenanceFile = "maintenance.json"
+
+// refreshMaintenance reads the maintenance windows again and, when the set
+// active now changed (a window started, was stopped, changed or expired),
+// hands it to the engine, the status page and the log. A file that cannot
+// be read keeps the last set (logged once per distinct error).
+func (d *daemon) refreshMaintenance() {
+	now := time.Now() // windows are wall-clock times people set, not event time
+	ws, err := d.maint.Active(now)
+	if err != nil {
+		if msg := err.Error(); msg != d.maintErr {
+			d.maintErr = msg
+			d.log.Warn("maintenance windows unreadable; keeping the last ones", zap.String("path", d.maint.Path()), zap.Error(err))
+		}
+		return
+	}
+	d.maintErr = ""
+	on := make(map[telemetry.Entity]lifecycle.Window, len(ws))
+	for _, w := range ws {
+		on[w.Entity()] = w
+	}
+	if maps.Equal(on, d.maintOn) && d.maintOn != nil {
+		return
+	}
+	for ent, w := range d.maintOn {
+		if _, ok := on[ent]; !ok {
+			how := "stopped"
+			if !now.Before(w.Until) {
+				how = "expired"
+			}
+			d.log.Info("maintenance ended", zap.String("ups", w.UPS), zap.String("string", w.String), zap.String("by", w.By),
+				zap.Time("until", w.Until), zap.String("how", how))
+		}
+	}
+	for ent, w := range on {
+		if old, ok := d.maintOn[ent]; !ok || old != w {
+			d.log.Info("maintenance started", zap.String("ups", w.UPS), zap.String("string", w.String), zap.String("by", w.By),
+				zap.Time("until", w.Until), zap.String("reason", w.Reason))
+		}
+	}
+	d.maintOn = on
+	under := make([]telemetry.Entity, len(ws))
+	for i := range ws {
+		under[i] = ws[i].Entity()
+	}
+	d.eng.SetMaintenance(under)
+	d.status.setMaintenance(ws)
 }
 
 // requestReload asks the detector goroutine to reload and waits for the

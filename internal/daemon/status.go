@@ -16,6 +16,7 @@ import (
 
 	"github.com/cellwarden/cellwarden/alerting"
 	"github.com/cellwarden/cellwarden/internal/config"
+	"github.com/cellwarden/cellwarden/internal/lifecycle"
 	"github.com/cellwarden/cellwarden/internal/telemetry"
 )
 
@@ -29,6 +30,10 @@ type statusState struct {
 	shard     string
 	reloadErr string
 	started   time.Time
+	// maint: the active maintenance windows; acks: the acknowledgements
+	// covering battery-age findings, by UPS and string.
+	maint []lifecycle.Window
+	acks  map[[2]string]lifecycle.Ack
 }
 
 func newStatusState() *statusState {
@@ -42,6 +47,26 @@ func (s *statusState) setConfig(cfg *config.Config, sh Shard, err error) {
 	if err != nil {
 		s.reloadErr = err.Error()
 	}
+}
+
+// setMaintenance records the active maintenance windows.
+func (s *statusState) setMaintenance(ws []lifecycle.Window) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.maint = slices.Clone(ws)
+}
+
+// setFindings records who acknowledged which battery-age finding.
+func (s *statusState) setFindings(fs []lifecycle.Finding) {
+	acks := map[[2]string]lifecycle.Ack{}
+	for i := range fs {
+		if a := fs[i].Ack; a != nil {
+			acks[[2]string{fs[i].UPS, fs[i].String}] = *a
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.acks = acks
 }
 
 // alerts records alert changes.
@@ -103,6 +128,12 @@ type page struct {
 	Heat                      []heatString
 	Batteries                 []battery
 	NoTemperatures, NoBattery bool
+	Maintenance               []pageWindow
+}
+
+// pageWindow is an active maintenance window.
+type pageWindow struct {
+	UPS, String, By, Reason, Started, Until string
 }
 
 type pageAlert struct {
@@ -129,7 +160,10 @@ type heatCell struct {
 
 type battery struct {
 	UPS, String, Installed, EndOfLife, Age, State string
-	days                                          float64
+	// Ack says who acknowledged the finding and the planned replacement
+	// ("facilities-dc1, replacement planned 2026-05-15, until 2026-05-31").
+	Ack  string
+	days float64
 }
 
 // serveStatus renders the status page from the metrics registry (the same
@@ -186,6 +220,15 @@ func (d *daemon) buildPage(fams []*dto.MetricFamily, now time.Time) page {
 			p.Warning++
 		}
 	}
+	for _, w := range s.maint {
+		pw := pageWindow{UPS: w.UPS, String: w.String, By: w.By, Reason: w.Reason,
+			Started: w.Started.UTC().Format(time.RFC3339), Until: w.Until.UTC().Format(time.RFC3339)}
+		if pw.String == "" {
+			pw.String = "whole UPS"
+		}
+		p.Maintenance = append(p.Maintenance, pw)
+	}
+	acks := s.acks
 	s.mu.Unlock()
 	slices.SortFunc(p.Alerts, func(a, b pageAlert) int {
 		return cmp.Or(cmp.Compare(b.Severity, a.Severity), cmp.Compare(a.Entity, b.Entity), cmp.Compare(a.Name, b.Name))
@@ -248,6 +291,9 @@ func (d *daemon) buildPage(fams []*dto.MetricFamily, now time.Time) page {
 		}
 		if acked[k] {
 			b.State += " (acknowledged)"
+		}
+		if a, ok := acks[k]; ok {
+			b.Ack = fmt.Sprintf("%s, replacement planned %s, until %s", a.Owner, a.Planned, a.Expires)
 		}
 	}
 	p.NoTemperatures, p.NoBattery = len(temps) == 0, len(p.Batteries) == 0

@@ -160,24 +160,33 @@ func (s *Store) Path() string { return s.path }
 // List returns every stored acknowledgement, expired ones included,
 // sorted by UPS, string and state.
 func (s *Store) List() ([]Ack, error) {
-	data, err := os.ReadFile(s.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read acknowledgements: %w", err)
-	}
 	var f ackFile
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("%s: %w", s.path, err)
+	if found, err := readStrict(s.path, &f); !found || err != nil {
+		return nil, err
 	}
 	if f.Version != 1 {
 		return nil, fmt.Errorf("%s: version %d is not 1", s.path, f.Version)
 	}
 	sortAcks(f.Acknowledgements)
 	return f.Acknowledgements, nil
+}
+
+// readStrict decodes the JSON file at path into v, refusing unknown
+// fields; found is false, and v untouched, when the file does not exist.
+func readStrict(path string, v any) (found bool, err error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", path, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return true, fmt.Errorf("%s: %w", path, err)
+	}
+	return true, nil
 }
 
 func sortAcks(acks []Ack) {
@@ -240,25 +249,37 @@ func (s *Store) Prune(day Date) (int, error) {
 // update applies change to the stored list under the lock and writes the
 // result atomically.
 func (s *Store) update(change func([]Ack) []Ack) error {
-	unlock, err := lockFile(s.path + ".lock")
+	return locked(s.path, func() error {
+		acks, err := s.List()
+		if err != nil {
+			return err
+		}
+		acks = change(acks)
+		sortAcks(acks)
+		if acks == nil {
+			acks = []Ack{}
+		}
+		return writeJSON(s.path, ackFile{Version: 1, Acknowledgements: acks})
+	})
+}
+
+// locked runs fn under an exclusive lock on path.lock.
+func locked(path string, fn func() error) error {
+	unlock, err := lockFile(path + ".lock")
 	if err != nil {
-		return fmt.Errorf("lock acknowledgements: %w", err)
+		return fmt.Errorf("lock %s: %w", path, err)
 	}
 	defer unlock()
-	acks, err := s.List()
+	return fn()
+}
+
+// writeJSON writes v, indented, atomically to path.
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	acks = change(acks)
-	sortAcks(acks)
-	if acks == nil {
-		acks = []Ack{}
-	}
-	data, err := json.MarshalIndent(ackFile{Version: 1, Acknowledgements: acks}, "", "  ")
-	if err != nil {
-		return err
-	}
-	return writeAtomic(s.path, append(data, '\n'))
+	return writeAtomic(path, append(data, '\n'))
 }
 
 // writeAtomic writes data to path through a synced temporary file in the
