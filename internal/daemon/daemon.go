@@ -111,8 +111,11 @@ type daemon struct {
 	coll     *collectors
 	changes  []detector.Change
 	acks     *lifecycle.Store
-	ackSeen  string // the acknowledgements last handed to the engine
-	maint    *lifecycle.MaintenanceStore
+	// deviceDates are the device-reported dates already observed, by
+	// source.
+	deviceDates map[string]inventory.Date
+	ackSeen     string // the acknowledgements last handed to the engine
+	maint       *lifecycle.MaintenanceStore
 	// maintOn: the maintenance windows last handed to the engine, by
 	// UPS/string; maintErr: the last read error, logged once.
 	maintOn  map[telemetry.Entity]lifecycle.Window
@@ -249,6 +252,7 @@ func (d *daemon) loop(ctx context.Context, httpDone <-chan error) error {
 				d.store.SetScores(d.eng.CellScores)
 				d.store.SetFindings(d.eng.Findings())
 				d.refreshAcks()
+				d.observeDeviceDates()
 				d.refreshMaintenance()
 				d.status.setFindings(d.eng.Findings())
 				lastScores = now
@@ -520,6 +524,29 @@ const maintenanceFile = "maintenance.json"
 // active now changed (a window started, was stopped, changed or expired),
 // hands it to the engine, the status page and the log. A file that cannot
 // be read keeps the last set (logged once per distinct error).
+// observeDeviceDates hands the battery dates the devices report (SunSpec
+// 802 WarrDt) to the battery-age rules, which weigh them against the
+// inventory's and report disagreements.
+func (d *daemon) observeDeviceDates() {
+	c := d.running.Load()
+	if c == nil || d.eng.Lifecycle() == nil {
+		return
+	}
+	for _, dd := range c.fleet.Dates() {
+		obs := lifecycle.DateObservation{UPS: dd.UPS, Field: lifecycle.FieldWarrantyUntil,
+			Date: inventory.DateOf(dd.Warranty), Source: "modbus " + dd.Unit + " SunSpec 802 WarrDt"}
+		if d.deviceDates[obs.Source] == obs.Date {
+			continue
+		}
+		if d.deviceDates == nil {
+			d.deviceDates = map[string]inventory.Date{}
+		}
+		d.deviceDates[obs.Source] = obs.Date
+		d.eng.Lifecycle().ObserveDate(obs)
+		d.eng.RecheckAges()
+	}
+}
+
 func (d *daemon) refreshMaintenance() {
 	now := time.Now() // windows are wall-clock times people set, not event time
 	ws, err := d.maint.Active(now)
