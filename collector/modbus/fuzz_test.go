@@ -17,6 +17,8 @@ func FuzzParseMap(f *testing.F) {
 		f.Add(data, uint16(7))
 	}
 	f.Add([]byte("points:\n  - {name: v, address: 65535, type: uint32, metric: string_voltage_volts}\n"), uint16(1))
+	f.Add([]byte("name: d\npoints:\n  - {name: w, address: 7, type: uint32, date: warranty_until, date_format: yyyymmdd}\n"+
+		"  - {name: m, address: 9, type: uint16, date: manufactured, date_format: yymmdd, sentinels: [65535]}\n"), uint16(0x0133))
 	f.Fuzz(func(t *testing.T, data []byte, fill uint16) {
 		m, err := ParseMap(data, "fuzz.yaml")
 		if err != nil {

@@ -1,7 +1,8 @@
 // Package modbus reads battery management systems over Modbus. This file
 // holds the declarative register maps: which registers hold which
 // telemetry, in which type, byte and word order, scale and offset, with
-// per-cell arrays, sentinel values meaning "no reading", and alarm bits.
+// per-cell arrays, sentinel values meaning "no reading", alarm bits, and
+// battery dates (manufactured, installed, warranty, replace-by).
 // A map decodes a register dump into readings without any I/O, so every
 // profile is tested against golden vectors.
 package modbus
@@ -11,7 +12,9 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/cellwarden/cellwarden/internal/lifecycle"
 	"github.com/cellwarden/cellwarden/internal/telemetry"
 	"github.com/cellwarden/cellwarden/internal/yamlstrict"
 )
@@ -58,7 +61,25 @@ type Point struct {
 	Array *Array `yaml:"array"`
 	// Alarms name the bits of a bitfield16.
 	Alarms []Alarm `yaml:"alarms"`
+	// Date makes the point a battery date instead of a metric: one of
+	// the lifecycle fields (manufactured, installed, warranty_until,
+	// replace_by), written in DateFormat (see dateFormats). A raw 0 or a
+	// sentinel means "not set".
+	Date       string `yaml:"date"`
+	DateFormat string `yaml:"date_format"`
 }
+
+// dateFormats are the encodings of a date point, with the integer types
+// each may be read as.
+var dateFormats = map[string][]string{
+	"days_since_2000": {"int16", "uint16", "int32", "uint32"}, // as SunSpec 802 WarrDt
+	"unix_seconds":    {"uint32"},
+	"yyyymmdd":        {"uint32"},           // 20140915
+	"yymmdd":          {"uint16", "uint32"}, // 140915: 2014-09-15 (years 2000..2099)
+}
+
+// dateFormatNames lists the date formats for messages.
+const dateFormatNames = "days_since_2000, unix_seconds, yyyymmdd or yymmdd"
 
 // Array describes a per-cell or per-module block.
 type Array struct {
@@ -163,9 +184,10 @@ func (p *Point) validate(pr *yamlstrict.Problems, path string) {
 			pr.Add(yamlstrict.Key(path, "array"), nil, "only cell- and module-level metrics have arrays")
 		}
 	}
-	if p.Metric == "" && len(p.Alarms) == 0 && p.Name == "" {
-		pr.Add(path, nil, "a point needs a metric, alarms or at least a name")
+	if p.Metric == "" && len(p.Alarms) == 0 && p.Name == "" && p.Date == "" {
+		pr.Add(path, nil, "a point needs a metric, alarms, a date or at least a name")
 	}
+	p.validateDate(pr, path)
 	if len(p.Alarms) > 0 && p.Type != "bitfield16" {
 		pr.Add(yamlstrict.Key(path, "alarms"), nil, "alarms need type bitfield16")
 	}
@@ -191,6 +213,36 @@ func (p *Point) validate(pr *yamlstrict.Problems, path string) {
 	}
 }
 
+// validateDate checks the date and date_format keys of a point.
+func (p *Point) validateDate(pr *yamlstrict.Problems, path string) {
+	if p.Date == "" {
+		if p.DateFormat != "" {
+			pr.Add(yamlstrict.Key(path, "date_format"), p.DateFormat, "needs date (which battery date the point holds)")
+		}
+		return
+	}
+	if _, ok := lifecycle.ParseField(p.Date); !ok {
+		pr.Add(yamlstrict.Key(path, "date"), p.Date, "must be manufactured, installed, warranty_until or replace_by")
+	}
+	types, ok := dateFormats[p.DateFormat]
+	switch {
+	case p.DateFormat == "":
+		pr.Add(yamlstrict.Key(path, "date_format"), nil, "is required with date: %s", dateFormatNames)
+	case !ok:
+		pr.Add(yamlstrict.Key(path, "date_format"), p.DateFormat, "must be %s", dateFormatNames)
+	case !slices.Contains(types, p.Type):
+		pr.Add(yamlstrict.Key(path, "type"), p.Type, "a %s date is read as %s", p.DateFormat, strings.Join(types, " or "))
+	}
+	for _, k := range []struct {
+		key string
+		set bool
+	}{{"metric", p.Metric != ""}, {"array", p.Array != nil}, {"alarms", len(p.Alarms) > 0}, {"scale", p.Scale != 0}, {"offset", p.Offset != 0}} {
+		if k.set {
+			pr.Add(yamlstrict.Key(path, k.key), nil, "does not apply to a date point")
+		}
+	}
+}
+
 // Reading is one decoded value: a metric of an entity below the device's
 // string (Module and Cell empty above their level).
 type Reading struct {
@@ -212,11 +264,22 @@ type AlarmState struct {
 // not read (or their block failed).
 type Registers map[uint16]uint16
 
+// DecodedDate is a battery date a date point holds.
+type DecodedDate struct {
+	Field string    // the lifecycle field: "warranty_until"
+	Date  time.Time // midnight UTC of the day
+	Point string    // the point's name, for messages
+	Addr  uint16    // the register, for messages
+}
+
 // Decoded is what a map makes of a dump.
 type Decoded struct {
 	Readings []Reading
 	Alarms   []AlarmState
 	Strings  map[string]string // identity points (serials, versions)
+	// Dates are the date points that hold a date; those reading 0, a
+	// sentinel or no valid day are left out.
+	Dates []DecodedDate
 	// Missing counts elements whose registers were not in the dump.
 	Missing int
 }
@@ -251,6 +314,13 @@ func (m *Map) Decode(regs Registers) Decoded {
 				}
 				continue
 			}
+			if p.Date != "" {
+				raw := decodeNumber(p.Type, words, bo, wo)
+				if t, ok := decodeDate(p.DateFormat, raw); ok && !slices.Contains(p.Sentinels, raw) {
+					d.Dates = append(d.Dates, DecodedDate{Field: p.Date, Date: t, Point: p.Name, Addr: addr})
+				}
+				continue
+			}
 			if p.Metric == "" {
 				continue
 			}
@@ -273,6 +343,43 @@ func (m *Map) Decode(regs Registers) Decoded {
 		}
 	}
 	return d
+}
+
+// dateEpoch is day 0 of days_since_2000 (SunSpec 802 WarrDt's epoch).
+var dateEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// decodeDate turns a date point's raw value into the day it names
+// (midnight UTC); false for 0 ("not set"), a negative value, or digits
+// that name no day (20141332).
+func decodeDate(format string, raw float64) (time.Time, bool) {
+	if raw <= 0 || raw != math.Trunc(raw) {
+		return time.Time{}, false
+	}
+	n := int64(raw)
+	switch format {
+	case "days_since_2000":
+		return dateEpoch.AddDate(0, 0, int(n)), true
+	case "unix_seconds":
+		t := time.Unix(n, 0).UTC()
+		return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC), true
+	case "yyyymmdd":
+		return civilDate(n/10000, n/100%100, n%100)
+	case "yymmdd":
+		if n > 991231 {
+			return time.Time{}, false
+		}
+		return civilDate(2000+n/10000, n/100%100, n%100)
+	}
+	return time.Time{}, false
+}
+
+// civilDate returns the day y-m-d, or false when there is no such day.
+func civilDate(y, m, d int64) (time.Time, bool) {
+	if y < 1 || y > 9999 || m < 1 || m > 12 || d < 1 || d > 31 {
+		return time.Time{}, false
+	}
+	t := time.Date(int(y), time.Month(m), int(d), 0, 0, 0, 0, time.UTC)
+	return t, t.Day() == int(d) // 2015-02-29 would be March 1
 }
 
 // scaled applies a scale. Decimal scales (0.1, 0.01, ...) divide by the

@@ -143,6 +143,65 @@ func TestStringPoint(t *testing.T) {
 	}
 }
 
+// Date points in every format, read from hand-made register vectors: the
+// day each names, and "not set" for 0, a sentinel or digits that name no
+// day.
+func TestDatePoints(t *testing.T) {
+	tests := []struct {
+		name, point string
+		regs        Registers
+		want        string // "" for not set
+	}{
+		{"days since 2000 as SunSpec", "type: uint16, date_format: days_since_2000", Registers{0: 12676}, "2034-09-15"},
+		{"days since 2000, 32 bits lsw first", "type: uint32, word_order: lsw_first, date_format: days_since_2000", Registers{0: 12676, 1: 0}, "2034-09-15"},
+		{"unix seconds", "type: uint32, date_format: unix_seconds", Registers{0: 1410739200 >> 16, 1: 1410739200 & 0xFFFF}, "2014-09-15"},
+		{"unix seconds late in the day is that day (UTC)", "type: uint32, date_format: unix_seconds",
+			Registers{0: 1410825599 >> 16, 1: 1410825599 & 0xFFFF}, "2014-09-15"},
+		{"yyyymmdd", "type: uint32, date_format: yyyymmdd", Registers{0: 20140915 >> 16, 1: 20140915 & 0xFFFF}, "2014-09-15"},
+		{"yyyymmdd leap day", "type: uint32, date_format: yyyymmdd", Registers{0: 20160229 >> 16, 1: 20160229 & 0xFFFF}, "2016-02-29"},
+		{"yyyymmdd no such day", "type: uint32, date_format: yyyymmdd", Registers{0: 20150229 >> 16, 1: 20150229 & 0xFFFF}, ""},
+		{"yyyymmdd month 13", "type: uint32, date_format: yyyymmdd", Registers{0: 20141315 >> 16, 1: 20141315 & 0xFFFF}, ""},
+		{"yymmdd in 32 bits", "type: uint32, date_format: yymmdd", Registers{0: 140915 >> 16, 1: 140915 & 0xFFFF}, "2014-09-15"},
+		{"yymmdd in 16 bits, little-endian bytes", "type: uint16, byte_order: little, date_format: yymmdd", Registers{0: 0x9BEB}, "2006-03-15"}, // 0xEB9B = 60315
+		{"zero is not set", "type: uint16, date_format: days_since_2000", Registers{0: 0}, ""},
+		{"a sentinel is not set", "type: uint16, date_format: days_since_2000, sentinels: [65535]", Registers{0: 65535}, ""},
+		{"negative days are not set", "type: int16, date_format: days_since_2000", Registers{0: 0xFFFF}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := ParseMap([]byte("name: t\npoints:\n  - {name: d, address: 0, date: warranty_until, "+tt.point+"}\n"), "t.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := m.Decode(tt.regs)
+			got := ""
+			if len(d.Dates) == 1 && d.Dates[0].Field == "warranty_until" && d.Dates[0].Addr == 0 {
+				got = d.Dates[0].Date.Format("2006-01-02")
+			}
+			if got != tt.want || len(d.Dates) > 1 || len(d.Readings) != 0 {
+				t.Errorf("dates %+v, readings %+v; want %q", d.Dates, d.Readings, tt.want)
+			}
+		})
+	}
+}
+
+// A map's date points are read with its metrics: the plan covers their
+// registers.
+func TestPlanIncludesDatePoints(t *testing.T) {
+	m, err := ParseMap([]byte(`name: t
+points:
+  - {name: v, address: 100, type: uint16, metric: string_voltage_volts}
+  - {name: installed, address: 300, type: uint32, date: installed, date_format: yyyymmdd}
+  - {name: made, address: 302, type: uint16, date: manufactured, date_format: yymmdd}
+`), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(m.Plan(0)); got != "[{100 1} {300 3}]" {
+		t.Errorf("blocks %s, want [{100 1} {300 3}]", got)
+	}
+}
+
 func TestPlanCoalescesWithin125(t *testing.T) {
 	m, err := Profile("soltaro_single_rack_vc")
 	if err != nil {
@@ -178,6 +237,20 @@ func TestBadMaps(t *testing.T) {
 			`t.yaml: points[0].alarms: alarms need type bitfield16 (line 3)`},
 		{"past the last register", "name: t\npoints:\n  - {name: x, address: 65535, type: uint32, metric: string_voltage_volts}\n",
 			`t.yaml: points[0].address: "65535" the point runs past register 65535 (line 3)`},
+		{"unknown date field", "name: t\npoints:\n  - {name: x, address: 0, type: uint16, date: commissioned, date_format: days_since_2000}\n",
+			`t.yaml: points[0].date: "commissioned" must be manufactured, installed, warranty_until or replace_by (line 3)`},
+		{"date without a format", "name: t\npoints:\n  - {name: x, address: 0, type: uint16, date: installed}\n",
+			`t.yaml: points[0].date_format: is required with date: days_since_2000, unix_seconds, yyyymmdd or yymmdd (line 3)`},
+		{"unknown date format", "name: t\npoints:\n  - {name: x, address: 0, type: uint16,\n     date: installed, date_format: ddmmyy}\n",
+			`t.yaml: points[0].date_format: "ddmmyy" must be days_since_2000, unix_seconds, yyyymmdd or yymmdd (line 4)`},
+		{"yyyymmdd in 16 bits", "name: t\npoints:\n  - {name: x, address: 0, type: uint16, date: installed, date_format: yyyymmdd}\n",
+			`t.yaml: points[0].type: "uint16" a yyyymmdd date is read as uint32 (line 3)`},
+		{"a date with a metric", "name: t\npoints:\n  - {name: x, address: 0, type: uint32, date: installed, date_format: unix_seconds,\n     metric: string_voltage_volts}\n",
+			`t.yaml: points[0].metric: does not apply to a date point (line 4)`},
+		{"a date scaled", "name: t\npoints:\n  - {name: x, address: 0, type: uint16, date: installed, date_format: yymmdd, scale: 0.1}\n",
+			`t.yaml: points[0].scale: does not apply to a date point (line 3)`},
+		{"a format without a date", "name: t\npoints:\n  - {name: x, address: 0, type: uint16, date_format: yymmdd}\n",
+			`t.yaml: points[0].date_format: "yymmdd" needs date (which battery date the point holds) (line 3)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

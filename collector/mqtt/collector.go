@@ -16,6 +16,7 @@
 package mqtt
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -25,6 +26,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +36,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"go.uber.org/zap"
 
+	"github.com/cellwarden/cellwarden/internal/lifecycle"
 	"github.com/cellwarden/cellwarden/internal/telemetry"
 )
 
@@ -102,9 +105,11 @@ type Collector struct {
 	health  Health
 	sources map[telemetry.EntityID]int64
 	limiter limiter
+	dates   map[dateKey]DeviceDate
 
 	// Scratch space of the consumer goroutine.
 	readings []Reading
+	dateRs   []DateReading
 	bad      []*DecodeError
 	samples  []telemetry.Sample
 }
@@ -120,7 +125,7 @@ func New(cfg CollectorConfig, reg *telemetry.Registry, log *zap.Logger) (*Collec
 	}
 	c := &Collector{cfg: cfg, reg: reg, log: log.With(zap.String("collector", cfg.Name)), now: time.Now,
 		queue: make(chan message, cfg.QueueSize), lost: make(chan error, 1),
-		sources: map[telemetry.EntityID]int64{}, limiter: limiter{every: time.Minute}}
+		sources: map[telemetry.EntityID]int64{}, limiter: limiter{every: time.Minute}, dates: map[dateKey]DeviceDate{}}
 	c.creds = credentials{cfg: &c.cfg, log: c.log}
 	if _, _, err := c.creds.read(); err != nil {
 		return nil, err
@@ -528,7 +533,7 @@ func (c *Collector) process(m message, emit func([]telemetry.Sample)) {
 		return
 	}
 	s := c.cfg.subs[si]
-	c.readings, c.bad = s.decode(&b, m.payload, m.recv, c.readings[:0], c.bad[:0])
+	c.readings, c.dateRs, c.bad = s.decode(&b, m.payload, m.recv, c.readings[:0], c.dateRs[:0], c.bad[:0])
 	c.samples = c.samples[:0]
 	var source telemetry.EntityID
 	noReading := 0
@@ -556,6 +561,14 @@ func (c *Collector) process(m message, emit func([]telemetry.Sample)) {
 	if source != 0 {
 		c.sources[source] = m.recv
 	}
+	for _, d := range c.dateRs {
+		k := dateKey{d.UPS, d.String, d.Field}
+		if _, seen := c.dates[k]; !seen && len(c.dates) >= maxDates {
+			c.bad = append(c.bad, decodeErr(ReasonBadDate, "%s: more than %d battery dates kept", d.Field, maxDates))
+			continue
+		}
+		c.dates[k] = DeviceDate{UPS: d.UPS, String: d.String, Field: d.Field, Date: d.Date, Source: "mqtt " + m.topic}
+	}
 	c.mu.Unlock()
 	if len(c.bad) > 0 {
 		c.reject(m.topic, si, c.bad)
@@ -563,6 +576,42 @@ func (c *Collector) process(m message, emit func([]telemetry.Sample)) {
 	if len(c.samples) > 0 {
 		emit(c.samples)
 	}
+}
+
+// maxDates bounds the battery dates a collector keeps, so that topics
+// naming ever new UPSs cannot grow memory without bound.
+const maxDates = 100000
+
+type dateKey struct {
+	ups, str string
+	field    lifecycle.Field
+}
+
+// DeviceDate is the latest battery date the messages carried for one UPS
+// (and string) and field.
+type DeviceDate struct {
+	// UPS and String name the battery; String empty for every string of
+	// the UPS.
+	UPS, String string
+	Field       lifecycle.Field
+	Date        lifecycle.Date
+	// Source is "mqtt " and the topic of the message that carried it.
+	Source string
+}
+
+// Dates returns the latest battery date of every UPS (and string) and
+// field, sorted by UPS, string and field.
+func (c *Collector) Dates() []DeviceDate {
+	c.mu.Lock()
+	out := make([]DeviceDate, 0, len(c.dates))
+	for _, d := range c.dates {
+		out = append(out, d)
+	}
+	c.mu.Unlock()
+	slices.SortFunc(out, func(a, b DeviceDate) int {
+		return cmp.Or(cmp.Compare(a.UPS, b.UPS), cmp.Compare(a.String, b.String), cmp.Compare(a.Field, b.Field))
+	})
+	return out
 }
 
 // reject counts rejected messages or readings by reason and template and

@@ -276,6 +276,40 @@ func TestBadPayloadsAreCountedAndSkipped(t *testing.T) {
 	}
 }
 
+// Battery dates reach Dates() with the topic they came from, the latest
+// per UPS, string and field; a bad date is counted and logged, and the
+// message's readings still arrive.
+func TestKeepsTheLatestBatteryDates(t *testing.T) {
+	b := startBroker(t, "", brokerOptions{})
+	cfg := parseCollector(t, collectorYAML(b.addr, "")+`      - topic: info/{ups}/{string}
+        fields:
+          - {path: soh, metric: string_soh_ratio}
+        dates:
+          - {path: installed, field: installed}
+          - {path: warranty, field: warranty_until}
+`)
+	r := runCollector(t, cfg, nil)
+	r.waitSubscribed(t)
+	b.publish(t, "info/ups-a/1", `{"soh":0.95,"installed":"2014-09-15","warranty":"2030-01-01"}`, 1)
+	b.publish(t, "info/ups-a/1", `{"soh":0.94,"installed":"2014-09-15","warranty":1915142400}`, 1) // 2030-09-09
+	b.publish(t, "info/ups-b/2", `{"soh":0.9,"installed":"the day we moved","warranty":null}`, 1)
+	waitFor(t, "three messages", func() bool { return r.sink.count() >= 3 })
+	var got []string
+	for _, d := range r.c.Dates() {
+		got = append(got, fmt.Sprintf("%s/%s %s %s from %s", d.UPS, d.String, d.Field, d.Date, d.Source))
+	}
+	want := []string{"ups-a/1 installed 2014-09-15 from mqtt info/ups-a/1", "ups-a/1 warranty_until 2030-09-09 from mqtt info/ups-a/1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("dates:\n got  %q\n want %q", got, want)
+	}
+	if n := r.c.Health().DecodeErrors["bad_date"]; n != 1 {
+		t.Errorf("bad dates counted %d, want 1", n)
+	}
+	if logs := logText(r.logs); !strings.Contains(logs, "reason:bad_date") || !strings.Contains(logs, "the day we moved") {
+		t.Errorf("logs lack the bad date:\n%s", logs)
+	}
+}
+
 // Repeats of one bad payload are logged once a minute, not per message,
 // and still counted.
 func TestBadPayloadLogsAreRateLimited(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/cellwarden/cellwarden/internal/lifecycle"
 	"github.com/cellwarden/cellwarden/internal/telemetry"
 	"github.com/cellwarden/cellwarden/internal/yamlstrict"
 )
@@ -112,6 +113,19 @@ type SubscriptionConfig struct {
 	IndexBase int `yaml:"index_base"`
 	// Fields map JSON values to metrics.
 	Fields []FieldConfig `yaml:"fields"`
+	// Dates map JSON values to battery dates of the topic's UPS and
+	// string, for the battery-age rules.
+	Dates []DateConfig `yaml:"dates"`
+}
+
+// DateConfig maps one JSON path (without [*]) to a battery date: text in
+// any format lifecycle.ParseDate reads, or a number of seconds since the
+// Unix epoch.
+type DateConfig struct {
+	Path string `yaml:"path"`
+	// Field is the lifecycle field: manufactured, installed,
+	// warranty_until or replace_by.
+	Field string `yaml:"field"`
 }
 
 // FieldConfig maps one JSON path to a metric.
@@ -358,6 +372,9 @@ func compileSubscription(sc *SubscriptionConfig, p *yamlstrict.Problems, sp stri
 		if len(sc.Fields) > 0 {
 			bad(key("fields"), nil, "apply to the json format, not to value")
 		}
+		if len(sc.Dates) > 0 {
+			bad(key("dates"), nil, "apply to the json format, not to value")
+		}
 		if sc.TimeField != "" {
 			bad(key("time_field"), sc.TimeField, "applies to the json format: a plain value takes its receive time")
 		}
@@ -394,9 +411,10 @@ func compileSubscription(sc *SubscriptionConfig, p *yamlstrict.Problems, sp stri
 				bad(key(k), v, "applies to the value format; json fields name their own")
 			}
 		}
-		if len(sc.Fields) == 0 {
-			bad(key("fields"), nil, "are required for the json format")
+		if len(sc.Fields) == 0 && len(sc.Dates) == 0 {
+			bad(key("fields"), nil, "are required for the json format (or dates)")
 		}
+		s.dates = compileDates(sc.Dates, bad, key("dates"))
 		if sc.TimeField != "" {
 			tp, err := parsePath(sc.TimeField)
 			if err == nil && tp.stars() > 0 {
@@ -449,6 +467,32 @@ func compileSubscription(sc *SubscriptionConfig, p *yamlstrict.Problems, sp stri
 		return nil
 	}
 	return s
+}
+
+// compileDates validates the dates of a json subscription.
+func compileDates(dcs []DateConfig, bad func(string, any, string, ...any), dp string) []dateField {
+	var out []dateField
+	seen := map[string]int{}
+	for j, dc := range dcs {
+		ep := yamlstrict.Index(dp, j)
+		f, fok := lifecycle.ParseField(dc.Field)
+		if !fok {
+			bad(yamlstrict.Key(ep, "field"), dc.Field, "must be manufactured, installed, warranty_until or replace_by")
+		} else if k, dup := seen[dc.Field]; dup {
+			bad(yamlstrict.Key(ep, "field"), dc.Field, "is also read by dates[%d]", k)
+		}
+		seen[dc.Field] = j
+		pp, err := parsePath(dc.Path)
+		switch {
+		case err != nil:
+			bad(yamlstrict.Key(ep, "path"), dc.Path, "%v", err)
+		case pp.stars() > 0:
+			bad(yamlstrict.Key(ep, "path"), dc.Path, "cannot contain [*]: a date belongs to the topic's UPS or string")
+		case fok:
+			out = append(out, dateField{text: dc.Path, path: pp, field: f})
+		}
+	}
+	return out
 }
 
 // badScale reports a scale that is zero, not finite or absurdly large.

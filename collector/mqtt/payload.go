@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cellwarden/cellwarden/internal/inventory"
+	"github.com/cellwarden/cellwarden/internal/lifecycle"
 	"github.com/cellwarden/cellwarden/internal/telemetry"
 )
 
@@ -20,6 +22,15 @@ type Reading struct {
 	Metric telemetry.Metric
 	Value  float64 // base unit; NaN for a JSON null ("no reading")
 	Time   int64   // Unix ns: the payload's timestamp or the receive time
+}
+
+// DateReading is a battery date a message carried.
+type DateReading struct {
+	// UPS and String the topic names (String empty: every string of the
+	// UPS).
+	UPS, String string
+	Field       lifecycle.Field
+	Date        lifecycle.Date
 }
 
 // Payload formats.
@@ -163,6 +174,13 @@ type field struct {
 	conv   conversion
 }
 
+// dateField is one compiled date mapping.
+type dateField struct {
+	text  string
+	path  path
+	field lifecycle.Field
+}
+
 // subscription is one compiled subscription: its template and how its
 // payloads decode.
 type subscription struct {
@@ -178,6 +196,7 @@ type subscription struct {
 	conv   conversion
 	// json format.
 	fields    []field
+	dates     []dateField
 	timePath  path // nil: receive time
 	timeUnit  int64
 	indexBase int
@@ -240,31 +259,41 @@ func truncate(e telemetry.Entity, l telemetry.Level) telemetry.Entity {
 	return e
 }
 
-// decode turns one message into readings appended to out; every reading or
-// message it rejects is appended to bad with its reason. A message always
-// yields at least one reading or one rejection.
-func (s *subscription) decode(b *[numSlots]string, payload []byte, recv int64, out []Reading, bad []*DecodeError) ([]Reading, []*DecodeError) {
+// decode turns one message into readings appended to out and battery
+// dates appended to dates; every reading, date or message it rejects is
+// appended to bad with its reason. A message always yields at least one
+// reading, date or rejection, unless it sets only dates to null or "".
+func (s *subscription) decode(b *[numSlots]string, payload []byte, recv int64,
+	out []Reading, dates []DateReading, bad []*DecodeError) ([]Reading, []DateReading, []*DecodeError) {
 	if len(payload) == 0 {
-		return out, append(bad, decodeErr(ReasonEmpty, "empty payload"))
+		return out, dates, append(bad, decodeErr(ReasonEmpty, "empty payload"))
 	}
 	base := s.entity(b)
+	if base.Level() != s.depth { // a topic level left empty: "val/u/1///cell_voltage_volts"
+		return out, dates, append(bad, decodeErr(ReasonBadIdentity, "the topic leaves its %s level empty", s.depth))
+	}
 	if s.format == formatValue {
-		return s.decodeValue(b, base, payload, recv, out, bad)
+		out, bad = s.decodeValue(b, base, payload, recv, out, bad)
+		return out, dates, bad
 	}
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
 	var doc any
 	if err := dec.Decode(&doc); err != nil {
-		return out, append(bad, decodeErr(ReasonInvalidJSON, "%v", err))
+		return out, dates, append(bad, decodeErr(ReasonInvalidJSON, "%v", err))
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return out, append(bad, decodeErr(ReasonInvalidJSON, "data after the JSON value"))
+		return out, dates, append(bad, decodeErr(ReasonInvalidJSON, "data after the JSON value"))
+	}
+	dates, bad = s.decodeDates(doc, truncate(base, telemetry.LevelString), dates, bad)
+	if len(s.fields) == 0 {
+		return out, dates, bad
 	}
 	t := recv
 	if s.timePath != nil {
 		var derr *DecodeError
 		if t, derr = s.payloadTime(doc); derr != nil {
-			return out, append(bad, derr)
+			return out, dates, append(bad, derr)
 		}
 	}
 	for i := range s.fields {
@@ -272,7 +301,88 @@ func (s *subscription) decode(b *[numSlots]string, payload []byte, recv int64, o
 		l := min(s.depth, f.metric.Level())
 		out, bad = s.walk(doc, f, f.path, truncate(base, l), l, t, out, bad)
 	}
-	return out, bad
+	return out, dates, bad
+}
+
+// decodeDates reads the subscription's dates from doc for the UPS and
+// string of e. A null or empty value is "not set"; text is read by
+// lifecycle.ParseDate, a number as seconds since the Unix epoch (the
+// day in UTC).
+func (s *subscription) decodeDates(doc any, e telemetry.Entity, dates []DateReading, bad []*DecodeError) ([]DateReading, []*DecodeError) {
+	if len(s.dates) > 0 && e.Validate() != nil {
+		return dates, append(bad, decodeErr(ReasonBadDate, "the topic names no valid UPS (and string) for its dates"))
+	}
+	for i := range s.dates {
+		f := &s.dates[i]
+		v, derr := follow(doc, f.text, f.path)
+		if derr != nil {
+			bad = append(bad, derr)
+			continue
+		}
+		var d lifecycle.Date
+		switch x := v.(type) {
+		case nil:
+			continue
+		case string:
+			if strings.TrimSpace(x) == "" {
+				continue
+			}
+			var err error
+			if d, err = lifecycle.ParseDate(x); err != nil {
+				bad = append(bad, decodeErr(ReasonBadDate, "%s: %q %v", f.text, shorten(x), err))
+				continue
+			}
+		case json.Number:
+			secs, err := strconv.ParseInt(string(x), 10, 64)
+			if err != nil || secs < 0 || secs > 253402300799 { // up to 9999-12-31
+				bad = append(bad, decodeErr(ReasonBadDate, "%s: %s is not a whole number of seconds since 1970 up to the year 9999", f.text, shorten(string(x))))
+				continue
+			}
+			if secs == 0 {
+				continue
+			}
+			d = inventory.DateOf(time.Unix(secs, 0).UTC())
+		default:
+			bad = append(bad, decodeErr(ReasonBadDate, "%s: %s is neither a date nor a number", f.text, jsonKind(v)))
+			continue
+		}
+		dates = append(dates, DateReading{UPS: e.UPS, String: e.String, Field: f.field, Date: d})
+	}
+	return dates, bad
+}
+
+// follow returns the value at p (a path without [*]) in v.
+func follow(v any, text string, p path) (any, *DecodeError) {
+	for _, st := range p {
+		var derr *DecodeError
+		if v, derr = st.in(v, text); derr != nil {
+			return nil, derr
+		}
+	}
+	return v, nil
+}
+
+// in returns the member or element st (a key or [N]) names in v; text is
+// the field's path, for messages.
+func (st step) in(v any, text string) (any, *DecodeError) {
+	if st.key != "" {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, decodeErr(ReasonWrongType, "%s: not an object at %q", text, st.key)
+		}
+		if v, ok = m[st.key]; !ok {
+			return nil, decodeErr(ReasonMissingField, "%s: no %q", text, st.key)
+		}
+		return v, nil
+	}
+	a, ok := v.([]any)
+	if !ok {
+		return nil, decodeErr(ReasonWrongType, "%s: not an array at [%d]", text, st.index)
+	}
+	if st.index >= len(a) {
+		return nil, decodeErr(ReasonMissingField, "%s: no element [%d]", text, st.index)
+	}
+	return a[st.index], nil
 }
 
 // walk follows p from v, binding one identity level per [*] below level l.
@@ -280,14 +390,6 @@ func (s *subscription) walk(v any, f *field, p path, e telemetry.Entity, l telem
 	out []Reading, bad []*DecodeError) ([]Reading, []*DecodeError) {
 	for i, st := range p {
 		switch {
-		case st.key != "":
-			m, ok := v.(map[string]any)
-			if !ok {
-				return out, append(bad, decodeErr(ReasonWrongType, "%s: not an object at %q", f.text, st.key))
-			}
-			if v, ok = m[st.key]; !ok {
-				return out, append(bad, decodeErr(ReasonMissingField, "%s: no %q", f.text, st.key))
-			}
 		case st.star:
 			rest := p[i+1:]
 			switch c := v.(type) {
@@ -317,14 +419,10 @@ func (s *subscription) walk(v any, f *field, p path, e telemetry.Entity, l telem
 			}
 			return out, bad
 		default:
-			a, ok := v.([]any)
-			if !ok {
-				return out, append(bad, decodeErr(ReasonWrongType, "%s: not an array at [%d]", f.text, st.index))
+			var derr *DecodeError
+			if v, derr = st.in(v, f.text); derr != nil {
+				return out, append(bad, derr)
 			}
-			if st.index >= len(a) {
-				return out, append(bad, decodeErr(ReasonMissingField, "%s: no element [%d]", f.text, st.index))
-			}
-			v = a[st.index]
 		}
 	}
 	var x float64

@@ -13,6 +13,17 @@ import (
 // parseCollector decodes and validates one collector entry given as YAML.
 func parseCollector(t testing.TB, doc string) CollectorConfig {
 	t.Helper()
+	cs, err := validateDoc(t, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs[0]
+}
+
+// validateDoc decodes the collector entries under mqtt: and returns them
+// with their problems.
+func validateDoc(t testing.TB, doc string) ([]CollectorConfig, error) {
+	t.Helper()
 	var f struct {
 		MQTT []CollectorConfig `yaml:"mqtt"`
 	}
@@ -22,30 +33,37 @@ func parseCollector(t testing.TB, doc string) CollectorConfig {
 	}
 	p := d.Problems()
 	ValidateCollectors(f.MQTT, p, "mqtt", t.TempDir())
-	if err := p.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return f.MQTT[0]
+	return f.MQTT, p.Err()
 }
 
 // decodeRows runs topic and payload through the collector's subscriptions
 // and renders the readings and rejections.
 func decodeRows(c *CollectorConfig, topic, payload string) (rows, reasons []string) {
+	rows, _, reasons = decodeAll(c, topic, payload)
+	return rows, reasons
+}
+
+// decodeAll renders the readings, battery dates and rejections of a
+// message.
+func decodeAll(c *CollectorConfig, topic, payload string) (rows, dates, reasons []string) {
 	for _, s := range c.subs {
 		b, ok := s.tmpl.Match(topic)
 		if !ok {
 			continue
 		}
-		rs, bad := s.decode(&b, []byte(payload), 1_000_000_000, nil, nil)
+		rs, ds, bad := s.decode(&b, []byte(payload), 1_000_000_000, nil, nil, nil)
 		for _, r := range rs {
 			rows = append(rows, fmt.Sprintf("%s %s %g @%d", r.Entity.Path(), r.Metric, r.Value, r.Time))
+		}
+		for _, d := range ds {
+			dates = append(dates, fmt.Sprintf("%s/%s %s %s", d.UPS, d.String, d.Field, d.Date))
 		}
 		for _, e := range bad {
 			reasons = append(reasons, e.Reason.String())
 		}
-		return rows, reasons
+		return rows, dates, reasons
 	}
-	return nil, []string{ReasonNoMatch.String()}
+	return nil, nil, []string{ReasonNoMatch.String()}
 }
 
 // moduleSubscription reads module messages of the reference layout.
@@ -80,6 +98,15 @@ mqtt:
         format: value
         metric: ambient_temperature_celsius
         unit: F
+      - topic: info/{ups}/{string}
+        fields:
+          - {path: soh, metric: string_soh_ratio}
+        dates:
+          - {path: battery.installed, field: installed}
+          - {path: warranty_until, field: warranty_until}
+      - topic: ups/{ups}/info
+        dates:
+          - {path: "dates[0]", field: replace_by}
 `
 
 func TestDecode(t *testing.T) {
@@ -144,6 +171,7 @@ func TestDecode(t *testing.T) {
 		{name: "plain Inf", topic: "val/ups-a/1/2/3/cell_voltage_volts", payload: "-Inf", reasons: []string{"not_finite"}},
 		{name: "plain text", topic: "val/ups-a/1/2/3/cell_voltage_volts", payload: "3,3", reasons: []string{"bad_value"}},
 		{name: "unknown metric", topic: "val/ups-a/1/2/3/voltage", payload: "3.3", reasons: []string{"unknown_metric"}},
+		{name: "an empty topic level", topic: "val/ups-a/1///cell_voltage_volts", payload: "3.3", reasons: []string{"bad_identity"}},
 		{name: "metric at the wrong level", topic: "val/ups-a/1/2/3/string_voltage_volts", payload: "800", reasons: []string{"wrong_level"}},
 		{name: "no template matches", topic: "other/topic", payload: "1", reasons: []string{"no_matching_template"}},
 	}
@@ -158,8 +186,8 @@ func TestDecode(t *testing.T) {
 	}
 }
 
-// Decoding never panics, and every message yields a reading or a reason:
-// nothing is lost without a count. Readings carry a valid metric at their
+// Decoding never panics, and every message yields a reading, a date or a
+// reason: nothing is lost without a count. Readings carry a valid metric at their
 // entity's level, finite values or NaN ("no reading").
 func FuzzDecode(f *testing.F) {
 	c := parseCollector(f, testSubscriptions)
@@ -170,6 +198,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add("amb/ups-a", "1e308")
 	f.Add("bms/ups-a/1/3", `{"time":1e400,"cell_voltage_volts":[[[[[]]]]]}`)
 	f.Add("bms/a b/1/3", `{"time":"2026-03-01T04:05:00+02:00","module_temperature_celsius":-0}`)
+	f.Add("info/ups-a/1", `{"soh":0.9,"battery":{"installed":"09/15/2014"},"warranty_until":2041891200}`)
+	f.Add("ups/ups-a/info", `{"dates":["2001/09/25"]}`)
 	f.Fuzz(func(t *testing.T, topic, payload string) {
 		rows, reasons := 0, 0
 		for _, s := range c.subs {
@@ -177,8 +207,8 @@ func FuzzDecode(f *testing.F) {
 			if !ok {
 				continue
 			}
-			rs, bad := s.decode(&b, []byte(payload), 1, nil, nil)
-			rows, reasons = len(rs), len(bad)
+			rs, ds, bad := s.decode(&b, []byte(payload), 1, nil, nil, nil)
+			rows, reasons = len(rs)+len(ds), len(bad)
 			for _, r := range rs {
 				if r.Metric.Level() != r.Entity.Level() && r.Entity.Validate() == nil {
 					t.Fatalf("reading %+v: metric level %s, entity level %s", r, r.Metric.Level(), r.Entity.Level())
@@ -194,14 +224,88 @@ func FuzzDecode(f *testing.F) {
 			}
 			break
 		}
+		// A subscription of dates only may get a message that sets
+		// none (null or ""): nothing is lost then.
 		matched := false
 		for _, s := range c.subs {
 			if _, ok := s.tmpl.Match(topic); ok {
-				matched = true
+				matched = len(s.fields) > 0
+				break
 			}
 		}
 		if matched && rows+reasons == 0 {
 			t.Fatalf("topic %q payload %q: neither a reading nor a reason", topic, payload)
 		}
 	})
+}
+
+// Battery dates in a payload: text in the vendors' formats or Unix
+// seconds, for the topic's UPS and string; null and "" are "not set"; a
+// value that is no date is a bad_date, and the rest of the message is
+// still read.
+func TestDecodeDates(t *testing.T) {
+	c := parseCollector(t, testSubscriptions)
+	tests := []struct {
+		name, topic, payload string
+		dates, reasons       []string
+	}{
+		{name: "text and Unix seconds", topic: "info/ups-a/1",
+			payload: `{"soh":0.9,"battery":{"installed":"09/15/2014"},"warranty_until":2041891200}`,
+			dates:   []string{"ups-a/1 installed 2014-09-15", "ups-a/1 warranty_until 2034-09-15"}},
+		{name: "ISO and YYYYMMDD text", topic: "info/ups-a/2",
+			payload: `{"soh":0.9,"battery":{"installed":"2016-02-29"},"warranty_until":"20260228"}`,
+			dates:   []string{"ups-a/2 installed 2016-02-29", "ups-a/2 warranty_until 2026-02-28"}},
+		{name: "a UPS-wide date", topic: "ups/ups-b/info", payload: `{"dates":["Sep 15 2030"]}`,
+			dates: []string{"ups-b/ replace_by 2030-09-15"}},
+		{name: "null and empty are not set", topic: "info/ups-a/1",
+			payload: `{"soh":0.9,"battery":{"installed":null},"warranty_until":""}`},
+		{name: "no such day", topic: "info/ups-a/1",
+			payload: `{"soh":0.9,"battery":{"installed":"2015-02-29"},"warranty_until":"2034-09-15"}`,
+			dates:   []string{"ups-a/1 warranty_until 2034-09-15"}, reasons: []string{"bad_date"}},
+		{name: "words and a boolean", topic: "info/ups-a/1",
+			payload: `{"soh":0.9,"battery":{"installed":"last spring"},"warranty_until":true}`, reasons: []string{"bad_date", "bad_date"}},
+		{name: "fractional or negative seconds", topic: "ups/ups-b/info", payload: `{"dates":[-5]}`, reasons: []string{"bad_date"}},
+		{name: "missing and misplaced", topic: "info/ups-a/1", payload: `{"soh":0.9,"battery":"2014-09-15"}`,
+			reasons: []string{"wrong_type", "missing_field"}},
+		{name: "a topic naming no valid UPS", topic: "ups/bad ups/info", payload: `{"dates":["2030-09-15"]}`, reasons: []string{"bad_date"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, dates, reasons := decodeAll(&c, tt.topic, tt.payload)
+			if !reflect.DeepEqual(dates, tt.dates) || !reflect.DeepEqual(reasons, tt.reasons) {
+				t.Errorf("got dates %q, reasons %v\nwant dates %q, reasons %v", dates, reasons, tt.dates, tt.reasons)
+			}
+		})
+	}
+}
+
+// Mistakes in a subscription's dates are reported with their path and
+// line.
+func TestDateConfigProblems(t *testing.T) {
+	doc := `mqtt:
+  - broker: tcp://127.0.0.1:1883
+    subscriptions:
+      - topic: info/{ups}/{string}
+        dates:
+          - {path: "d[*]", field: installed}
+          - {path: w, field: warranty}
+          - {path: x, field: installed}
+      - topic: v/{ups}
+        format: value
+        metric: ambient_temperature_celsius
+        dates:
+          - {path: w, field: installed}
+`
+	_, err := validateDoc(t, doc)
+	got := fmt.Sprint(err)
+	for _, want := range []string{
+		`mqtt[0].subscriptions[0].dates[0].path: "d[*]" cannot contain [*]: a date belongs to the topic's UPS or string (line 6)`,
+		`mqtt[0].subscriptions[0].dates[1].field: "warranty" must be manufactured, installed, warranty_until or replace_by (line 7)`,
+		`mqtt[0].subscriptions[0].dates[2].field: "installed" is also read by dates[0] (line 8)`,
+		`mqtt[0].subscriptions[1].dates: apply to the json format, not to value (line 12)`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("problems lack\n  %s\ngot\n  %s", want, got)
+		}
+	}
 }

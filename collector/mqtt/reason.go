@@ -21,6 +21,7 @@ const (
 	ReasonUnknownMetric                   // a {metric} topic level that is not a catalogue name
 	ReasonWrongLevel                      // a {metric} whose level does not match the identity the topic binds
 	ReasonNoMatch                         // a topic no subscription template matches
+	ReasonBadDate                         // a configured date is not a date (or names an invalid UPS or string)
 
 	// NumReasons is one more than the largest Reason.
 	NumReasons
@@ -39,6 +40,7 @@ var reasonNames = [NumReasons]string{
 	ReasonUnknownMetric: "unknown_metric",
 	ReasonWrongLevel:    "wrong_level",
 	ReasonNoMatch:       "no_matching_template",
+	ReasonBadDate:       "bad_date",
 }
 
 // String returns the reason's snake_case name, e.g. "invalid_json".

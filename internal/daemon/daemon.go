@@ -525,24 +525,36 @@ const maintenanceFile = "maintenance.json"
 // hands it to the engine, the status page and the log. A file that cannot
 // be read keeps the last set (logged once per distinct error).
 // observeDeviceDates hands the battery dates the devices report (SunSpec
-// 802 WarrDt) to the battery-age rules, which weigh them against the
-// inventory's and report disagreements.
+// 802 WarrDt, register-map date points, MQTT dates) to the battery-age
+// rules, which weigh them against the inventory's and report
+// disagreements.
 func (d *daemon) observeDeviceDates() {
 	c := d.running.Load()
 	if c == nil || d.eng.Lifecycle() == nil {
 		return
 	}
+	var obs []lifecycle.DateObservation
 	for _, dd := range c.fleet.Dates() {
-		obs := lifecycle.DateObservation{UPS: dd.UPS, Field: lifecycle.FieldWarrantyUntil,
-			Date: inventory.DateOf(dd.Warranty), Source: "modbus " + dd.Unit + " SunSpec 802 WarrDt"}
-		if d.deviceDates[obs.Source] == obs.Date {
+		if f, ok := lifecycle.ParseField(dd.Field); ok {
+			obs = append(obs, lifecycle.DateObservation{UPS: dd.UPS, String: dd.String, Field: f,
+				Date: inventory.DateOf(dd.Date), Source: "modbus " + dd.Unit + " " + dd.Point})
+		}
+	}
+	for _, m := range c.mqtt {
+		for _, dd := range m.Dates() {
+			obs = append(obs, lifecycle.DateObservation{UPS: dd.UPS, String: dd.String, Field: dd.Field, Date: dd.Date, Source: dd.Source})
+		}
+	}
+	for _, o := range obs {
+		k := o.UPS + "\x00" + o.String + "\x00" + o.Field.String() + "\x00" + o.Source
+		if d.deviceDates[k] == o.Date {
 			continue
 		}
 		if d.deviceDates == nil {
 			d.deviceDates = map[string]inventory.Date{}
 		}
-		d.deviceDates[obs.Source] = obs.Date
-		d.eng.Lifecycle().ObserveDate(obs)
+		d.deviceDates[k] = o.Date
+		d.eng.Lifecycle().ObserveDate(o)
 		d.eng.RecheckAges()
 	}
 }

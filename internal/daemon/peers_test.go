@@ -272,6 +272,8 @@ type testConfig struct {
 	units      []modbusUnit
 	brokerAddr string
 	hookURL    string
+	// mqttExtra is appended to the MQTT collector's subscriptions.
+	mqttExtra string
 }
 
 func (c testConfig) write(t *testing.T, dir string) string {
@@ -299,6 +301,7 @@ func (c testConfig) write(t *testing.T, dir string) string {
             - {path: "cell_voltage_volts[*]", metric: cell_voltage_volts}
             - {path: "cell_temperature_celsius[*]", metric: cell_temperature_celsius}
 `, c.brokerAddr)
+		b.WriteString(c.mqttExtra)
 	}
 	if c.hookURL != "" {
 		if err := os.WriteFile(filepath.Join(dir, "hook.key"), []byte("s3cret\n"), 0o600); err != nil {

@@ -42,8 +42,10 @@ type unit struct {
 	ss       *sunspec.Device
 
 	mu       sync.Mutex
-	health   modbus.Health // SunSpec only
-	warranty time.Time     // SunSpec 802 WarrDt at the last poll
+	health   modbus.Health        // SunSpec only
+	warranty time.Time            // SunSpec 802 WarrDt at the last poll
+	dates    []modbus.DecodedDate // a map's date points at the last successful poll
+	ups, str string
 }
 
 // linkKey identifies the connection a collector entry uses.
@@ -90,7 +92,7 @@ func New(cfgs []modbus.CollectorConfig, log *zap.Logger, clock func() time.Time)
 			links[key] = l
 			f.links = append(f.links, l)
 		}
-		u := &unit{name: Name(c), interval: c.Interval.Duration(), health: modbus.Health{Errors: map[string]uint64{}}}
+		u := &unit{name: Name(c), interval: c.Interval.Duration(), health: modbus.Health{Errors: map[string]uint64{}}, ups: c.UPS, str: c.String}
 		if c.Profile == "sunspec" {
 			u.ss = &sunspec.Device{Link: l, Unit: byte(c.Unit), UPS: c.UPS, String: c.String, Log: log.With(zap.String("device", u.name))}
 		} else {
@@ -131,7 +133,13 @@ func (f *Fleet) runMapped(ctx context.Context, u *unit, reg *telemetry.Registry,
 			f.log.Debug("Modbus block read failed", zap.String("device", p.Device), zap.Uint16("start", e.Block.Start),
 				zap.Uint16("count", e.Block.Count), zap.String("kind", e.Err.Kind.String()), zap.Error(e.Err.Err))
 		}
-		f.transition(u.name, &up, u.dev.Health().Up, p.Errors)
+		isUp := u.dev.Health().Up
+		f.transition(u.name, &up, isUp, p.Errors)
+		if isUp {
+			u.mu.Lock()
+			u.dates = p.Decoded.Dates
+			u.mu.Unlock()
+		}
 		var n int
 		samples, n = u.dev.Samples(p, reg, samples[:0])
 		if n > 0 {
@@ -230,26 +238,35 @@ func (f *Fleet) Health() []Unit {
 }
 
 // DeviceDate is a battery date a device reports about the batteries it
-// manages: SunSpec model 802's warranty expiry.
+// manages: SunSpec model 802's warranty expiry, or a register map's date
+// point.
 type DeviceDate struct {
-	// Unit is the device's name; UPS the UPS its entry names.
-	Unit, UPS string
-	// Warranty is the warranty's last day.
-	Warranty time.Time
+	// Unit is the device's name; UPS and String those its entry names
+	// (String empty for SunSpec: every string of the UPS).
+	Unit, UPS, String string
+	// Field is the lifecycle field: "warranty_until", "installed", ...
+	Field string
+	// Date is the day (midnight UTC).
+	Date time.Time
+	// Point says where the device holds it: "SunSpec 802 WarrDt",
+	// "register 40120".
+	Point string
 }
 
-// Dates returns the battery dates the units reported at their last poll.
+// Dates returns the battery dates the units reported at their last
+// successful poll, in configuration order.
 func (f *Fleet) Dates() []DeviceDate {
 	var out []DeviceDate
 	for _, u := range f.units {
-		if u.ss == nil {
-			continue
-		}
 		u.mu.Lock()
-		w := u.warranty
+		w, ds := u.warranty, u.dates
 		u.mu.Unlock()
-		if !w.IsZero() {
-			out = append(out, DeviceDate{Unit: u.name, UPS: u.ss.UPS, Warranty: w})
+		if u.ss != nil && !w.IsZero() {
+			out = append(out, DeviceDate{Unit: u.name, UPS: u.ss.UPS, Field: "warranty_until", Date: w, Point: "SunSpec 802 WarrDt"})
+		}
+		for _, d := range ds {
+			out = append(out, DeviceDate{Unit: u.name, UPS: u.ups, String: u.str, Field: d.Field, Date: d.Date,
+				Point: fmt.Sprintf("register %d", d.Addr)})
 		}
 	}
 	return out

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -140,6 +141,68 @@ func TestFleetReportsTheSunSpecWarranty(t *testing.T) {
 	img = append(img, 0xFFFF, 0)
 	bank := modbus.NewBank(false)
 	bank.Set(1, 40000, img)
+	addr := serveBank(t, bank)
+	c := modbus.DefaultCollector()
+	c.Name, c.Address, c.Unit, c.UPS, c.Profile = "bank-1", addr, 1, "ups-s", "sunspec"
+	c.Interval, c.Timeout = yamlstrict.Duration(100*time.Millisecond), yamlstrict.Duration(80*time.Millisecond)
+	f := New([]modbus.CollectorConfig{c}, zap.NewNop(), nil)
+	runFleet(t, f)
+	want := time.Date(2034, 9, 15, 0, 0, 0, 0, time.UTC)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		ds := f.Dates()
+		if len(ds) == 1 && ds[0].Date.Equal(want) && ds[0].UPS == "ups-s" && ds[0].Unit == "bank-1" &&
+			ds[0].Field == "warranty_until" && ds[0].String == "" && ds[0].Point == "SunSpec 802 WarrDt" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("device dates %+v, want the warranty to %s of ups-s from bank-1 (health %+v)", ds, want, f.Health())
+		}
+	}
+}
+
+// A register map's date points (here the installation day as YYYYMMDD
+// and the warranty as days since 2000) are handed on with the unit, its
+// UPS and string and the register they came from; a point reading 0 is
+// "not set" and left out.
+func TestFleetReportsMappedDatePoints(t *testing.T) {
+	m, err := modbus.ParseMap([]byte(`name: dated
+points:
+  - {name: voltage, address: 100, type: uint16, scale: 0.1, metric: string_voltage_volts}
+  - {name: installed, address: 200, type: uint32, date: installed, date_format: yyyymmdd}
+  - {name: warranty, address: 202, type: uint16, date: warranty_until, date_format: days_since_2000}
+  - {name: made, address: 203, type: uint16, date: manufactured, date_format: yymmdd, sentinels: [65535]}
+`), "dated.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bank := modbus.NewBank(false)
+	bank.Fill(1, m)
+	bank.Set(1, 100, []uint16{7680})
+	bank.Set(1, 200, []uint16{20140915 >> 16, 20140915 & 0xFFFF, 12676, 0})
+	addr := serveBank(t, bank)
+	c := modbus.DefaultCollector()
+	c.Name, c.Address, c.Unit, c.UPS, c.String, c.Map = "rack-1", addr, 1, "ups-m", "2", m
+	c.Interval, c.Timeout = yamlstrict.Duration(100*time.Millisecond), yamlstrict.Duration(80*time.Millisecond)
+	f := New([]modbus.CollectorConfig{c}, zap.NewNop(), nil)
+	runFleet(t, f)
+	want := []DeviceDate{
+		{Unit: "rack-1", UPS: "ups-m", String: "2", Field: "installed", Date: time.Date(2014, 9, 15, 0, 0, 0, 0, time.UTC), Point: "register 200"},
+		{Unit: "rack-1", UPS: "ups-m", String: "2", Field: "warranty_until", Date: time.Date(2034, 9, 15, 0, 0, 0, 0, time.UTC), Point: "register 202"},
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		ds := f.Dates()
+		if reflect.DeepEqual(ds, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("device dates %+v\nwant %+v (health %+v)", ds, want, f.Health())
+		}
+	}
+}
+
+// serveBank serves bank over Modbus TCP until the test ends.
+func serveBank(t *testing.T, bank *modbus.Bank) string {
+	t.Helper()
 	addr := mosquittotest.FreeAddr(t)
 	srv, err := sv.NewServer(&sv.ServerConfiguration{URL: "tcp://" + addr, Timeout: time.Minute, MaxClients: 4,
 		Logger: log.New(io.Discard, "", 0)}, bank)
@@ -149,11 +212,12 @@ func TestFleetReportsTheSunSpecWarranty(t *testing.T) {
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Stop()
-	c := modbus.DefaultCollector()
-	c.Name, c.Address, c.Unit, c.UPS, c.Profile = "bank-1", addr, 1, "ups-s", "sunspec"
-	c.Interval, c.Timeout = yamlstrict.Duration(100*time.Millisecond), yamlstrict.Duration(80*time.Millisecond)
-	f := New([]modbus.CollectorConfig{c}, zap.NewNop(), nil)
+	t.Cleanup(func() { srv.Stop() })
+	return addr
+}
+
+// runFleet polls f, discarding the samples, until the test ends.
+func runFleet(t *testing.T, f *Fleet) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -161,15 +225,5 @@ func TestFleetReportsTheSunSpecWarranty(t *testing.T) {
 		f.Run(ctx, telemetry.NewRegistry(), func([]telemetry.Sample) {}, func(string, int) {})
 		f.Close()
 	}()
-	defer func() { cancel(); <-done }()
-	want := time.Date(2034, 9, 15, 0, 0, 0, 0, time.UTC)
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
-		ds := f.Dates()
-		if len(ds) == 1 && ds[0].Warranty.Equal(want) && ds[0].UPS == "ups-s" && ds[0].Unit == "bank-1" {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("device dates %+v, want the warranty to %s of ups-s from bank-1 (health %+v)", ds, want, f.Health())
-		}
-	}
+	t.Cleanup(func() { cancel(); <-done })
 }
