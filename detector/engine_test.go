@@ -335,3 +335,25 @@ func TestStaticBaselineFiresOnASingleReading(t *testing.T) {
 		"+10s resolved CellOverTemperature warning ups-a/1/1/1",
 	})
 }
+
+// A module read every 200 ms never pauses long enough to tell its polls
+// apart; its silence is still reported.
+func TestTelemetryStaleOfAFastStream(t *testing.T) {
+	h := newHarness(t, DefaultConfig(), nil)
+	for ms := 0; ms <= 180_000; ms += 200 {
+		h.record(h.eng.Observe(telemetry.Sample{Time: base + int64(ms)*int64(time.Millisecond), Entity: h.id("ups-f/1/1/1"),
+			Metric: telemetry.CellVoltageVolts, Value: 3.9}, nil))
+		if ms%1000 == 0 {
+			h.tick(ms / 1000)
+		}
+	}
+	if len(h.got) != 0 {
+		t.Fatalf("alerts while the stream flows: %q", h.got)
+	}
+	for sec := 181; sec <= 400; sec++ {
+		h.tick(sec)
+	}
+	if len(h.got) == 0 || !strings.Contains(h.got[0], "firing TelemetryStale warning ups-f") {
+		t.Errorf("the silent fast stream was not reported stale: %q", h.got)
+	}
+}

@@ -15,6 +15,11 @@ import (
 // apart; a slow bus spreads a poll over seconds).
 const burstWindow = int64(500 * time.Millisecond)
 
+// maxPollSpan bounds a poll: readings that never pause for burstWindow (a
+// source polled every 200 ms, a stream) are taken as polls of this length,
+// so that their interval is learned and their silence noticed.
+const maxPollSpan = int64(30 * time.Second)
+
 // gapHistory is how many recent poll intervals the learned interval is the
 // median of.
 const gapHistory = 5
@@ -48,7 +53,7 @@ func (l *leaf) touch(now int64, c *StaleConfig) {
 		l.started, l.pollStart, l.lastSeen = true, now, now
 		return
 	}
-	if now-l.lastSeen >= burstWindow {
+	if now-l.lastSeen >= burstWindow || now-l.pollStart >= maxPollSpan {
 		gap := now - l.pollStart
 		l.pollStart = now
 		switch {
