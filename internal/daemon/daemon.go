@@ -111,6 +111,9 @@ type daemon struct {
 	coll     *collectors
 	changes  []detector.Change
 	acks     *lifecycle.Store
+	// lastEvent is the latest event time observed and lastEventAt the
+	// clock when it arrived (eventNow).
+	lastEvent, lastEventAt int64
 	// deviceDates are the device-reported dates already observed, by
 	// source.
 	deviceDates map[string]inventory.Date
@@ -240,7 +243,7 @@ func (d *daemon) loop(ctx context.Context, httpDone <-chan error) error {
 		case b := <-d.in:
 			d.observe(b)
 		case now := <-tick.C:
-			d.changes = d.eng.Tick(d.o.Clock().UnixNano(), d.changes[:0])
+			d.changes = d.eng.Tick(d.eventNow(), d.changes[:0])
 			d.publish(d.changes)
 			if d.snapDue {
 				// An alert changed: its state is in the outbox already;
@@ -274,8 +277,24 @@ func (d *daemon) observe(b []telemetry.Sample) {
 	d.changes = d.changes[:0]
 	for _, s := range b {
 		d.changes = d.eng.Observe(s, d.changes)
+		if s.Time > d.lastEvent {
+			d.lastEvent, d.lastEventAt = s.Time, d.o.Clock().UnixNano()
+		}
 	}
 	d.publish(d.changes)
+}
+
+// eventNow is the event time the detector is ticked with: the clock, but
+// never further ahead of the latest reading than the time that has passed
+// since it arrived. Sources whose clocks lag ours (a gateway stamping MQTT
+// payloads a minute behind) then do not look silent, while a fleet that
+// really goes silent still ages by the clock.
+func (d *daemon) eventNow() int64 {
+	now := d.o.Clock().UnixNano()
+	if d.lastEventAt == 0 {
+		return now
+	}
+	return min(now, d.lastEvent+(now-d.lastEventAt))
 }
 
 // publish hands alert changes to the metrics, the status page, the log
