@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"maps"
 	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -106,20 +107,11 @@ func (m *mqttMetrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(mqttBytes, prometheus.CounterValue, float64(h.Bytes), h.Name)
 		ch <- prometheus.MustNewConstMetric(mqttReconnect, prometheus.CounterValue, float64(h.ConnectionLosses), h.Name)
 		ch <- prometheus.MustNewConstMetric(mqttQueued, prometheus.GaugeValue, float64(h.Queued), h.Name)
-		for _, r := range sortedKeys(h.Dropped) {
+		for _, r := range slices.Sorted(maps.Keys(h.Dropped)) {
 			ch <- prometheus.MustNewConstMetric(mqttDropped, prometheus.CounterValue, float64(h.Dropped[r]), h.Name, r)
 		}
-		for _, t := range sortedKeys(h.Broker) {
+		for _, t := range slices.Sorted(maps.Keys(h.Broker)) {
 			ch <- prometheus.MustNewConstMetric(mqttBroker, prometheus.GaugeValue, h.Broker[t], h.Name, t)
 		}
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }
