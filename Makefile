@@ -3,7 +3,7 @@
 GO          ?= go
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build test test-race bench bench-replay bench-peers lint fmt golden quality fuzz
+.PHONY: build test test-race bench bench-replay bench-peers lint fmt golden quality fuzz soak
 
 build:
 	$(GO) build ./...
@@ -42,6 +42,17 @@ fmt:
 FUZZTIME ?= 5m
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz
+
+# The soak test: SOAK_CELLS cells published through mosquitto every
+# SOAK_INTERVAL to cellwarden serve for SOAK_DURATION; heap, goroutines
+# and every sample accounted for (docs/reliability.md). .ci/run runs a
+# 60 s, 10 240-cell version.
+SOAK_DURATION ?= 30m
+SOAK_CELLS    ?= 100000
+SOAK_INTERVAL ?= 10s
+soak:
+	CELLWARDEN_SOAK_DURATION=$(SOAK_DURATION) CELLWARDEN_SOAK_CELLS=$(SOAK_CELLS) CELLWARDEN_SOAK_INTERVAL=$(SOAK_INTERVAL) \
+		$(GO) test -tags integration -count=1 -v -timeout 0 -run '^TestReliabilitySoak$$' ./internal/e2e/
 
 # Rewrites the golden files under testdata/ from the current code.
 golden:
