@@ -8,9 +8,9 @@
 package modbus
 
 import (
-	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -334,9 +334,9 @@ func (m *Map) Decode(regs Registers) Decoded {
 			r := Reading{Metric: metric, Value: value, Point: p.Name, Addr: addr}
 			if p.Array != nil {
 				if metric.Level() == telemetry.LevelModule {
-					r.Module = fmt.Sprint(n + 1)
+					r.Module = index(n + 1)
 				} else {
-					r.Module, r.Cell = fmt.Sprint(n/p.Array.PerModule+1), fmt.Sprint(n%p.Array.PerModule+1)
+					r.Module, r.Cell = index(n/p.Array.PerModule+1), index(n%p.Array.PerModule+1)
 				}
 			}
 			d.Readings = append(d.Readings, r)
@@ -463,4 +463,22 @@ func decodeString(words []uint16, byteOrder string) string {
 		}
 	}
 	return strings.TrimSpace(b.String())
+}
+
+// indexNames are the decimal names of module and cell numbers, made once:
+// decoding a rack names hundreds of cells a poll.
+var indexNames = func() [1001]string {
+	var a [1001]string
+	for i := range a {
+		a[i] = strconv.Itoa(i)
+	}
+	return a
+}()
+
+// index is the decimal name of a one-based module or cell number.
+func index(n int) string {
+	if n >= 0 && n < len(indexNames) {
+		return indexNames[n]
+	}
+	return strconv.Itoa(n)
 }
