@@ -117,15 +117,27 @@ func (c *Config) Engine(reg *telemetry.Registry, inv *inventory.Inventory, ages 
 	if !ages {
 		return eng, nil
 	}
-	eng.SetLifecycle(c.Lifecycle)
-	if c.Assets != "" {
-		assets, err := lifecycle.LoadAssets(c.Assets)
-		if err != nil {
-			return nil, err
-		}
-		eng.Lifecycle().SetAssets(assets)
+	if err := c.SetAges(eng); err != nil {
+		return nil, err
 	}
 	return eng, nil
+}
+
+// SetAges turns on (or, on a reload, reconfigures) the engine's
+// battery-age rules with this configuration's lifecycle policy and asset
+// list. When the asset list cannot be read the policy still applies and
+// the error says why the assets are missing.
+func (c *Config) SetAges(eng *detector.Engine) error {
+	eng.SetLifecycle(c.Lifecycle)
+	if c.Assets == "" {
+		return nil
+	}
+	assets, err := lifecycle.LoadAssets(c.Assets)
+	if err != nil {
+		return err
+	}
+	eng.Lifecycle().SetAssets(assets)
+	return nil
 }
 
 func resolve(source, p string) string {

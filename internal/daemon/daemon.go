@@ -275,11 +275,13 @@ func (d *daemon) loop(ctx context.Context, httpDone <-chan error) error {
 func (d *daemon) observe(b []telemetry.Sample) {
 	d.store.Observe(b...)
 	d.changes = d.changes[:0]
+	latest := d.lastEvent
 	for _, s := range b {
 		d.changes = d.eng.Observe(s, d.changes)
-		if s.Time > d.lastEvent {
-			d.lastEvent, d.lastEventAt = s.Time, d.o.Clock().UnixNano()
-		}
+		latest = max(latest, s.Time)
+	}
+	if latest > d.lastEvent {
+		d.lastEvent, d.lastEventAt = latest, d.o.Clock().UnixNano()
 	}
 	d.publish(d.changes)
 }
@@ -505,14 +507,7 @@ const ackFile = "acknowledgements.json"
 // setLifecycle (re)configures the battery-age rules: the policy, the asset
 // list and the acknowledgements.
 func (d *daemon) setLifecycle(cfg *config.Config) error {
-	d.eng.SetLifecycle(cfg.Lifecycle)
-	var err error
-	if cfg.Assets != "" {
-		var assets []lifecycle.Asset
-		if assets, err = lifecycle.LoadAssets(cfg.Assets); err == nil {
-			d.eng.Lifecycle().SetAssets(assets)
-		}
-	}
+	err := cfg.SetAges(d.eng)
 	d.ackSeen = ""
 	d.refreshAcks()
 	return err

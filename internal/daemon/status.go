@@ -275,20 +275,10 @@ func (d *daemon) buildPage(fams []*dto.MetricFamily, now time.Time) page {
 		upss[h.UPS] = true
 	}
 	p.UPSs, p.Strings = len(upss), len(p.Heat)
-	p.Batteries = batteries(installed, eol, now)
+	p.Batteries = batteries(installed, eol, verdict, now)
 	for i := range p.Batteries {
 		b := &p.Batteries[i]
 		k := [2]string{b.UPS, b.String}
-		switch verdict[k] { // the detector's verdict, when the age rules run
-		case "end_of_life":
-			b.State = "past end of life"
-		case "soon":
-			b.State = "end of life soon"
-		case "ok":
-			b.State = "ok"
-		case "unknown":
-			b.State = "unknown age"
-		}
 		if acked[k] {
 			b.State += " (acknowledged)"
 		}
@@ -359,10 +349,13 @@ func colour(delta float64) template.CSS {
 	return template.CSS(fmt.Sprintf("rgb(%d,%d,255)", int(220+200*x), int(235+150*x)))
 }
 
-// soonDays is the horizon within which an end of life is "soon".
-const soonDays = 180
+// verdictNames say the detector's battery-age verdicts for people.
+var verdictNames = map[string]string{"end_of_life": "past end of life", "soon": "end of life soon", "ok": "ok", "unknown": "unknown age"}
 
-func batteries(installed, eol map[[2]string]float64, now time.Time) []battery {
+// batteries lists every string with a battery date or an age verdict, the
+// most urgent first; the state is the detector's verdict (the one its
+// alerts follow), not worked out again here.
+func batteries(installed, eol map[[2]string]float64, verdict map[[2]string]string, now time.Time) []battery {
 	keys := map[[2]string]bool{}
 	for k := range installed {
 		keys[k] = true
@@ -370,9 +363,15 @@ func batteries(installed, eol map[[2]string]float64, now time.Time) []battery {
 	for k := range eol {
 		keys[k] = true
 	}
+	for k := range verdict {
+		keys[k] = true
+	}
 	var out []battery
 	for k := range keys {
 		b := battery{UPS: k[0], String: k[1], Installed: "unknown", EndOfLife: "unknown", Age: "unknown", State: "unknown age", days: math.Inf(1)}
+		if v, ok := verdictNames[verdict[k]]; ok {
+			b.State = v
+		}
 		if v, ok := installed[k]; ok {
 			t := time.Unix(int64(v), 0).UTC()
 			b.Installed = t.Format(time.DateOnly)
@@ -382,14 +381,6 @@ func batteries(installed, eol map[[2]string]float64, now time.Time) []battery {
 			t := time.Unix(int64(v), 0).UTC()
 			b.EndOfLife = t.Format(time.DateOnly)
 			b.days = t.Sub(now).Hours() / 24
-			switch {
-			case b.days < 0:
-				b.State = "past end of life"
-			case b.days <= soonDays:
-				b.State = "end of life soon"
-			default:
-				b.State = "ok"
-			}
 		}
 		out = append(out, b)
 	}

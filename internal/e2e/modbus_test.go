@@ -1,9 +1,9 @@
 package e2e
 
 import (
+	"github.com/cellwarden/cellwarden/collector/mqtt/mosquittotest"
 	"io"
 	"log"
-	"net"
 	"regexp"
 	"testing"
 	"time"
@@ -39,15 +39,7 @@ func (b *littleEndianBMS) HandleHoldingRegisters(req *sv.HoldingRegistersRequest
 }
 
 // freeAddr is a loopback host:port nothing listens on at the moment.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeAddr(t *testing.T) string { return mosquittotest.FreeAddr(t) }
 
 // serveModbus serves h over Modbus TCP on a free loopback address for the
 // rest of the test and returns the address.
