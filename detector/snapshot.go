@@ -166,15 +166,7 @@ func (e *Engine) Restore(r io.Reader) error {
 		}
 		seen[ents[i]] = true
 	}
-	var tables struct {
-		ents    []entityState
-		sources []telemetry.EntityID
-		states  []staleState
-		cells   []cellPeer
-		mods    []modPeer
-		groups  []group
-		upss    []upsState
-	}
+	var tables snapTables
 	if err := readSection(rd, &tables.ents); err != nil {
 		return err
 	}
@@ -194,10 +186,7 @@ func (e *Engine) Restore(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	if int(n) > len(tables.ents) {
-		return errors.New("snapshot is corrupt (entity table)")
-	}
-	if err := checkIndices(tables.ents, tables.cells, tables.mods, tables.groups, tables.upss, tables.states, tables.sources); err != nil {
+	if err := tables.check(ents); err != nil {
 		return err
 	}
 	for i, ent := range ents {
@@ -216,10 +205,10 @@ func (e *Engine) Restore(r io.Reader) error {
 }
 
 // readSection reads one table written by Snapshot into dst. The bytes are
-// checked before they become typed memory: sizes must add up, and every byte
+// checked before they become typed memory: sizes must add up, every byte
 // where the type holds a pointer (slice, string, map) must be zero, as
-// Snapshot writes it; a file that passes its checksum can still not plant a
-// pointer.
+// Snapshot writes it, and every bool 0 or 1; a file that passes its
+// checksum can still not plant a pointer or an impossible bool.
 func readSection[T any](rd *bytes.Reader, dst *[]T) error {
 	var zero T
 	sz := uint64(unsafe.Sizeof(zero))
@@ -232,13 +221,18 @@ func readSection[T any](rd *bytes.Reader, dst *[]T) error {
 	if _, err := io.ReadFull(rd, raw); err != nil {
 		return errors.New("snapshot is truncated")
 	}
-	ranges := pointerRanges(reflect.TypeOf(zero), 0, nil)
+	ptrs, bools := pointerRanges(reflect.TypeOf(zero), 0, nil, nil)
 	for i := uint64(0); i < count; i++ {
-		for _, r := range ranges {
+		for _, r := range ptrs {
 			for _, b := range raw[i*sz+uint64(r[0]) : i*sz+uint64(r[1])] {
 				if b != 0 {
 					return errors.New("snapshot is corrupt (reference fields)")
 				}
+			}
+		}
+		for _, r := range bools {
+			if raw[i*sz+uint64(r[0])] > 1 {
+				return errors.New("snapshot is corrupt (flags)")
 			}
 		}
 	}
@@ -249,68 +243,158 @@ func readSection[T any](rd *bytes.Reader, dst *[]T) error {
 }
 
 // pointerRanges lists the byte ranges of t that hold pointers, slices,
-// strings, maps, channels, functions or interfaces.
-func pointerRanges(t reflect.Type, off uintptr, out [][2]uintptr) [][2]uintptr {
+// strings, maps, channels, functions or interfaces (zero in a snapshot),
+// and boolRanges those that hold a bool (0 or 1 in a snapshot).
+func pointerRanges(t reflect.Type, off uintptr, ptrs, bools [][2]uintptr) ([][2]uintptr, [][2]uintptr) {
 	switch t.Kind() {
 	case reflect.Struct:
 		for i := 0; i < t.NumField(); i++ {
 			f := t.Field(i)
-			out = pointerRanges(f.Type, off+f.Offset, out)
+			ptrs, bools = pointerRanges(f.Type, off+f.Offset, ptrs, bools)
 		}
 	case reflect.Array:
 		for i := 0; i < t.Len(); i++ {
-			out = pointerRanges(t.Elem(), off+uintptr(i)*t.Elem().Size(), out)
+			ptrs, bools = pointerRanges(t.Elem(), off+uintptr(i)*t.Elem().Size(), ptrs, bools)
 		}
+	case reflect.Bool:
+		bools = append(bools, [2]uintptr{off, off + 1})
 	case reflect.Pointer, reflect.Slice, reflect.String, reflect.Map, reflect.Chan, reflect.Func, reflect.Interface, reflect.UnsafePointer:
-		out = append(out, [2]uintptr{off, off + t.Size()})
+		ptrs = append(ptrs, [2]uintptr{off, off + t.Size()})
 	}
-	return out
+	return ptrs, bools
 }
 
-// checkIndices verifies that the tables refer to each other consistently
-// before relink uses the references as indices.
-func checkIndices(ents []entityState, cells []cellPeer, mods []modPeer, groups []group, upss []upsState, states []staleState, sources []telemetry.EntityID) error {
-	bad := errors.New("snapshot is corrupt (references)")
-	ok := func(idx uint32, n int) bool { return idx >= 1 && int(idx) <= n }
-	entOK := func(id telemetry.EntityID) bool { return id >= 1 && int(id) <= len(ents) }
-	for i := range ents {
-		st := &ents[i]
-		if !st.known {
-			continue
-		}
-		for _, id := range []telemetry.EntityID{st.parent, st.str, st.module} {
-			if id != 0 && !entOK(id) {
-				return bad
+// snapTables are the tables of a snapshot being restored.
+type snapTables struct {
+	ents    []entityState
+	sources []telemetry.EntityID
+	states  []staleState
+	cells   []cellPeer
+	mods    []modPeer
+	groups  []group
+	upss    []upsState
+}
+
+// check verifies, before relink and the rules use them as indices, that the
+// tables describe the snapshot's entities (paths) exactly as an engine
+// that had observed them would: every entity's level and ancestors are the
+// ones its path gives, every peer and stale-state slot belongs to exactly
+// one entity of the right level and points back to it, and the counters
+// that index fixed arrays are in range. A snapshot that passes its checksum
+// but was altered can then be refused; it can never make the daemon
+// index out of range or walk a loop.
+func (tb *snapTables) check(paths []telemetry.Entity) error {
+	bad := func(what string) error { return fmt.Errorf("snapshot is corrupt (%s)", what) }
+	if len(tb.ents) < len(paths) {
+		return bad("entity table")
+	}
+	ids := make(map[telemetry.Entity]telemetry.EntityID, len(paths))
+	for i, p := range paths {
+		ids[p] = telemetry.EntityID(i + 1)
+	}
+	// ancestor returns the ID of p's ancestor at level l (0 above p).
+	ancestor := func(p telemetry.Entity, l telemetry.Level) telemetry.EntityID {
+		for x := p; x.Level() != 0; x = x.Parent() {
+			if x.Level() == l {
+				return ids[x]
 			}
 		}
-		if st.src != 0 && !ok(st.src, len(states)) {
-			return bad
+		return 0
+	}
+	var nSrc int
+	srcUsed := make([]bool, len(tb.states))
+	auxUsed := map[telemetry.Level][]bool{
+		telemetry.LevelCell: make([]bool, len(tb.cells)), telemetry.LevelModule: make([]bool, len(tb.mods)),
+		telemetry.LevelString: make([]bool, len(tb.groups)), telemetry.LevelUPS: make([]bool, len(tb.upss)),
+	}
+	auxID := func(l telemetry.Level, aux uint32) telemetry.EntityID {
+		switch l {
+		case telemetry.LevelCell:
+			return tb.cells[aux-1].id
+		case telemetry.LevelModule:
+			return tb.mods[aux-1].id
+		case telemetry.LevelString:
+			return tb.groups[aux-1].id
 		}
-		lim := map[telemetry.Level]int{telemetry.LevelCell: len(cells), telemetry.LevelModule: len(mods),
-			telemetry.LevelString: len(groups), telemetry.LevelUPS: len(upss)}
-		if st.aux != 0 && !ok(st.aux, lim[st.level]) {
-			return bad
+		return tb.upss[aux-1].id
+	}
+	for i := range tb.ents {
+		st := &tb.ents[i]
+		id := telemetry.EntityID(i + 1)
+		if i >= len(paths) {
+			if st.known {
+				return bad("state for an unknown entity")
+			}
+			continue
+		}
+		if !st.known {
+			if st.src != 0 || st.aux != 0 {
+				return bad("state of an unseen entity")
+			}
+			continue
+		}
+		p := paths[i]
+		parent := telemetry.EntityID(0)
+		if p.Level() > telemetry.LevelUPS {
+			parent = ids[p.Parent()]
+		}
+		if st.self != id || st.level != p.Level() || st.parent != parent ||
+			st.str != ancestor(p, telemetry.LevelString) || st.module != ancestor(p, telemetry.LevelModule) {
+			return bad("entity structure")
+		}
+		if parent != 0 && !tb.ents[parent-1].known {
+			return bad("entity without its parent")
+		}
+		if st.level <= telemetry.LevelModule {
+			if st.src == 0 || int(st.src) > len(tb.states) || srcUsed[st.src-1] {
+				return bad("stale state")
+			}
+			srcUsed[st.src-1] = true
+			nSrc++
+			if nSrc > len(tb.sources) || tb.sources[nSrc-1] != id {
+				return bad("stale sources")
+			}
+		} else if st.src != 0 {
+			return bad("stale state of a cell")
+		}
+		if st.aux != 0 {
+			used := auxUsed[st.level]
+			if int(st.aux) > len(used) || used[st.aux-1] || auxID(st.level, st.aux) != id {
+				return bad("peer state")
+			}
+			used[st.aux-1] = true
 		}
 	}
-	for _, id := range sources {
-		if !entOK(id) {
-			return bad
+	if nSrc != len(tb.sources) || nSrc != len(tb.states) {
+		return bad("stale sources")
+	}
+	for l, used := range auxUsed {
+		if slices.Contains(used, false) {
+			return bad(fmt.Sprintf("%s peer state without its entity", l))
 		}
 	}
-	for i := range cells {
-		c := &cells[i]
-		if !entOK(c.id) || !ok(c.mod, len(mods)) || !entOK(ents[c.id-1].str) || !ok(ents[ents[c.id-1].str-1].aux, len(groups)) {
-			return bad
+	// The peer states of an entity's ancestors exist and are the ones it
+	// names.
+	aux := func(id telemetry.EntityID) uint32 { return tb.ents[id-1].aux }
+	for i := range tb.cells {
+		st := &tb.ents[tb.cells[i].id-1]
+		if aux(st.str) == 0 || aux(st.module) == 0 || tb.cells[i].mod != aux(st.module) {
+			return bad("cell peers")
 		}
 	}
-	for i := range mods {
-		if !entOK(mods[i].id) || !entOK(ents[mods[i].id-1].parent) || !ok(ents[ents[mods[i].id-1].parent-1].aux, len(groups)) {
-			return bad
+	for i := range tb.mods {
+		if aux(tb.ents[tb.mods[i].id-1].parent) == 0 {
+			return bad("module peers")
 		}
 	}
-	for i := range groups {
-		if !ok(groups[i].ups, len(upss)) {
-			return bad
+	for i := range tb.groups {
+		if u := aux(tb.ents[tb.groups[i].id-1].parent); u == 0 || tb.groups[i].ups != u {
+			return bad("string peers")
+		}
+	}
+	for i := range tb.states {
+		if l := &tb.states[i].own; l.ngaps < 0 || l.nout < 0 || l.nout > len(l.outages) {
+			return bad("stale history")
 		}
 	}
 	return nil

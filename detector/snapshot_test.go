@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/cellwarden/cellwarden/collector/csvfile"
 	"github.com/cellwarden/cellwarden/internal/inventory"
@@ -166,6 +168,65 @@ func TestRestoreRejectsBadSnapshots(t *testing.T) {
 	}
 }
 
+// A snapshot with a valid checksum whose tables contradict its entities
+// (a disk or an editor altered it before it was sealed) is refused with the
+// part that is wrong, and the registry stays empty; it never panics or
+// loops later.
+func TestRestoreRefusesInconsistentTables(t *testing.T) {
+	id := func(e *Engine, path string) telemetry.EntityID {
+		for i := 1; i <= e.reg.Len(); i++ {
+			if e.reg.Info(telemetry.EntityID(i)).Entity.Path() == path {
+				return telemetry.EntityID(i)
+			}
+		}
+		t.Fatalf("no entity %s", path)
+		return 0
+	}
+	tests := []struct {
+		name  string
+		alter func(e *Engine)
+		want  string
+	}{
+		{"module's parent out of range", func(e *Engine) { e.ents[id(e, "u/1/2")-1].parent = 1677721600 }, "entity structure"},
+		{"string is its own parent", func(e *Engine) { s := id(e, "u/1"); e.ents[s-1].parent = s }, "entity structure"},
+		{"cell claims another cell's peer state", func(e *Engine) {
+			e.ents[id(e, "u/1/1/1")-1].aux = e.ents[id(e, "u/1/1/2")-1].aux
+		}, "peer state"},
+		{"cell peer names the wrong module", func(e *Engine) {
+			e.cells[e.ents[id(e, "u/1/1/1")-1].aux-1].mod = e.ents[id(e, "u/1/2")-1].aux
+		}, "cell peers"},
+		{"module forgotten under its cells", func(e *Engine) {
+			m := id(e, "u/1/2")
+			e.mods[e.ents[m-1].aux-1].id = 0
+		}, "peer state"},
+		{"cell with a stale state", func(e *Engine) { e.ents[id(e, "u/1/1/1")-1].src = 1 }, "stale state of a cell"},
+		{"two sources share a stale state", func(e *Engine) { e.ents[id(e, "u/1/2")-1].src = e.ents[id(e, "u/1/1")-1].src }, "stale state"},
+		{"negative stale history", func(e *Engine) { e.stale.states[0].own.nout = -1 }, "stale history"},
+		{"state for an entity not in the snapshot", func(e *Engine) { e.ents[len(e.ents)-1].known = true }, "state for an unknown entity"},
+		{"a flag that is neither true nor false", func(e *Engine) {
+			*(*uint8)(unsafe.Pointer(&e.ents[0].known)) = 2
+		}, "flags"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			eng, reg := seedEngine()
+			if len(eng.ents) <= reg.Len() {
+				t.Fatalf("the entity table has no spare rows (%d for %d entities)", len(eng.ents), reg.Len())
+			}
+			tt.alter(eng)
+			var snap bytes.Buffer
+			if err := eng.Snapshot(&snap); err != nil {
+				t.Fatal(err)
+			}
+			r := telemetry.NewRegistry()
+			err := New(DefaultConfig(), r, nil).Restore(&snap)
+			if err == nil || !strings.Contains(err.Error(), "("+tt.want) || r.Len() != 0 {
+				t.Errorf("Restore = %v with %d entities registered, want the %q part refused and none registered", err, r.Len(), tt.want)
+			}
+		})
+	}
+}
+
 // The scores show the runaway cell standing out from its peers.
 func TestCellScoresShowTheDriftingCell(t *testing.T) {
 	samples := scenarioSamples(t)
@@ -200,14 +261,7 @@ func TestCellScoresShowTheDriftingCell(t *testing.T) {
 // the mutations reach the parser: Restore must reject or accept, never
 // panic or plant bad references.
 func FuzzRestore(f *testing.F) {
-	samples := snapshotSeedSamples()
-	reg := telemetry.NewRegistry()
-	eng := New(DefaultConfig(), reg, nil)
-	for _, s := range samples {
-		id, _ := reg.Intern(s.ent)
-		s.s.Entity = id
-		eng.Observe(s.s, nil)
-	}
+	eng, _ := seedEngine()
 	var snap bytes.Buffer
 	if err := eng.Snapshot(&snap); err != nil {
 		f.Fatal(err)
@@ -233,6 +287,18 @@ func FuzzRestore(f *testing.F) {
 		}
 		e.Tick(2e18, nil)
 	})
+}
+
+// seedEngine is an engine that has seen snapshotSeedSamples.
+func seedEngine() (*Engine, *telemetry.Registry) {
+	reg := telemetry.NewRegistry()
+	eng := New(DefaultConfig(), reg, nil)
+	for _, s := range snapshotSeedSamples() {
+		id, _ := reg.Intern(s.ent)
+		s.s.Entity = id
+		eng.Observe(s.s, nil)
+	}
+	return eng, reg
 }
 
 // snapshotSeedSamples is a small fleet's first polls.
