@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	gb "github.com/goburrow/modbus"
 	sv "github.com/simonvetter/modbus"
+
+	"github.com/cellwarden/cellwarden/internal/telemetry"
 )
 
 // bmsMap is a BMS with 256 cells (16 modules x 16), voltage and temperature
@@ -38,16 +41,7 @@ func BenchmarkPoll200BMS(b *testing.B) {
 		for u := 1; u <= perGateway; u++ {
 			bank.Fill(uint8(u), m)
 		}
-		addr := benchAddr(b)
-		srv, err := sv.NewServer(&sv.ServerConfiguration{URL: "tcp://" + addr, Timeout: time.Minute, MaxClients: 4,
-			Logger: log.New(io.Discard, "", 0)}, bank)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := srv.Start(); err != nil {
-			b.Fatal(err)
-		}
-		defer srv.Stop()
+		addr := serveBank(b, bank)
 		link := NewTCPLink(addr, time.Second)
 		defer link.Close()
 		var ds []*Device
@@ -99,6 +93,21 @@ func BenchmarkPoll200BMS(b *testing.B) {
 	b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "heap-MiB")
 }
 
+// serveBank serves bank on a free loopback port until the benchmark ends.
+func serveBank(b *testing.B, bank *Bank) string {
+	addr := benchAddr(b)
+	srv, err := sv.NewServer(&sv.ServerConfiguration{URL: "tcp://" + addr, Timeout: time.Minute, MaxClients: 4,
+		Logger: log.New(io.Discard, "", 0)}, bank)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Stop() })
+	return addr
+}
+
 func benchAddr(b *testing.B) string {
 	l, err := netListen()
 	if err != nil {
@@ -106,4 +115,51 @@ func benchAddr(b *testing.B) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// BenchmarkPollAgainstBareGoburrow reads the same blocks of one 256-cell
+// BMS from an in-process server, once per iteration, with the collector
+// (link, device, decoding and Samples, as the daemon does) and with a bare
+// goburrow client on its own persistent connection: the ceiling of that
+// connection. The ratio of the two ns/op is the collector's share of the
+// connection's register throughput.
+func BenchmarkPollAgainstBareGoburrow(b *testing.B) {
+	m, err := ParseMap([]byte(bmsMap), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	bank := NewBank(false)
+	bank.Fill(1, m)
+	addr := serveBank(b, bank)
+	blocks := m.Plan(0)
+	b.Run("collector", func(b *testing.B) {
+		link := NewTCPLink(addr, time.Second)
+		defer link.Close()
+		dev := NewDevice(DeviceConfig{Name: "1", UPS: "u", String: "1", Unit: 1, Map: m, Interval: time.Second}, link)
+		reg := telemetry.NewRegistry()
+		var out []telemetry.Sample
+		b.ReportAllocs()
+		for b.Loop() {
+			p := dev.Poll(context.Background())
+			if len(p.Errors) > 0 {
+				b.Fatal(p.Errors[0].Err)
+			}
+			out, _ = dev.Samples(p, reg, out[:0])
+		}
+		b.ReportMetric(float64(len(out)), "samples/poll")
+	})
+	b.Run("goburrow", func(b *testing.B) {
+		h := gb.NewTCPClientHandler(addr)
+		h.Timeout, h.SlaveId = time.Second, 1
+		defer h.Close()
+		client := gb.NewClient(h)
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, blk := range blocks {
+				if _, err := client.ReadHoldingRegisters(blk.Start, blk.Count); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
 }

@@ -42,6 +42,10 @@ type Device struct {
 	blocks []Block
 	now    func() time.Time
 
+	regs     Registers // the dump of the poll in progress, reused
+	readings []Reading // the last poll's readings, reused by the next
+	ids      idCache   // the entity of each reading, from the last poll
+
 	mu     sync.Mutex
 	health Health
 	// unreadable marks planned blocks where bisection found nothing.
@@ -59,7 +63,7 @@ func NewDevice(cfg DeviceConfig, link *Link) *Device {
 		now = time.Now
 	}
 	return &Device{cfg: cfg, link: link, blocks: cfg.Map.Plan(cfg.MaxGap), now: now,
-		health: Health{Errors: map[string]uint64{}}, unreadable: map[Block]bool{}}
+		health: Health{Errors: map[string]uint64{}}, unreadable: map[Block]bool{}, regs: Registers{}}
 }
 
 // Name is the device's name from its configuration.
@@ -124,11 +128,14 @@ type BlockError struct {
 // exception) is recorded and the others are still read and decoded. After a
 // timeout or a connection failure the rest of the poll is given up: a dead
 // unit behind a shared gateway then costs the other units on the link one
-// timeout per poll, not one per block.
+// timeout per poll, not one per block. One goroutine polls a device, and
+// the poll's Decoded.Readings are reused by its next poll: use them (turn
+// them into Samples) before polling again.
 func (d *Device) Poll(ctx context.Context) Poll {
 	start := d.now()
 	p := Poll{Device: d.cfg.Name, Time: start}
-	regs := Registers{}
+	regs := d.regs
+	clear(regs)
 	ok := 0
 	var split []Block // blocks to use from the next poll on, when one was split
 	for bi, b := range d.blocks {
@@ -180,7 +187,8 @@ func (d *Device) Poll(ctx context.Context) Poll {
 	if split != nil {
 		d.blocks = split
 	}
-	p.Decoded = d.cfg.Map.Decode(regs)
+	p.Decoded = d.cfg.Map.decode(regs, d.readings)
+	d.readings = p.Decoded.Readings
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	h := &d.health
@@ -225,13 +233,26 @@ func (d *Device) Run(ctx context.Context, emit func(Poll)) {
 // Samples turns a poll's readings into Samples, interning the entities
 // (the device's UPS and string, and the module and cell of each reading).
 // Readings of entities the registry refuses are counted in the second
-// result.
+// result. A device reads the same elements poll after poll, so the entity
+// of each reading is remembered by its position and interned again only
+// when it changed. Like Poll, it is called by one goroutine at a time.
 func (d *Device) Samples(p Poll, reg *telemetry.Registry, out []telemetry.Sample) ([]telemetry.Sample, int) {
 	rejected := 0
 	ts := p.Time.UnixNano()
-	for _, r := range p.Decoded.Readings {
+	c := &d.ids
+	if c.reg != reg {
+		*c = idCache{reg: reg}
+	}
+	for i, r := range p.Decoded.Readings {
+		level := r.Metric.Level()
+		if i < len(c.keys) {
+			if k := &c.keys[i]; k.level == level && k.module == r.Module && k.cell == r.Cell {
+				out = append(out, telemetry.Sample{Time: ts, Value: r.Value, Entity: k.id, Metric: r.Metric})
+				continue
+			}
+		}
 		e := telemetry.Entity{UPS: d.cfg.UPS}
-		switch r.Metric.Level() {
+		switch level {
 		case telemetry.LevelString:
 			e.String = d.cfg.String
 		case telemetry.LevelModule:
@@ -244,7 +265,23 @@ func (d *Device) Samples(p Poll, reg *telemetry.Registry, out []telemetry.Sample
 			rejected++
 			continue
 		}
+		if i >= len(c.keys) {
+			c.keys = append(c.keys, make([]idKey, i+1-len(c.keys))...)
+		}
+		c.keys[i] = idKey{module: r.Module, cell: r.Cell, level: level, id: id}
 		out = append(out, telemetry.Sample{Time: ts, Value: r.Value, Entity: id, Metric: r.Metric})
 	}
 	return out, rejected
+}
+
+// idCache remembers the entity of each reading position for one registry.
+type idCache struct {
+	reg  *telemetry.Registry
+	keys []idKey
+}
+
+type idKey struct {
+	module, cell string
+	level        telemetry.Level
+	id           telemetry.EntityID // 0: not known
 }

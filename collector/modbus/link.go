@@ -96,9 +96,11 @@ type rtuHandler struct{ *gb.RTUClientHandler }
 func (h rtuHandler) setUnit(id byte) { h.SlaveId = id }
 
 // Link owns one connection to a Modbus TCP endpoint (or one serial bus).
-// One goroutine serialises every request on it: goburrow's client is not
-// safe for concurrent use, a shared RS-485 bus or gateway must not see two
-// requests at once, and many BMSs accept only one or two connections.
+// Requests on it take turns (a token passed from one to the next):
+// goburrow's client is not safe for concurrent use, a shared RS-485 bus or
+// gateway must not see two requests at once, and many BMSs accept only one
+// or two connections. The caller's goroutine makes its own request, so a
+// read costs no hand-off to another goroutine and back.
 // After any error that is not a Modbus exception the handler is closed, so
 // the next request dials afresh (goburrow v0.1.0 otherwise never recovers
 // from a timeout or a server restart), with backoff and jitter between
@@ -107,27 +109,14 @@ type Link struct {
 	name    string
 	handler linkHandler
 	client  reader
-	reqs    chan linkRequest
+	turn    chan struct{} // holds the token while the link is free
 	stop    chan struct{}
-	done    chan struct{}
 	once    sync.Once
 
-	// backoff state, owned by the link goroutine
+	// backoff state, owned by the token's holder
 	failures int
 	retryAt  time.Time
 	now      func() time.Time
-}
-
-type linkRequest struct {
-	unit  byte
-	input bool // FC 4 instead of FC 3
-	block Block
-	reply chan linkResult
-}
-
-type linkResult struct {
-	regs []uint16
-	err  *ReadError
 }
 
 // NewTCPLink prepares a link to a Modbus TCP endpoint (host:port); each
@@ -151,50 +140,48 @@ func NewRTULink(device string, baud int, parity string, timeout time.Duration) *
 }
 
 func newLink(name string, h linkHandler) *Link {
-	l := &Link{name: name, handler: h, client: gb.NewClient(h), reqs: make(chan linkRequest),
-		stop: make(chan struct{}), done: make(chan struct{}), now: time.Now}
-	go l.run()
+	l := &Link{name: name, handler: h, client: gb.NewClient(h), turn: make(chan struct{}, 1),
+		stop: make(chan struct{}), now: time.Now}
+	l.turn <- struct{}{}
 	return l
 }
 
 // Name is the endpoint or serial device.
 func (l *Link) Name() string { return l.name }
 
-// Close stops the link's goroutine and closes its connection. It is
-// idempotent.
+// Close waits for the request in progress, if any, closes the connection,
+// and makes every later Read fail. It is idempotent.
 func (l *Link) Close() error {
-	l.once.Do(func() { close(l.stop) })
-	<-l.done
+	l.once.Do(func() {
+		close(l.stop)
+		<-l.turn // the token is kept: nobody reads any more
+		l.handler.Close()
+	})
 	return nil
 }
 
-// Read reads one block from a unit, waiting its turn on the link. ctx
-// bounds the wait for the turn; the request itself is bounded by the
-// link's timeout.
+// Read reads one block from a unit, waiting its turn on the link. ctx bounds the wait for the turn; the
+// request itself is bounded by the link's timeout.
 func (l *Link) Read(ctx context.Context, unit byte, input bool, b Block) ([]uint16, *ReadError) {
-	reply := make(chan linkResult, 1)
 	select {
-	case l.reqs <- linkRequest{unit: unit, input: input, block: b, reply: reply}:
+	case <-l.stop:
+		return nil, &ReadError{Kind: ErrConnection, Err: errors.New("link closed")}
+	default:
+	}
+	select {
+	case <-l.turn:
 	case <-ctx.Done():
 		return nil, &ReadError{Kind: ErrTimeout, Err: fmt.Errorf("waiting for %s: %w", l.name, ctx.Err())}
 	case <-l.stop:
 		return nil, &ReadError{Kind: ErrConnection, Err: errors.New("link closed")}
 	}
-	r := <-reply
-	return r.regs, r.err
-}
-
-func (l *Link) run() {
-	defer close(l.done)
-	defer l.handler.Close()
-	for {
-		select {
-		case <-l.stop:
-			return
-		case req := <-l.reqs:
-			req.reply <- l.serve(req)
-		}
+	defer func() { l.turn <- struct{}{} }()
+	select {
+	case <-l.stop: // closed while this request waited for its turn
+		return nil, &ReadError{Kind: ErrConnection, Err: errors.New("link closed")}
+	default:
 	}
+	return l.serve(unit, input, b)
 }
 
 // backoff is how long to wait after n consecutive connection failures:
@@ -205,20 +192,20 @@ func backoff(n int) time.Duration {
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
-func (l *Link) serve(req linkRequest) linkResult {
+func (l *Link) serve(unit byte, input bool, b Block) ([]uint16, *ReadError) {
 	if now := l.now(); now.Before(l.retryAt) {
-		return linkResult{err: &ReadError{Kind: ErrConnection, Err: fmt.Errorf("%s unreachable; next attempt in %s", l.name, l.retryAt.Sub(now).Round(time.Millisecond))}}
+		return nil, &ReadError{Kind: ErrConnection, Err: fmt.Errorf("%s unreachable; next attempt in %s", l.name, l.retryAt.Sub(now).Round(time.Millisecond))}
 	}
-	l.handler.setUnit(req.unit)
+	l.handler.setUnit(unit)
 	var data []byte
 	var err error
-	if req.input {
-		data, err = l.client.ReadInputRegisters(req.block.Start, req.block.Count)
+	if input {
+		data, err = l.client.ReadInputRegisters(b.Start, b.Count)
 	} else {
-		data, err = l.client.ReadHoldingRegisters(req.block.Start, req.block.Count)
+		data, err = l.client.ReadHoldingRegisters(b.Start, b.Count)
 	}
-	if err == nil && len(data) != 2*int(req.block.Count) {
-		err = fmt.Errorf("asked for %d registers, got %d bytes", req.block.Count, len(data))
+	if err == nil && len(data) != 2*int(b.Count) {
+		err = fmt.Errorf("asked for %d registers, got %d bytes", b.Count, len(data))
 	}
 	if err != nil {
 		re := classify(err)
@@ -231,12 +218,12 @@ func (l *Link) serve(req linkRequest) linkResult {
 				l.retryAt = l.now().Add(backoff(l.failures))
 			}
 		}
-		return linkResult{err: re}
+		return nil, re
 	}
 	l.failures, l.retryAt = 0, time.Time{}
-	regs := make([]uint16, req.block.Count)
+	regs := make([]uint16, b.Count)
 	for i := range regs {
 		regs[i] = uint16(data[2*i])<<8 | uint16(data[2*i+1])
 	}
-	return linkResult{regs: regs}
+	return regs, nil
 }

@@ -287,8 +287,18 @@ type Decoded struct {
 // Decode turns a register dump into readings, alarms and identity strings.
 // It never fails: registers missing from the dump are counted, raw values
 // listed as sentinels become NaN readings.
-func (m *Map) Decode(regs Registers) Decoded {
-	var d Decoded
+func (m *Map) Decode(regs Registers) Decoded { return m.decode(regs, nil) }
+
+// decode is Decode appending the readings to buf[:0], which it grows once
+// to the map's size when it is too small.
+func (m *Map) decode(regs Registers, buf []Reading) Decoded {
+	n := 0
+	for i := range m.Points {
+		if m.Points[i].Metric != "" {
+			n += m.Points[i].count()
+		}
+	}
+	d := Decoded{Readings: slices.Grow(buf[:0], n)}
 	for i := range m.Points {
 		p := &m.Points[i]
 		metric, _ := telemetry.ParseMetric(p.Metric)
