@@ -22,6 +22,7 @@ type serveOptions struct {
 	snapshotInterval time.Duration
 	shutdownTimeout  time.Duration
 	web              *web.FlagConfig
+	apiWithoutAuth   bool
 }
 
 // addServe declares `cellwarden serve` and its flags.
@@ -34,6 +35,7 @@ func addServe(app *kingpin.Application) (*kingpin.CmdClause, *serveOptions) {
 	c.Flag("snapshot.interval", "How often the detector's state is written to the state directory (also on shutdown).").Default("1m").DurationVar(&o.snapshotInterval)
 	c.Flag("shutdown.timeout", "How long SIGTERM waits for collectors and deliveries to finish.").Default("30s").DurationVar(&o.shutdownTimeout)
 	o.web = metrics.AddFlags(c)
+	c.Flag("web.enable-lifecycle-api-without-auth", "Dangerous: let POST and DELETE of /api/v1/acknowledgements and /api/v1/maintenance change things although --web.config.file sets no basic_auth_users; whoever reaches the port can then mute alerts.").BoolVar(&o.apiWithoutAuth)
 	return c, o
 }
 
@@ -59,5 +61,6 @@ func runServe(o *serveOptions, log *zap.Logger) error {
 		}
 	}()
 	return daemon.Run(ctx, daemon.Options{ConfigPath: o.config, StateDir: o.stateDir, Shard: shard,
-		SnapshotInterval: o.snapshotInterval, ShutdownTimeout: o.shutdownTimeout, Web: o.web, Reload: reload, Log: log})
+		SnapshotInterval: o.snapshotInterval, ShutdownTimeout: o.shutdownTimeout, Web: o.web, Reload: reload, Log: log,
+		LifecycleAPIWithoutAuth: o.apiWithoutAuth})
 }

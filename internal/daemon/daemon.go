@@ -65,6 +65,11 @@ type Options struct {
 	Listener net.Listener
 	// Reload delivers reload requests (SIGHUP); POST /-/reload is another.
 	Reload <-chan struct{}
+	// LifecycleAPIWithoutAuth lets POST and DELETE of /api/v1/ change
+	// acknowledgements and maintenance windows when the web configuration
+	// file sets no basic_auth_users. Dangerous: whoever reaches the port
+	// can then mute alerts.
+	LifecycleAPIWithoutAuth bool
 	// Log receives the daemon's logs.
 	Log *zap.Logger
 	// Clock is the event-time clock: it stamps Modbus polls and ticks the
@@ -102,6 +107,10 @@ type daemon struct {
 	reloadCh chan chan error
 	ready    atomic.Bool
 	status   *statusState
+
+	// lifecycleCh: the lifecycle API changed the acknowledgements or the
+	// maintenance windows (one pending nudge is enough).
+	lifecycleCh chan struct{}
 
 	// Owned by the detector goroutine.
 	cfg      *config.Config
@@ -156,7 +165,7 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("state directory: %w", err)
 	}
 	d := &daemon{o: o, log: log, reg: telemetry.NewRegistry(), in: make(chan []telemetry.Sample, batchQueue),
-		reloadCh: make(chan chan error), cfg: cfg, inv: inv}
+		reloadCh: make(chan chan error), lifecycleCh: make(chan struct{}, 1), cfg: cfg, inv: inv}
 	d.store = metrics.NewStore(d.reg, metrics.StoreOptions{})
 	d.store.SetInventory(inv)
 	d.nm = notify.NewMetrics(nil)
@@ -267,6 +276,10 @@ func (d *daemon) loop(ctx context.Context, httpDone <-chan error) error {
 			d.reload()
 		case reply := <-d.reloadCh:
 			reply <- d.reload()
+		case <-d.lifecycleCh:
+			// Applied at the next tick, not at the next 5 s refresh.
+			d.refreshAcks()
+			d.refreshMaintenance()
 		}
 	}
 }
@@ -531,7 +544,7 @@ func (d *daemon) refreshAcks() {
 }
 
 // maintenanceFile holds the maintenance windows in the state directory;
-// `cellwarden maintenance start|stop` writes it.
+// `cellwarden maintenance start|stop` and the HTTP API write it.
 const maintenanceFile = "maintenance.json"
 
 // refreshMaintenance reads the maintenance windows again and, when the set

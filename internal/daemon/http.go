@@ -9,10 +9,14 @@ import (
 	"go.uber.org/zap"
 )
 
-// handler serves /metrics, the lifecycle endpoints and the status page.
-// TLS and basic auth apply to all of them (the web configuration file).
+// handler serves /metrics, the lifecycle endpoints, the lifecycle API
+// (api.go) and the status page. TLS and basic auth apply to all of them
+// (the web configuration file).
 func (d *daemon) handler() (http.Handler, error) {
 	mux := http.NewServeMux()
+	api := d.lifecycleAPI()
+	api.logMode()
+	api.register(mux)
 	mux.Handle("/metrics", promhttp.HandlerFor(d.prom, promhttp.HandlerOpts{
 		ErrorLog: zap.NewStdLog(d.log.Named("promhttp")), ErrorHandling: promhttp.ContinueOnError}))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
@@ -41,4 +45,21 @@ func (d *daemon) handler() (http.Handler, error) {
 	})
 	mux.HandleFunc("/", d.serveStatus)
 	return mux, nil
+}
+
+// lifecycleAPI is the API over the daemon's acknowledgement and
+// maintenance stores; a change nudges the detector goroutine to read them
+// again (without waiting when a nudge is pending already).
+func (d *daemon) lifecycleAPI() *lifecycleAPI {
+	webConfig := ""
+	if d.o.Web != nil && d.o.Web.WebConfigFile != nil {
+		webConfig = *d.o.Web.WebConfigFile
+	}
+	return &lifecycleAPI{acks: d.acks, maint: d.maint, webConfig: webConfig, withoutAuth: d.o.LifecycleAPIWithoutAuth,
+		log: d.log.Named("api"), now: time.Now, changed: func() {
+			select {
+			case d.lifecycleCh <- struct{}{}:
+			default:
+			}
+		}}
 }
