@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cellwarden/cellwarden/internal/cputime"
 	"github.com/cellwarden/cellwarden/internal/telemetry"
 )
 
@@ -44,10 +45,12 @@ func BenchmarkEngine(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	n := 0
+	cpu0 := cputime.Process()
 	for b.Loop() {
 		step()
 		n += len(poll)
 	}
+	b.ReportMetric(float64(n)/(cputime.Process()-cpu0).Seconds(), "samples/cpu-s")
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "samples/s")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/sample")
 }

@@ -565,17 +565,22 @@ func (e *Engine) ringPush(c *cellPeer, t int64, rel float64) {
 // theilSen is the median of pairwise slopes (°C/h) of the ring points from
 // from to to (both included), and the hours they span.
 func theilSen(c *cellPeer, from, to int64) (float64, float64) {
+	var in [ringSize]uint8 // ring slots inside [from, to]
+	k := 0
+	first, last := int64(math.MaxInt64), int64(math.MinInt64)
+	for a := range min(int(c.ringN), ringSize) {
+		if t := c.ringT[a]; t >= from && t <= to {
+			in[k] = uint8(a)
+			k++
+			first, last = min(first, t), max(last, t)
+		}
+	}
 	var slopes [ringSize * (ringSize - 1) / 2]float64
 	n := 0
-	first, last := int64(math.MaxInt64), int64(math.MinInt64)
-	cnt := min(int(c.ringN), ringSize)
-	for a := 0; a < cnt; a++ {
-		if c.ringT[a] < from || c.ringT[a] > to {
-			continue
-		}
-		first, last = min(first, c.ringT[a]), max(last, c.ringT[a])
-		for b := a + 1; b < cnt; b++ {
-			if c.ringT[b] < from || c.ringT[b] > to || c.ringT[b] == c.ringT[a] {
+	for i := 0; i < k; i++ {
+		a := in[i]
+		for _, b := range in[i+1 : k] {
+			if c.ringT[b] == c.ringT[a] {
 				continue
 			}
 			hours := float64(c.ringT[b]-c.ringT[a]) / float64(time.Hour)

@@ -7,13 +7,13 @@ import (
 	"log"
 	"runtime"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	gb "github.com/goburrow/modbus"
 	sv "github.com/simonvetter/modbus"
 
+	"github.com/cellwarden/cellwarden/internal/cputime"
 	"github.com/cellwarden/cellwarden/internal/telemetry"
 )
 
@@ -74,8 +74,7 @@ func BenchmarkPoll200BMS(b *testing.B) {
 		return readings
 	}
 	round() // connect
-	var ru0, ru1 syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	cpu0 := cputime.Process()
 	b.ReportAllocs()
 	b.ResetTimer()
 	total := 0
@@ -83,8 +82,7 @@ func BenchmarkPoll200BMS(b *testing.B) {
 		total += round()
 	}
 	b.StopTimer()
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
-	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) / time.Duration(b.N)
+	cpu := (cputime.Process() - cpu0) / time.Duration(b.N)
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)

@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"syscall"
 	"time"
 
 	gb "github.com/goburrow/modbus"
 
 	"github.com/cellwarden/cellwarden/collector/modbus"
+	"github.com/cellwarden/cellwarden/internal/cputime"
 	"github.com/cellwarden/cellwarden/internal/telemetry"
 )
 
@@ -46,11 +46,7 @@ func (r modbusRow) cpuPer100() time.Duration {
 	return time.Duration(r.CPUSeconds / float64(r.Registers) * 100 * float64(time.Second))
 }
 
-func selfCPU() float64 {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
-}
+func selfCPU() float64 { return cputime.Process().Seconds() }
 
 // modbusRuns starts `cellwarden sim serve` and, for 1 and 4 connections,
 // polls it as hard as it answers for a few seconds, first with
