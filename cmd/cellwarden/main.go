@@ -130,6 +130,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	serveCmd, sro := addServe(app)
 	auditCmd, ao := addAudit(app)
 	lc := addLifecycleCommands(app)
+	hashPw := addHashPassword(app)
 
 	cmd, err := app.Parse(joinDashValues(args))
 	if terminated >= 0 {
@@ -174,6 +175,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = runDemo(do, stdout, stderr, logger.Named("demo"))
 	case auditCmd.FullCommand():
 		err = runAudit(ao, stdout, stderr)
+	case hashPw.cmd.FullCommand():
+		err = hashPw.run(stdin, stdout)
 	default:
 		_, err = lc.run(cmd, stdout, stderr)
 	}
