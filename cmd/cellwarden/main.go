@@ -68,23 +68,20 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	simScenarios.Flag("out", "Directory to write the scenarios to.").Required().StringVar(&so.out)
 	simScenarios.Flag("seed", "Seed: the same seed gives the same bytes.").Default("1").Uint64Var(&so.seed)
 	simScenarios.Flag("only", "Write only this scenario (repeatable).").StringsVar(&so.only)
-	simServe := simCmd.Command("serve", "Play a scenario in real time and serve it over Modbus TCP in a vendor register layout (one unit id per string).")
+	simServe := simCmd.Command("serve", "Play a scenario in real time and serve it over Modbus TCP in a vendor register layout (one unit id per string), publish it to an MQTT broker, or both.")
 	sso := simServeOptions{}
-	simServe.Flag("modbus", "Listen address for Modbus TCP, host:port.").Required().StringVar(&sso.modbus)
+	simServe.Flag("modbus", "Listen address for Modbus TCP, host:port.").StringVar(&sso.modbus)
 	simServe.Flag("profile", "Register layout: a built-in profile, or sunspec (one unit per UPS).").Default("soltaro_single_rack_vc").StringVar(&sso.profile)
 	simServe.Flag("scenario", "Scenario of the standard suite.").Default("runaway_nmc_slow").StringVar(&sso.scenario)
 	simServe.Flag("seed", "Seed.").Default("1").Uint64Var(&sso.seed)
 	simServe.Flag("speed", "Playback speed: 1 is real time, 60 plays an hour a minute.").Default("1").Float64Var(&sso.speed)
-	simPublish := simCmd.Command("publish", "Play a scenario in real time and publish it to an MQTT broker (docs/mqtt.md: the reference JSON layout or plain values).")
+	addMQTTPublishFlags(simServe, &sso.pub, false)
+	simPublish := simCmd.Command("publish", "Play a scenario in real time and publish it to an MQTT broker (docs/mqtt.md: the reference JSON layout or plain values); the same as sim serve --mqtt.")
 	spo := simPublishOptions{}
-	simPublish.Flag("mqtt", "Broker URL, e.g. tcp://127.0.0.1:1883.").Required().StringVar(&spo.broker)
+	addMQTTPublishFlags(simPublish, &spo, true)
 	simPublish.Flag("scenario", "Scenario of the standard suite.").Default("runaway_nmc_slow").StringVar(&spo.scenario)
 	simPublish.Flag("seed", "Seed.").Default("1").Uint64Var(&spo.seed)
 	simPublish.Flag("speed", "Playback speed: 1 is real time, 60 plays an hour a minute.").Default("1").Float64Var(&spo.speed)
-	simPublish.Flag("format", "json (one message per module, string and UPS per poll) or value (one number per topic).").Default("json").StringVar(&spo.format)
-	simPublish.Flag("prefix", "First topic level.").Default("bms").StringVar(&spo.prefix)
-	simPublish.Flag("qos", "QoS of the messages: 0 or 1.").Default("1").IntVar(&spo.qos)
-	simPublish.Flag("client-id", "MQTT client id.").Default("cellwarden-sim").StringVar(&spo.clientID)
 	simList := simCmd.Command("list", "List the standard scenarios.")
 	simListSeed := simList.Flag("seed", "Seed.").Default("1").Uint64()
 
@@ -156,7 +153,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case simScenarios.FullCommand():
 		err = runSimScenarios(so, stdout, logger.Named("sim"))
 	case simServe.FullCommand():
-		err = runSimServe(sso, stdout, logger.Named("sim"))
+		err = runSimServeAndPublish(sso, stdout, logger.Named("sim"))
 	case simPublish.FullCommand():
 		err = runSimPublish(spo, stdout, logger.Named("sim"))
 	case mqttRead.FullCommand():

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/alecthomas/kingpin/v2"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"go.uber.org/zap"
 
@@ -29,6 +30,20 @@ type simPublishOptions struct {
 	prefix   string
 	qos      int
 	clientID string
+}
+
+// addMQTTPublishFlags adds the broker and message flags of sim publish
+// (and of sim serve, where --mqtt is optional).
+func addMQTTPublishFlags(cmd *kingpin.CmdClause, o *simPublishOptions, required bool) {
+	broker := cmd.Flag("mqtt", "Broker URL to publish the fleet to, e.g. tcp://127.0.0.1:1883.")
+	if required {
+		broker = broker.Required()
+	}
+	broker.StringVar(&o.broker)
+	cmd.Flag("format", "MQTT: json (one message per module, string and UPS per poll) or value (one number per topic).").Default("json").StringVar(&o.format)
+	cmd.Flag("prefix", "MQTT: first topic level.").Default("bms").StringVar(&o.prefix)
+	cmd.Flag("qos", "MQTT: QoS of the messages, 0 or 1.").Default("1").IntVar(&o.qos)
+	cmd.Flag("client-id", "MQTT client id.").Default("cellwarden-sim").StringVar(&o.clientID)
 }
 
 // jsonDoc gathers one poll's readings of one entity (a module, string or

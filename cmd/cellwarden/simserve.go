@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,7 +29,37 @@ type simServeOptions struct {
 	scenario string
 	seed     uint64
 	speed    float64
+	pub      simPublishOptions // with --mqtt: publish the fleet too
 }
+
+// runSimServeAndPublish is `sim serve`: the scenario over Modbus TCP
+// (--modbus), published to an MQTT broker (--mqtt), or both at once, each
+// playing the same scenario from the same start.
+func runSimServeAndPublish(o simServeOptions, stdout io.Writer, log *zap.Logger) error {
+	o.pub.scenario, o.pub.seed, o.pub.speed = o.scenario, o.seed, o.speed
+	switch {
+	case o.modbus == "" && o.pub.broker == "":
+		return errors.New("give --modbus ADDRESS, --mqtt URL or both")
+	case o.pub.broker == "":
+		return runSimServe(o, stdout, log)
+	case o.modbus == "":
+		return runSimPublish(o.pub, stdout, log)
+	}
+	var mu sync.Mutex // the two write their banners to one stdout
+	out := writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return stdout.Write(p)
+	})
+	errs := make(chan error, 2)
+	go func() { errs <- runSimServe(o, out, log.Named("modbus")) }()
+	go func() { errs <- runSimPublish(o.pub, out, log.Named("mqtt")) }()
+	return errors.Join(<-errs, <-errs)
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // runSimServe plays a scenario's telemetry in (scaled) real time and serves
 // it over Modbus TCP in a vendor register layout: one unit id per battery

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -25,6 +26,7 @@ import (
 	"time"
 
 	"github.com/cellwarden/cellwarden/alerting/notify"
+	"github.com/cellwarden/cellwarden/collector/modbus"
 	"github.com/cellwarden/cellwarden/collector/mqtt/mosquittotest"
 	"github.com/cellwarden/cellwarden/internal/promtest"
 )
@@ -532,10 +534,24 @@ func TestServeRestartAfterSIGKILLPagesOnceAndIsNotBlind(t *testing.T) {
 
 // Three instances, --shard 0/3, 1/3 and 2/3, subscribed to one mosquitto
 // carrying a two-UPS fleet: every cell is in exactly one instance's
-// /metrics.
+// /metrics. The fleet comes from `sim serve --mqtt --modbus`, which
+// publishes it and serves it over Modbus TCP at once.
 func TestServeThreeShardsCoverEveryCellOnce(t *testing.T) {
 	broker := mosquittotest.Start(t, "")
-	simProc(t, "publish", "--mqtt", "tcp://127.0.0.1:"+broker.Port, "--scenario", "healthy_fleet", "--speed", "60")
+	modbusAddr := freeAddr(t)
+	out := simProc(t, "serve", "--mqtt", "tcp://127.0.0.1:"+broker.Port, "--modbus", modbusAddr, "--scenario", "healthy_fleet", "--speed", "60")
+	waitFor(t, "sim serve to publish and serve", func() bool {
+		return strings.Contains(out.String(), "publishing scenario healthy_fleet") && strings.Contains(out.String(), "over Modbus TCP on "+modbusAddr)
+	})
+	link := modbus.NewTCPLink(modbusAddr, 5*time.Second)
+	defer link.Close()
+	m, err := modbus.Profile("soltaro_single_rack_vc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if regs, rerr := link.Read(context.Background(), 1, false, m.Plan(0)[0]); rerr != nil || len(regs) == 0 {
+		t.Fatalf("the Modbus side of sim serve --mqtt --modbus: %v", rerr)
+	}
 	const cells = 512 // healthy_fleet: dc1-ups-a and dc1-ups-b, 2 strings of 8 modules of 16 cells each
 	var shards []*serveProc
 	for i := range 3 {
