@@ -3,16 +3,14 @@ package modbus
 import (
 	"context"
 	"fmt"
-	"io"
-	"log"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	gb "github.com/goburrow/modbus"
-	sv "github.com/simonvetter/modbus"
 
+	"github.com/cellwarden/cellwarden/collector/modbus/modbustest"
 	"github.com/cellwarden/cellwarden/internal/cputime"
 	"github.com/cellwarden/cellwarden/internal/telemetry"
 )
@@ -92,28 +90,7 @@ func BenchmarkPoll200BMS(b *testing.B) {
 }
 
 // serveBank serves bank on a free loopback port until the benchmark ends.
-func serveBank(b *testing.B, bank *Bank) string {
-	addr := benchAddr(b)
-	srv, err := sv.NewServer(&sv.ServerConfiguration{URL: "tcp://" + addr, Timeout: time.Minute, MaxClients: 4,
-		Logger: log.New(io.Discard, "", 0)}, bank)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { srv.Stop() })
-	return addr
-}
-
-func benchAddr(b *testing.B) string {
-	l, err := netListen()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func serveBank(b *testing.B, bank *Bank) string { return modbustest.Serve(b, bank) }
 
 // BenchmarkPollAgainstBareGoburrow reads the same blocks of one 256-cell
 // BMS from an in-process server, once per iteration, with the collector

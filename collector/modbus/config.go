@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cellwarden/cellwarden/internal/telemetry"
@@ -62,11 +63,34 @@ func (c *CollectorConfig) UnmarshalYAML(n *yaml.Node) error {
 	return yamlstrict.DecodeNode(n, (*plain)(c))
 }
 
+// Endpoint names the connection an entry uses: its serial port, or its
+// address with localhost and IP addresses in one spelling (no DNS:
+// checking a configuration must not depend on the network). Entries with
+// one endpoint share one link.
+func (c *CollectorConfig) Endpoint() string {
+	if c.Device != "" {
+		return "serial:" + c.Device
+	}
+	host, port, err := net.SplitHostPort(c.Address)
+	if err != nil {
+		return c.Address
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		host = ip.String()
+	} else if strings.EqualFold(host, "localhost") {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
 // ValidateCollectors checks every entry and loads their register maps;
 // paths are below path (e.g. "collectors.modbus"), map files relative to
-// baseDir.
+// baseDir. Entries that share an endpoint (units behind one gateway or on
+// one bus) must agree on what the link is: one transport for an address,
+// one baud rate and parity for a serial port. Each keeps its own timeout.
 func ValidateCollectors(cs []CollectorConfig, p *yamlstrict.Problems, path, baseDir string) {
 	seen := map[string]int{}
+	links := map[string]int{} // endpoint → the first entry on it
 	for i := range cs {
 		c := &cs[i]
 		ip := yamlstrict.Index(path, i)
@@ -100,19 +124,17 @@ func ValidateCollectors(cs []CollectorConfig, p *yamlstrict.Problems, path, base
 		case c.Unit < 0 || c.Unit > 255:
 			p.Add(key("unit"), c.Unit, "must be 0..255")
 		}
-		// localhost and 127.0.0.1 are one endpoint (no DNS here: checking a
-		// configuration must not depend on the network).
-		host, port, _ := net.SplitHostPort(c.Address)
-		if ip := net.ParseIP(host); ip != nil {
-			host = ip.String()
-		} else if host == "localhost" {
-			host = "127.0.0.1"
+		// localhost and 127.0.0.1 are one endpoint.
+		endpoint := c.Endpoint()
+		if j, dup := seen[endpoint+"#"+strconv.Itoa(c.Unit)]; dup {
+			p.Add(ip, nil, "polls the same unit of the same endpoint as %s", yamlstrict.Index(path, j))
 		}
-		endpoint := host + ":" + port + c.Device + "#" + strconv.Itoa(c.Unit)
-		if j, dup := seen[endpoint]; dup {
-			p.Add(ip, nil, "polls the same unit of the same endpoint as collectors.modbus[%d]", j)
+		seen[endpoint+"#"+strconv.Itoa(c.Unit)] = i
+		if j, shared := links[endpoint]; shared {
+			checkSharedLink(p, ip, yamlstrict.Index(path, j), c, &cs[j])
+		} else {
+			links[endpoint] = i
 		}
-		seen[endpoint] = i
 		switch {
 		case (c.Profile == "") == (c.MapFile == ""):
 			p.Add(ip, nil, "needs exactly one of profile (built-in: %v, or sunspec) and map_file", Profiles())
@@ -170,5 +192,27 @@ func ValidateCollectors(cs []CollectorConfig, p *yamlstrict.Problems, path, base
 		if c.Name == "" {
 			c.Name = c.Address + c.Device + "/" + strconv.Itoa(c.Unit)
 		}
+	}
+}
+
+// checkSharedLink reports what entry c (at path ip) says about its link
+// that the first entry on the same endpoint (first, at firstPath)
+// contradicts: one connection or bus cannot be two things at once.
+func checkSharedLink(p *yamlstrict.Problems, ip, firstPath string, c, first *CollectorConfig) {
+	key := func(k string) string { return yamlstrict.Key(ip, k) }
+	if c.Device != "" {
+		if c.Baud != first.Baud {
+			p.Add(key("baud"), c.Baud, "differs from %s (%d) on the same serial port %s: the units of a bus share its baud rate and parity",
+				yamlstrict.Key(firstPath, "baud"), first.Baud, c.Device)
+		}
+		if c.Parity != first.Parity {
+			p.Add(key("parity"), c.Parity, "differs from %s (%s) on the same serial port %s: the units of a bus share its baud rate and parity",
+				yamlstrict.Key(firstPath, "parity"), first.Parity, c.Device)
+		}
+		return
+	}
+	if c.Transport != first.Transport {
+		p.Add(key("transport"), c.Transport, "differs from %s (%s) on the same endpoint %s: one connection speaks one transport",
+			yamlstrict.Key(firstPath, "transport"), first.Transport, c.Address)
 	}
 }

@@ -17,6 +17,8 @@ type DeviceConfig struct {
 	Unit     byte   // Modbus unit id
 	Map      *Map
 	Interval time.Duration
+	// Timeout bounds each request (the link's timeout when 0).
+	Timeout time.Duration
 	// MaxGap: unmapped registers a read may span to join two ranges.
 	MaxGap int
 	// Clock stamps the polls (time.Now when nil; the demo plays a
@@ -39,8 +41,13 @@ type Health struct {
 type Device struct {
 	cfg    DeviceConfig
 	link   *Link
-	blocks []Block
+	blocks []Block // in poll order: blocks the unit did not answer last
 	now    func() time.Time
+
+	// Owned by the polling goroutine: the slices the next poll order is
+	// built in, and whether the unit answered its last request.
+	spare, late []Block
+	answered    bool
 
 	regs     Registers // the dump of the poll in progress, reused
 	readings []Reading // the last poll's readings, reused by the next
@@ -83,12 +90,12 @@ func (d *Device) Health() Health {
 
 // readSplit reads b by bisection after an "illegal data address": it
 // returns the sub-blocks that were read (their registers stored in regs),
-// and an error that is not an illegal address (the poll should stop).
+// and an error that is not an illegal address (which ends the bisection).
 func (d *Device) readSplit(ctx context.Context, b Block, regs Registers, depth int) ([]Block, *ReadError) {
 	halves := [2]Block{{b.Start, b.Count / 2}, {b.Start + b.Count/2, b.Count - b.Count/2}}
 	var good []Block
 	for _, h := range halves {
-		vals, err := d.link.Read(ctx, d.cfg.Unit, d.cfg.Map.Function == "input", h)
+		vals, err := d.link.ReadWithin(ctx, d.cfg.Unit, d.cfg.Map.Function == "input", h, d.cfg.Timeout)
 		switch {
 		case err == nil:
 			good = append(good, h)
@@ -118,75 +125,101 @@ type Poll struct {
 	Errors  []BlockError
 }
 
+// silent reports whether err means the unit did not answer: a timeout, a
+// lost connection, or a gateway saying the unit is unreachable
+// (exceptions 10 and 11).
+func silent(err *ReadError) bool {
+	return err.Kind == ErrTimeout || err.Kind == ErrConnection ||
+		(err.Kind == ErrException && (err.Exception == 10 || err.Exception == 11))
+}
+
 // BlockError is a block that could not be read.
 type BlockError struct {
 	Block Block
 	Err   *ReadError
 }
 
-// Poll reads every block once. A block the device refuses (a Modbus
-// exception) is recorded and the others are still read and decoded. After a
-// timeout or a connection failure the rest of the poll is given up: a dead
-// unit behind a shared gateway then costs the other units on the link one
-// timeout per poll, not one per block. One goroutine polls a device, and
-// the poll's Decoded.Readings are reused by its next poll: use them (turn
-// them into Samples) before polling again.
+// Poll reads every block once, each within the device's timeout. A block
+// the device refuses (a Modbus exception) is recorded and the others are
+// still read and decoded. A block the unit does not answer (a timeout, a
+// broken connection, or a gateway's exception 10 or 11 saying the unit is
+// unreachable) costs only that block while the unit answers the others:
+// the poll goes on when the unit's request before it was answered, and
+// the block moves to the end of the poll order, so later polls read the
+// blocks that answer first. Two such failures in a row give up the rest of
+// the poll: a dead unit behind a shared gateway costs the other units on
+// the link one timeout per poll, a unit that just died two, and a unit
+// that answers all but some blocks one timeout per silent block.
+// One goroutine polls a device, and the poll's Decoded.Readings are
+// reused by its next poll: use them (turn them into Samples) before
+// polling again.
 func (d *Device) Poll(ctx context.Context) Poll {
 	start := d.now()
 	p := Poll{Device: d.cfg.Name, Time: start}
 	regs := d.regs
 	clear(regs)
 	ok := 0
-	var split []Block // blocks to use from the next poll on, when one was split
-	for bi, b := range d.blocks {
-		vals, err := d.link.Read(ctx, d.cfg.Unit, d.cfg.Map.Function == "input", b)
-		if err != nil && err.Kind == ErrException && err.Exception == 2 && b.Count > 1 && !d.unreadable[b] {
+	input := d.cfg.Map.Function == "input"
+	// The next poll's order: the blocks in this poll's order, then those
+	// the unit did not answer (late). Both reuse the last poll's slices.
+	next, late := d.spare[:0], d.late[:0]
+	stopped := false
+	for _, b := range d.blocks {
+		if stopped {
+			next = append(next, b)
+			continue
+		}
+		vals, err := d.link.ReadWithin(ctx, d.cfg.Unit, input, b, d.cfg.Timeout)
+		switch {
+		case err == nil:
+			d.answered = true
+			ok++
+			for i, v := range vals {
+				regs[b.Start+uint16(i)] = v
+			}
+			next = append(next, b)
+		case err.Kind == ErrException && err.Exception == 2 && b.Count > 1 && !d.unreadable[b]:
 			// "Illegal data address": the map reaches registers the
 			// device lacks (a rack with fewer modules than mapped). Find
 			// the readable parts by bisection, so one missing register
 			// does not cost the rest, and keep them for later polls.
+			d.answered = true
+			p.Errors = append(p.Errors, BlockError{Block: b, Err: err})
 			good, herr := d.readSplit(ctx, b, regs, 0)
-			if split == nil {
-				split = append([]Block{}, d.blocks[:bi]...)
-			}
-			if len(good) == 0 {
-				d.unreadable[b] = true
-				split = append(split, b)
-			}
-			split = append(split, good...)
 			ok += len(good)
-			p.Errors = append(p.Errors, BlockError{Block: b, Err: err})
-			if herr != nil {
-				split = append(split, d.blocks[bi+1:]...)
-				break
-			}
-			continue
-		}
-		if split != nil {
-			split = append(split, b)
-		}
-		if err != nil {
-			p.Errors = append(p.Errors, BlockError{Block: b, Err: err})
-			// A timeout, a lost connection, or a gateway saying the unit
-			// is unreachable (exceptions 10, 11): give up the rest of the
-			// poll, so a dead unit costs the others on the link once.
-			if err.Kind == ErrTimeout || err.Kind == ErrConnection ||
-				(err.Kind == ErrException && (err.Exception == 10 || err.Exception == 11)) {
-				if split != nil {
-					split = append(split, d.blocks[bi+1:]...)
+			switch {
+			case herr != nil:
+				// The bisection was cut short: what it read counts for
+				// this poll, the whole block is tried again next time.
+				p.Errors = append(p.Errors, BlockError{Block: b, Err: herr})
+				if silent(herr) {
+					d.answered = false // the exception before it was an answer: go on
+					late = append(late, b)
+				} else {
+					next = append(next, b)
 				}
-				break
+			case len(good) == 0:
+				d.unreadable[b] = true
+				next = append(next, b)
+			default:
+				next = append(next, good...)
 			}
-			continue
-		}
-		ok++
-		for i, v := range vals {
-			regs[b.Start+uint16(i)] = v
+		case silent(err):
+			p.Errors = append(p.Errors, BlockError{Block: b, Err: err})
+			late = append(late, b)
+			stopped = !d.answered
+			d.answered = false
+		default:
+			// Another exception (an answer), or a garbled answer.
+			p.Errors = append(p.Errors, BlockError{Block: b, Err: err})
+			if err.Kind == ErrException {
+				d.answered = true
+			}
+			next = append(next, b)
 		}
 	}
-	if split != nil {
-		d.blocks = split
-	}
+	next = append(next, late...)
+	d.spare, d.blocks, d.late = d.blocks, next, late
 	p.Decoded = d.cfg.Map.decode(regs, d.readings)
 	d.readings = p.Decoded.Readings
 	d.mu.Lock()

@@ -80,20 +80,37 @@ func classify(err error) *ReadError {
 	return &ReadError{Kind: ErrProtocol, Err: err}
 }
 
-// linkHandler is what a Link needs of a goburrow handler.
+// linkHandler is what a Link needs of a goburrow handler. setUnit and
+// setTimeout are called by the token's holder before each request.
 type linkHandler interface {
 	gb.ClientHandler
 	Close() error
 	setUnit(id byte)
+	setTimeout(d time.Duration)
 }
 
 type tcpHandler struct{ *gb.TCPClientHandler }
 
 func (h tcpHandler) setUnit(id byte) { h.SlaveId = id }
 
+// setTimeout: goburrow's TCP transporter reads Timeout at every dial and
+// request (with IdleTimeout 0 no timer of its own reads it).
+func (h tcpHandler) setTimeout(d time.Duration) { h.Timeout = d }
+
 type rtuHandler struct{ *gb.RTUClientHandler }
 
 func (h rtuHandler) setUnit(id byte) { h.SlaveId = id }
+
+// setTimeout: the serial library takes its read timeout when the port is
+// opened, so a request with another timeout than the open port's closes
+// it, and goburrow opens it again with the new one. Units that share a
+// bus with one timeout never reopen it.
+func (h rtuHandler) setTimeout(d time.Duration) {
+	if h.Timeout != d {
+		h.Close()
+		h.Timeout = d
+	}
+}
 
 // Link owns one connection to a Modbus TCP endpoint (or one serial bus).
 // Requests on it take turns (a token passed from one to the next):
@@ -101,34 +118,42 @@ func (h rtuHandler) setUnit(id byte) { h.SlaveId = id }
 // gateway must not see two requests at once, and many BMSs accept only one
 // or two connections. The caller's goroutine makes its own request, so a
 // read costs no hand-off to another goroutine and back.
+// Each request carries its own timeout (its device's), set on the handler
+// by the token's holder together with the unit id, so units with
+// different timeouts can share a gateway.
 // After any error that is not a Modbus exception the handler is closed, so
 // the next request dials afresh (goburrow v0.1.0 otherwise never recovers
-// from a timeout or a server restart), with backoff and jitter between
-// failed dials.
+// from a timeout or a server restart). A connection that had answered and
+// then broke (a reset, a hang-up) is dialled again at once; failed dials,
+// and connections that break before answering anything (a peer at its
+// client limit), back off with jitter.
 type Link struct {
 	name    string
 	handler linkHandler
 	client  reader
+	timeout time.Duration // for requests that bring none
 	turn    chan struct{} // holds the token while the link is free
 	stop    chan struct{}
 	once    sync.Once
 
-	// backoff state, owned by the token's holder
+	// connection and backoff state, owned by the token's holder
+	answered bool // the open connection has answered since it was dialled
 	failures int
 	retryAt  time.Time
 	now      func() time.Time
 }
 
-// NewTCPLink prepares a link to a Modbus TCP endpoint (host:port); each
-// request times out after timeout.
+// NewTCPLink prepares a link to a Modbus TCP endpoint (host:port); a
+// request times out after its own timeout (ReadWithin), or after timeout.
 func NewTCPLink(address string, timeout time.Duration) *Link {
 	h := gb.NewTCPClientHandler(address)
 	h.Timeout = timeout
 	h.IdleTimeout = 0
-	return newLink(address, tcpHandler{h})
+	return newLink(address, tcpHandler{h}, timeout)
 }
 
-// NewRTULink prepares a link to a serial RS-485 bus.
+// NewRTULink prepares a link to a serial RS-485 bus: one line speed and
+// parity for every unit on it; timeout as for NewTCPLink.
 func NewRTULink(device string, baud int, parity string, timeout time.Duration) *Link {
 	h := gb.NewRTUClientHandler(device)
 	h.BaudRate, h.DataBits, h.StopBits, h.Parity, h.Timeout = baud, 8, 1, parity, timeout
@@ -136,11 +161,11 @@ func NewRTULink(device string, baud int, parity string, timeout time.Duration) *
 	if parity == "N" {
 		h.StopBits = 2 // Modbus RTU: 11 bits per character
 	}
-	return newLink(device, rtuHandler{h})
+	return newLink(device, rtuHandler{h}, timeout)
 }
 
-func newLink(name string, h linkHandler) *Link {
-	l := &Link{name: name, handler: h, client: gb.NewClient(h), turn: make(chan struct{}, 1),
+func newLink(name string, h linkHandler, timeout time.Duration) *Link {
+	l := &Link{name: name, handler: h, client: gb.NewClient(h), timeout: timeout, turn: make(chan struct{}, 1),
 		stop: make(chan struct{}), now: time.Now}
 	l.turn <- struct{}{}
 	return l
@@ -160,9 +185,16 @@ func (l *Link) Close() error {
 	return nil
 }
 
-// Read reads one block from a unit, waiting its turn on the link. ctx bounds the wait for the turn; the
-// request itself is bounded by the link's timeout.
+// Read reads one block from a unit within the link's timeout: ReadWithin
+// with timeout 0.
 func (l *Link) Read(ctx context.Context, unit byte, input bool, b Block) ([]uint16, *ReadError) {
+	return l.ReadWithin(ctx, unit, input, b, 0)
+}
+
+// ReadWithin reads one block from a unit, waiting its turn on the link.
+// ctx bounds the wait for the turn; the request itself is bounded by
+// timeout (the link's own when timeout is not positive).
+func (l *Link) ReadWithin(ctx context.Context, unit byte, input bool, b Block, timeout time.Duration) ([]uint16, *ReadError) {
 	select {
 	case <-l.stop:
 		return nil, &ReadError{Kind: ErrConnection, Err: errors.New("link closed")}
@@ -181,7 +213,10 @@ func (l *Link) Read(ctx context.Context, unit byte, input bool, b Block) ([]uint
 		return nil, &ReadError{Kind: ErrConnection, Err: errors.New("link closed")}
 	default:
 	}
-	return l.serve(unit, input, b)
+	if timeout <= 0 {
+		timeout = l.timeout
+	}
+	return l.serve(unit, input, b, timeout)
 }
 
 // backoff is how long to wait after n consecutive connection failures:
@@ -192,11 +227,12 @@ func backoff(n int) time.Duration {
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
-func (l *Link) serve(unit byte, input bool, b Block) ([]uint16, *ReadError) {
+func (l *Link) serve(unit byte, input bool, b Block, timeout time.Duration) ([]uint16, *ReadError) {
 	if now := l.now(); now.Before(l.retryAt) {
 		return nil, &ReadError{Kind: ErrConnection, Err: fmt.Errorf("%s unreachable; next attempt in %s", l.name, l.retryAt.Sub(now).Round(time.Millisecond))}
 	}
 	l.handler.setUnit(unit)
+	l.handler.setTimeout(timeout)
 	var data []byte
 	var err error
 	if input {
@@ -209,17 +245,28 @@ func (l *Link) serve(unit byte, input bool, b Block) ([]uint16, *ReadError) {
 	}
 	if err != nil {
 		re := classify(err)
-		if re.Kind != ErrException {
-			// The connection's state is unknown (a late answer would be
-			// read as the next one's): drop it and dial afresh.
-			l.handler.Close()
-			if re.Kind == ErrConnection {
-				l.failures++
-				l.retryAt = l.now().Add(backoff(l.failures))
-			}
+		if re.Kind == ErrException {
+			l.answered = true
+			return nil, re
+		}
+		// The connection's state is unknown (a late answer would be
+		// read as the next one's): drop it and dial afresh.
+		l.handler.Close()
+		live := l.answered
+		l.answered = false
+		switch {
+		case re.Kind != ErrConnection:
+		case live:
+			// It worked until now (a reset, a restart): dial again at
+			// once; backoff starts if that fails.
+			l.failures, l.retryAt = 0, time.Time{}
+		default:
+			l.failures++
+			l.retryAt = l.now().Add(backoff(l.failures))
 		}
 		return nil, re
 	}
+	l.answered = true
 	l.failures, l.retryAt = 0, time.Time{}
 	regs := make([]uint16, b.Count)
 	for i := range regs {

@@ -19,13 +19,22 @@ import (
 )
 
 // fakeBMS is an in-process Modbus server: register banks per unit id, an
-// optional stall per unit, and a record of every function it was asked for.
+// optional stall per unit, an optional register per unit whose reads are
+// answered only after a long stall (a block the unit never answers in
+// time), and a record of every function it was asked for and of the reads
+// of each unit.
 type fakeBMS struct {
 	mu    sync.Mutex
 	units map[uint8]Registers
 	stall map[uint8]time.Duration
+	mute  map[uint8]uint16
 	calls []string
+	reads map[uint8]int
 }
+
+// muteStall is how long a read of a muted register waits: far beyond any
+// test's timeout.
+const muteStall = 3 * time.Second
 
 func (f *fakeBMS) record(s string) {
 	f.mu.Lock()
@@ -60,6 +69,13 @@ func (f *fakeBMS) HandleInputRegisters(req *sv.InputRegistersRequest) ([]uint16,
 func (f *fakeBMS) read(unit uint8, addr, n uint16) ([]uint16, error) {
 	f.mu.Lock()
 	stall, bank := f.stall[unit], f.units[unit]
+	if m, ok := f.mute[unit]; ok && m >= addr && m-addr < n {
+		stall = muteStall
+	}
+	if f.reads == nil {
+		f.reads = map[uint8]int{}
+	}
+	f.reads[unit]++
 	f.mu.Unlock()
 	time.Sleep(stall)
 	out := make([]uint16, n)

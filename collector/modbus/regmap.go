@@ -142,8 +142,18 @@ func (m *Map) Validate(pr *yamlstrict.Problems, path string) {
 	if len(m.Points) == 0 {
 		pr.Add(yamlstrict.Key(path, "points"), nil, "must list at least one point")
 	}
+	alarms := map[string]string{} // alarm name → the path that names it first
 	for i := range m.Points {
-		m.Points[i].validate(pr, yamlstrict.Index(yamlstrict.Key(path, "points"), i))
+		pp := yamlstrict.Index(yamlstrict.Key(path, "points"), i)
+		m.Points[i].validate(pr, pp)
+		for j, a := range m.Points[i].Alarms {
+			ap := yamlstrict.Index(yamlstrict.Key(pp, "alarms"), j)
+			if first, dup := alarms[a.Name]; dup && a.Name != "" {
+				pr.Add(yamlstrict.Key(ap, "name"), a.Name, "is also the name of %s (alarm names label the cellwarden_bms_alarm series)", first)
+				continue
+			}
+			alarms[a.Name] = ap
+		}
 	}
 }
 
@@ -256,8 +266,11 @@ type Reading struct {
 
 // AlarmState is one alarm bit as read.
 type AlarmState struct {
-	Name   string
+	Name   string // the alarm's name in the map, unique in it
 	Active bool
+	Point  string // the bitfield point's name, for messages
+	Addr   uint16 // its register, for messages
+	Bit    int
 }
 
 // Registers is a register dump: address → value. Missing addresses were
@@ -320,7 +333,7 @@ func (m *Map) decode(regs Registers, buf []Reading) Decoded {
 			case "bitfield16":
 				v := swapBytes(words[0], bo)
 				for _, a := range p.Alarms {
-					d.Alarms = append(d.Alarms, AlarmState{Name: a.Name, Active: v&(1<<a.Bit) != 0})
+					d.Alarms = append(d.Alarms, AlarmState{Name: a.Name, Active: v&(1<<a.Bit) != 0, Point: p.Name, Addr: addr, Bit: a.Bit})
 				}
 				continue
 			}

@@ -251,6 +251,9 @@ func TestBadMaps(t *testing.T) {
 			`t.yaml: points[0].scale: does not apply to a date point (line 3)`},
 		{"a format without a date", "name: t\npoints:\n  - {name: x, address: 0, type: uint16, date_format: yymmdd}\n",
 			`t.yaml: points[0].date_format: "yymmdd" needs date (which battery date the point holds) (line 3)`},
+		{"one alarm name twice", "name: t\npoints:\n  - {name: x, address: 0, type: bitfield16, alarms: [{bit: 1, name: hot}]}\n" +
+			"  - {name: y, address: 1, type: bitfield16, alarms: [{bit: 0, name: cold}, {bit: 2, name: hot}]}\n",
+			`t.yaml: points[1].alarms[1].name: "hot" is also the name of points[0].alarms[0] (alarm names label the cellwarden_bms_alarm series) (line 4)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

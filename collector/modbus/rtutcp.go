@@ -50,6 +50,13 @@ type rtuOverTCP struct {
 
 func (h *rtuOverTCP) setUnit(id byte) { h.unit = id }
 
+// setTimeout sets the timeout of the next dial and request.
+func (h *rtuOverTCP) setTimeout(d time.Duration) {
+	h.mu.Lock()
+	h.timeout = d
+	h.mu.Unlock()
+}
+
 // Encode implements gb.Packager.
 func (h *rtuOverTCP) Encode(pdu *gb.ProtocolDataUnit) ([]byte, error) {
 	return rtuFrame(h.unit, append([]byte{pdu.FunctionCode}, pdu.Data...)), nil
@@ -139,5 +146,5 @@ func (h *rtuOverTCP) Close() error {
 // frames over TCP.
 func NewRTUOverTCPLink(address string, timeout time.Duration) *Link {
 	h := &rtuOverTCP{address: address, timeout: timeout}
-	return newLink(address, h)
+	return newLink(address, h, timeout)
 }

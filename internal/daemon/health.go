@@ -115,3 +115,27 @@ func (m *mqttMetrics) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
+
+// modbusMetrics exports what only the Modbus collectors know: the BMSs'
+// own alarm bits.
+type modbusMetrics struct{ d *daemon }
+
+var bmsAlarm = prometheus.NewDesc("cellwarden_bms_alarm",
+	"1 while the BMS reports the alarm bit set, 0 while clear, as the device's last poll read it: a register map's alarms, SunSpec 802/803/804 event bits.",
+	[]string{"collector", "ups", "string", "alarm"}, nil)
+
+func (m *modbusMetrics) Describe(ch chan<- *prometheus.Desc) { ch <- bmsAlarm }
+
+func (m *modbusMetrics) Collect(ch chan<- prometheus.Metric) {
+	c := m.d.running.Load()
+	if c == nil {
+		return
+	}
+	for _, a := range c.fleet.Alarms() {
+		v := 0.0
+		if a.Active {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(bmsAlarm, prometheus.GaugeValue, v, a.Unit, a.UPS, a.String, a.Name)
+	}
+}

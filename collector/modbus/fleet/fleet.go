@@ -1,14 +1,17 @@
 // Package fleet polls every BMS a configuration lists under
 // collectors.modbus: one link per TCP endpoint, gateway or serial port,
 // shared by the units behind it (so their requests are serialised, as a
-// bus or a one-client gateway needs), and one poller per unit, with a
-// register map or SunSpec discovery.
+// bus or a one-client gateway needs, each within its own unit's timeout),
+// and one poller per unit, with a register map or SunSpec discovery. It
+// keeps what the units report beside their telemetry: health, battery
+// dates and the BMSs' own alarm bits.
 package fleet
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -45,15 +48,12 @@ type unit struct {
 	health   modbus.Health        // SunSpec only
 	warranty time.Time            // SunSpec 802 WarrDt at the last poll
 	dates    []modbus.DecodedDate // a map's date points at the last successful poll
+	alarms   []Alarm              // the alarm bits the last poll read
 	ups, str string
-}
 
-// linkKey identifies the connection a collector entry uses.
-func linkKey(c *modbus.CollectorConfig) string {
-	if c.Device != "" {
-		return "serial:" + c.Device
-	}
-	return c.Transport + ":" + c.Address
+	// known is each alarm's last known state, for logging transitions
+	// (owned by the unit's goroutine).
+	known map[[2]string]bool
 }
 
 // Name is how a collector entry is named in logs and metrics.
@@ -69,7 +69,11 @@ func Name(c *modbus.CollectorConfig) string {
 }
 
 // New prepares polling of validated collector entries (their register maps
-// loaded by modbus.ValidateCollectors). Nothing is dialled before Run.
+// loaded by modbus.ValidateCollectors, which also refuses entries that
+// disagree about a shared link: a serial port's baud rate and parity, an
+// address's transport). Entries with one Endpoint share a link, set up as
+// the first of them says; every request is bounded by its own entry's
+// timeout. Nothing is dialled before Run.
 func New(cfgs []modbus.CollectorConfig, log *zap.Logger, clock func() time.Time) *Fleet {
 	if clock == nil {
 		clock = time.Now
@@ -78,7 +82,7 @@ func New(cfgs []modbus.CollectorConfig, log *zap.Logger, clock func() time.Time)
 	links := map[string]*modbus.Link{}
 	for i := range cfgs {
 		c := &cfgs[i]
-		key := linkKey(c)
+		key := c.Endpoint()
 		l := links[key]
 		if l == nil {
 			switch {
@@ -92,12 +96,14 @@ func New(cfgs []modbus.CollectorConfig, log *zap.Logger, clock func() time.Time)
 			links[key] = l
 			f.links = append(f.links, l)
 		}
-		u := &unit{name: Name(c), interval: c.Interval.Duration(), health: modbus.Health{Errors: map[string]uint64{}}, ups: c.UPS, str: c.String}
+		u := &unit{name: Name(c), interval: c.Interval.Duration(), health: modbus.Health{Errors: map[string]uint64{}}, ups: c.UPS, str: c.String,
+			known: map[[2]string]bool{}}
 		if c.Profile == "sunspec" {
-			u.ss = &sunspec.Device{Link: l, Unit: byte(c.Unit), UPS: c.UPS, String: c.String, Log: log.With(zap.String("device", u.name))}
+			u.ss = &sunspec.Device{Link: l, Unit: byte(c.Unit), Timeout: c.Timeout.Duration(), UPS: c.UPS, String: c.String,
+				Log: log.With(zap.String("device", u.name))}
 		} else {
 			u.dev = modbus.NewDevice(modbus.DeviceConfig{Name: u.name, UPS: c.UPS, String: c.String, Unit: byte(c.Unit),
-				Map: c.Map, Interval: c.Interval.Duration(), MaxGap: c.MaxGap, Clock: f.now}, l)
+				Map: c.Map, Interval: c.Interval.Duration(), Timeout: c.Timeout.Duration(), MaxGap: c.MaxGap, Clock: f.now}, l)
 		}
 		f.units = append(f.units, u)
 	}
@@ -135,6 +141,12 @@ func (f *Fleet) runMapped(ctx context.Context, u *unit, reg *telemetry.Registry,
 		}
 		isUp := u.dev.Health().Up
 		f.transition(u.name, &up, isUp, p.Errors)
+		alarms := make([]Alarm, 0, len(p.Decoded.Alarms))
+		for _, a := range p.Decoded.Alarms {
+			alarms = append(alarms, Alarm{Unit: u.name, UPS: u.ups, String: u.str, Name: a.Name, Active: a.Active,
+				Point: "register " + strconv.Itoa(int(a.Addr)) + " bit " + strconv.Itoa(a.Bit)})
+		}
+		f.setAlarms(u, alarms)
 		if isUp {
 			u.mu.Lock()
 			u.dates = p.Decoded.Dates
@@ -199,6 +211,14 @@ func (f *Fleet) runSunSpec(ctx context.Context, u *unit, reg *telemetry.Registry
 			f.log.Info("Modbus device up", zap.String("device", u.name))
 		}
 		up = err == nil
+		var alarms []Alarm
+		if err == nil {
+			for _, a := range u.ss.Alarms {
+				alarms = append(alarms, Alarm{Unit: u.name, UPS: u.ups, String: a.String, Name: a.Name(), Active: a.Active,
+					Point: "SunSpec " + strconv.Itoa(int(a.Model)) + " " + a.Point + " bit " + strconv.Itoa(a.Bit)})
+			}
+		}
+		f.setAlarms(u, alarms)
 		if err == nil {
 			var n int
 			samples, n = u.ss.Samples(start, rs, reg, samples[:0])
@@ -268,6 +288,57 @@ func (f *Fleet) Dates() []DeviceDate {
 			out = append(out, DeviceDate{Unit: u.name, UPS: u.ups, String: u.str, Field: d.Field, Date: d.Date,
 				Point: fmt.Sprintf("register %d", d.Addr)})
 		}
+	}
+	return out
+}
+
+// Alarm is one alarm bit of a BMS as its unit's last poll read it: a
+// register map's bitfield16 alarms, SunSpec event bits (see
+// sunspec.Alarms).
+type Alarm struct {
+	// Unit is the device's name; UPS and String whose batteries it is
+	// about (String empty for the whole battery of a SunSpec device).
+	Unit, UPS, String string
+	// Name is the alarm's name in the register map, or the SunSpec
+	// model, field and bit ("802.Evt1.OVER_TEMP_ALARM").
+	Name   string
+	Active bool
+	// Point says where the device holds it: "register 8512 bit 3",
+	// "SunSpec 802 Evt1 bit 1".
+	Point string
+}
+
+// setAlarms records the alarms a poll read and logs every alarm raised or
+// cleared since the last poll that read it (an alarm first seen raised is
+// logged as raised). Alarms a poll could not read are left out until a
+// poll reads them again. Called by the unit's goroutine.
+func (f *Fleet) setAlarms(u *unit, alarms []Alarm) {
+	for _, a := range alarms {
+		k := [2]string{a.String, a.Name}
+		was := u.known[k]
+		u.known[k] = a.Active
+		switch {
+		case a.Active && !was:
+			f.log.Info("BMS alarm raised", zap.String("device", a.Unit), zap.String("string", a.String),
+				zap.String("alarm", a.Name), zap.String("point", a.Point))
+		case !a.Active && was:
+			f.log.Info("BMS alarm cleared", zap.String("device", a.Unit), zap.String("string", a.String),
+				zap.String("alarm", a.Name), zap.String("point", a.Point))
+		}
+	}
+	u.mu.Lock()
+	u.alarms = alarms
+	u.mu.Unlock()
+}
+
+// Alarms returns the alarm bits each unit's last poll read, in
+// configuration order, then in the order the device lays them out.
+func (f *Fleet) Alarms() []Alarm {
+	var out []Alarm
+	for _, u := range f.units {
+		u.mu.Lock()
+		out = append(out, u.alarms...)
+		u.mu.Unlock()
 	}
 	return out
 }

@@ -2,17 +2,15 @@ package fleet
 
 import (
 	"context"
-	"io"
-	"log"
 	"reflect"
 	"sync"
 	"testing"
 	"time"
 
-	sv "github.com/simonvetter/modbus"
 	"go.uber.org/zap"
 
 	"github.com/cellwarden/cellwarden/collector/modbus"
+	"github.com/cellwarden/cellwarden/collector/modbus/modbustest"
 	"github.com/cellwarden/cellwarden/collector/modbus/sunspec"
 	"github.com/cellwarden/cellwarden/collector/mqtt/mosquittotest"
 	"github.com/cellwarden/cellwarden/internal/telemetry"
@@ -39,19 +37,11 @@ func unitConfig(t *testing.T, name, addr string, unit int, ups string) modbus.Co
 // the poll's time from the fleet's clock.
 func TestFleetPollsEachUnitAndKeepsItsHealth(t *testing.T) {
 	bank := modbus.NewBank(false)
-	good := unitConfig(t, "good", mosquittotest.FreeAddr(t), 1, "ups-a")
+	good := unitConfig(t, "good", "", 1, "ups-a")
 	bank.Fill(1, good.Map)
 	addr, words, _ := good.Map.Encode(telemetry.CellTemperatureCelsius, "1", "4", 31.5)
 	bank.Set(1, addr, words)
-	srv, err := sv.NewServer(&sv.ServerConfiguration{URL: "tcp://" + good.Address, Timeout: time.Minute, MaxClients: 4,
-		Logger: log.New(io.Discard, "", 0)}, bank)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
+	good.Address = serveBank(t, bank)
 	absent := unitConfig(t, "absent", good.Address, 7, "ups-b")
 	dead := unitConfig(t, "dead", mosquittotest.FreeAddr(t), 1, "ups-c")
 
@@ -122,26 +112,11 @@ func TestFleetPollsEachUnitAndKeepsItsHealth(t *testing.T) {
 // A SunSpec BMS's model 802 says when its batteries' warranty ends: the
 // fleet hands that date on for the battery-age rules.
 func TestFleetReportsTheSunSpecWarranty(t *testing.T) {
-	img := []uint16{0x5375, 0x6E53} // "SunS"
-	for _, m := range []struct {
-		id uint16
-		in sunspec.Instance
-	}{
-		{sunspec.ModelCommon, sunspec.Instance{Strings: map[string]string{"Mn": "cellwarden", "Md": "SIM", "SN": "1"}, Values: map[string]float64{"DA": 1}}},
-		{sunspec.ModelBattery, sunspec.Instance{Values: map[string]float64{"AHRtg_SF": 0, "WHRtg_SF": 0, "WChaDisChaMax_SF": 0,
+	addr := sunspecBank(t,
+		sunspecModel{sunspec.ModelCommon, sunspec.Instance{Strings: map[string]string{"Mn": "cellwarden", "Md": "SIM", "SN": "1"}, Values: map[string]float64{"DA": 1}}},
+		sunspecModel{sunspec.ModelBattery, sunspec.Instance{Values: map[string]float64{"AHRtg_SF": 0, "WHRtg_SF": 0, "WChaDisChaMax_SF": 0,
 			"SoC_SF": 0, "SoH_SF": 0, "V_SF": 0, "CellV_SF": 0, "A_SF": 0, "AMax_SF": 0, "W_SF": 0,
-			"WarrDt": 12676}}}, // 2034-09-15
-	} {
-		regs, err := sunspec.Encode(m.id, m.in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		img = append(img, regs...)
-	}
-	img = append(img, 0xFFFF, 0)
-	bank := modbus.NewBank(false)
-	bank.Set(1, 40000, img)
-	addr := serveBank(t, bank)
+			"WarrDt": 12676}}}) // 2034-09-15
 	c := modbus.DefaultCollector()
 	c.Name, c.Address, c.Unit, c.UPS, c.Profile = "bank-1", addr, 1, "ups-s", "sunspec"
 	c.Interval, c.Timeout = yamlstrict.Duration(100*time.Millisecond), yamlstrict.Duration(80*time.Millisecond)
@@ -201,19 +176,29 @@ points:
 }
 
 // serveBank serves bank over Modbus TCP until the test ends.
-func serveBank(t *testing.T, bank *modbus.Bank) string {
+func serveBank(t *testing.T, bank *modbus.Bank) string { return modbustest.Serve(t, bank) }
+
+// sunspecModel is one model of a SunSpec device image.
+type sunspecModel struct {
+	id uint16
+	in sunspec.Instance
+}
+
+// sunspecBank lays out a SunSpec device of the given models as unit 1 at
+// 40000 and serves it until the test ends; it returns the address.
+func sunspecBank(t *testing.T, models ...sunspecModel) string {
 	t.Helper()
-	addr := mosquittotest.FreeAddr(t)
-	srv, err := sv.NewServer(&sv.ServerConfiguration{URL: "tcp://" + addr, Timeout: time.Minute, MaxClients: 4,
-		Logger: log.New(io.Discard, "", 0)}, bank)
-	if err != nil {
-		t.Fatal(err)
+	img := []uint16{0x5375, 0x6E53} // "SunS"
+	for _, m := range models {
+		regs, err := sunspec.Encode(m.id, m.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img = append(img, regs...)
 	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop() })
-	return addr
+	bank := modbus.NewBank(false)
+	bank.Set(1, 40000, append(img, 0xFFFF, 0))
+	return serveBank(t, bank)
 }
 
 // runFleet polls f, discarding the samples, until the test ends.

@@ -1,8 +1,11 @@
 package sunspec
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,6 +21,8 @@ import (
 type Device struct {
 	Link *modbus.Link
 	Unit byte
+	// Timeout bounds each request (the link's timeout when 0).
+	Timeout time.Duration
 	// UPS owns the batteries; String is used for readings whose models
 	// carry no string index.
 	UPS, String string
@@ -27,6 +32,13 @@ type Device struct {
 	// Warranty is the day the batteries' warranty expires as model 802
 	// WarrDt gave it at the last poll (zero when no model implements it).
 	Warranty time.Time
+	// Alarms are the event bits of models 802, 803 and 804 at the last
+	// successful poll (see Alarms), the strings of 803 and 804 without an
+	// index set to String. An unnamed bit (Evt2, the vendor fields) is
+	// listed from the poll it was first seen set on, as clear once it is.
+	Alarms []Alarm
+	// unnamed are the unnamed bits seen set, by string and name.
+	unnamed map[[2]string]Alarm
 }
 
 // read is the discovery's register reader, in blocks of at most 125.
@@ -34,7 +46,7 @@ func (d *Device) read(ctx context.Context, addr, count uint16) ([]uint16, error)
 	out := make([]uint16, 0, count)
 	for count > 0 {
 		n := min(count, modbus.MaxBlock)
-		regs, err := d.Link.Read(ctx, d.Unit, false, modbus.Block{Start: addr, Count: n})
+		regs, err := d.Link.ReadWithin(ctx, d.Unit, false, modbus.Block{Start: addr, Count: n}, d.Timeout)
 		if err != nil {
 			return nil, err
 		}
@@ -94,7 +106,44 @@ func (d *Device) Poll(ctx context.Context) ([]Reading, error) {
 	if ok {
 		d.Warranty = warranty
 	}
+	d.Alarms = d.alarms(decoded)
 	return readings, nil
+}
+
+// alarms lists the models' event bits for Alarms.
+func (d *Device) alarms(models []Model) []Alarm {
+	all := Alarms(models)
+	as := all[:0]
+	now := make(map[[2]string]bool, len(all))
+	for _, a := range all {
+		if a.String == "" && a.Model != ModelBattery {
+			a.String = d.String
+		}
+		k := [2]string{a.String, a.Name()}
+		if now[k] {
+			continue // an 804 without Idx and the one whose Idx is String
+		}
+		now[k] = true
+		as = append(as, a)
+		if a.Symbol == "" && a.Active {
+			if d.unnamed == nil {
+				d.unnamed = map[[2]string]Alarm{}
+			}
+			d.unnamed[k] = a
+		}
+	}
+	n := len(as)
+	for k, a := range d.unnamed {
+		if !now[k] {
+			a.Active = false
+			as = append(as, a)
+		}
+	}
+	// Map order must not show: the cleared unnamed bits come last, sorted.
+	slices.SortFunc(as[n:], func(a, b Alarm) int {
+		return cmp.Or(strings.Compare(a.String, b.String), strings.Compare(a.Name(), b.Name()))
+	})
+	return as
 }
 
 // Entity is the entity a reading of this device belongs to.

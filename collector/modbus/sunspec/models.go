@@ -85,6 +85,14 @@ type pointDef struct {
 	sf      string
 	sfConst bool
 	sfValue int
+	// symbols name the values of an enum or the bits of a bitfield.
+	symbols []symbolDef
+}
+
+// symbolDef is one named value of an enum or bit of a bitfield.
+type symbolDef struct {
+	name  string
+	value int
 }
 
 // jsonModel, jsonGroup and jsonPoint mirror the parts of the SunSpec model
@@ -103,12 +111,18 @@ type jsonGroup struct {
 }
 
 type jsonPoint struct {
-	Name  string          `json:"name"`
-	Type  string          `json:"type"`
-	Size  int             `json:"size"`
-	Count *int            `json:"count"`
-	SF    json.RawMessage `json:"sf"`
-	Units string          `json:"units"`
+	Name    string          `json:"name"`
+	Type    string          `json:"type"`
+	Size    int             `json:"size"`
+	Count   *int            `json:"count"`
+	SF      json.RawMessage `json:"sf"`
+	Units   string          `json:"units"`
+	Symbols []jsonSymbol    `json:"symbols"`
+}
+
+type jsonSymbol struct {
+	Name  string `json:"name"`
+	Value int    `json:"value"`
 }
 
 // typeSize returns the register count of a fixed-size point type this
@@ -226,6 +240,9 @@ func parseGroup(jg *jsonGroup, top bool) (groupDef, error) {
 
 func parsePoint(jp *jsonPoint) (pointDef, error) {
 	p := pointDef{name: jp.Name, typ: jp.Type, size: jp.Size, units: jp.Units}
+	for _, sym := range jp.Symbols {
+		p.symbols = append(p.symbols, symbolDef{name: sym.Name, value: sym.Value})
+	}
 	if jp.Count != nil && *jp.Count != 1 {
 		return p, fmt.Errorf("point %s: count %d is not supported", jp.Name, *jp.Count)
 	}
