@@ -59,13 +59,18 @@ func (s *Self) ConfigLoaded(ok bool, at time.Time) {
 	}
 }
 
-// NewRegistry returns the daemon's own registry with the collector of
-// store, the build information (cellwarden_build_info), the Go runtime
-// and process metrics, and extra (e.g. notify.Metrics).
+// NewRegistry returns the daemon's own registry with the build
+// information (cellwarden_build_info), the Go runtime and process metrics,
+// extra (e.g. notify.Metrics) and, unless store is nil, the Collector of
+// store. The daemon passes nil and serves the registry with
+// NewHandler(reg, store, …), which writes the Store's series itself.
 func NewRegistry(store *Store, extra ...prometheus.Collector) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(store), version.NewCollector("cellwarden"),
+	reg.MustRegister(version.NewCollector("cellwarden"),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if store != nil {
+		reg.MustRegister(NewCollector(store))
+	}
 	reg.MustRegister(extra...)
 	return reg
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/exporter-toolkit/web"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 	"go.uber.org/zap"
@@ -29,11 +28,11 @@ func AddFlags(cmd *kingpin.CmdClause) *web.FlagConfig {
 	return kingpinflag.AddFlags(cmd, DefaultListenAddress)
 }
 
-// Handler serves /metrics from g, /-/healthy, and a landing page at /.
+// Handler serves /metrics from g (with NewHandler), /-/healthy, and a
+// landing page at /.
 func Handler(g prometheus.Gatherer, log *zap.Logger) (http.Handler, error) {
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{
-		ErrorLog: zap.NewStdLog(log.Named("promhttp")), ErrorHandling: promhttp.ContinueOnError}))
+	mux.Handle("/metrics", NewHandler(g, nil, log.Named("metrics")))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("OK\n")) })
 	landing, err := web.NewLandingPage(web.LandingConfig{Name: "cellwarden",
 		Description: "Lithium-ion UPS battery monitoring", Links: []web.LandingLinks{{Address: "/metrics", Text: "Metrics"}}})
