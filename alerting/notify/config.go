@@ -62,7 +62,10 @@ type ReceiverConfig struct {
 	// Timeout bounds one HTTP request.
 	Timeout yamlstrict.Duration `yaml:"timeout"`
 	// Retry spaces the attempts after a 5xx, 429 or network error.
-	Retry        RetryConfig         `yaml:"retry"`
+	Retry RetryConfig `yaml:"retry"`
+	// HTTPConfig: TLS (CA, client certificate, server name) and basic or
+	// bearer authentication of the requests.
+	HTTPConfig   HTTPConfig          `yaml:"http_config"`
 	Webhook      *WebhookConfig      `yaml:"webhook"`
 	Alertmanager *AlertmanagerConfig `yaml:"alertmanager"`
 
@@ -265,6 +268,7 @@ func (r *ReceiverConfig) validate(p *yamlstrict.Problems, path, baseDir string, 
 	if r.Retry.MaxBackoff.Nanos() < r.Retry.MinBackoff.Nanos() {
 		p.Add(yamlstrict.Key(rp, "max_backoff"), r.Retry.MaxBackoff, "must be at least min_backoff (%s)", r.Retry.MinBackoff)
 	}
+	r.HTTPConfig.validate(p, key("http_config"), baseDir, lookupEnv)
 	switch {
 	case (r.Webhook == nil) == (r.Alertmanager == nil):
 		p.Add(path, nil, "needs exactly one of webhook and alertmanager")
@@ -292,33 +296,8 @@ func (w *WebhookConfig) validate(p *yamlstrict.Problems, path, baseDir string, l
 		w.url = strings.TrimSpace(string(data))
 		checkURL(p, key("url_file"), w.url, false)
 	}
-	n := 0
-	for _, s := range []string{string(w.HMACSecret), w.HMACSecretFile, w.HMACSecretEnv} {
-		if s != "" {
-			n++
-		}
-	}
-	switch {
-	case n > 1:
-		p.Add(path, nil, "needs at most one of hmac_secret, hmac_secret_file and hmac_secret_env")
-	case w.HMACSecret != "":
-		w.secret = w.HMACSecret
-	case w.HMACSecretFile != "":
-		data, err := os.ReadFile(resolve(baseDir, w.HMACSecretFile))
-		w.secret = Secret(strings.TrimRight(string(data), "\r\n"))
-		switch {
-		case err != nil:
-			p.Add(key("hmac_secret_file"), w.HMACSecretFile, "cannot be read: %v", pathError(err))
-		case w.secret == "":
-			p.Add(key("hmac_secret_file"), w.HMACSecretFile, "is empty")
-		}
-	case w.HMACSecretEnv != "":
-		v, ok := lookupEnv(w.HMACSecretEnv)
-		w.secret = Secret(v)
-		if !ok || v == "" {
-			p.Add(key("hmac_secret_env"), w.HMACSecretEnv, "is not set in the environment")
-		}
-	}
+	w.secret = loadSecret(p, path, "hmac_secret", secretSources{inline: w.HMACSecret, file: &w.HMACSecretFile, env: w.HMACSecretEnv,
+		inlineOK: true}, baseDir, lookupEnv)
 	for j, l := range w.GroupBy {
 		if !labelName.MatchString(l) {
 			p.Add(yamlstrict.Index(key("group_by"), j), l, "is not a label name")

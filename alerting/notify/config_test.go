@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cellwarden/cellwarden/alerting/notify"
+	"github.com/cellwarden/cellwarden/internal/testcert"
 	"github.com/cellwarden/cellwarden/internal/yamlstrict"
 )
 
@@ -72,6 +73,39 @@ receivers:
 `, dir, map[string]string{"HOOK_SECRET": "from-env"})
 	if errs != "" {
 		t.Fatal(errs)
+	}
+}
+
+// http_config's files resolve against the configuration's directory;
+// the authorization type defaults to Bearer.
+func TestConfigHTTPConfig(t *testing.T) {
+	dir := t.TempDir()
+	pki := testcert.WritePKI(t, dir)
+	os.WriteFile(filepath.Join(dir, "token"), []byte("t0ken\n"), 0o600)
+	c, errs := check(`
+outbox: {path: o.db}
+receivers:
+  - name: am
+    http_config:
+      authorization: {credentials_file: token}
+      tls_config: {ca_file: ca.pem, cert_file: client.pem, key_file: client-key.pem, server_name: am.example, min_version: TLS13}
+    alertmanager: {urls: ["https://am.example:9093"]}
+  - name: hook
+    http_config: {basic_auth: {username: cellwarden, password_env: HOOK_PASSWORD}}
+    webhook: {url: "https://hooks.example"}
+`, dir, map[string]string{"HOOK_PASSWORD": "from-env"})
+	if errs != "" {
+		t.Fatal(errs)
+	}
+	h := c.Receivers[0].HTTPConfig
+	if h.Authorization.Type != "Bearer" || h.Authorization.CredentialsFile != filepath.Join(dir, "token") {
+		t.Errorf("authorization %+v", h.Authorization)
+	}
+	if tc := h.TLSConfig; tc.CAFile != pki.CA || tc.CertFile != pki.ClientCert || tc.KeyFile != pki.ClientKey || tc.ServerName != "am.example" {
+		t.Errorf("tls_config %+v", tc)
+	}
+	if b := c.Receivers[1].HTTPConfig.BasicAuth; b == nil || b.Username != "cellwarden" || b.PasswordEnv != "HOOK_PASSWORD" {
+		t.Errorf("basic_auth %+v", b)
 	}
 }
 
@@ -153,6 +187,48 @@ receivers:
 				`alerting.receivers[2].webhook.hmac_secret_env: "UNSET" is not set in the environment (line 17)`,
 				`alerting.receivers[3].webhook: needs exactly one of url and url_file (line 19)`,
 			}},
+		{"http_config", `
+outbox: {path: o.db}
+receivers:
+  - name: a
+    http_config:
+      basic_auth: {password: "never shown", password_env: UNSET}
+      authorization: {type: Basic, credentials_file: missing}
+      tls_config: {ca_file: empty, cert_file: empty, min_version: TLS9}
+    webhook: {url: "http://a.example"}
+  - name: b
+    http_config:
+      basic_auth: {username: "a:b", password_file: empty, password_env: SET}
+      tls_config: {cert_file: empty, key_file: empty, ca_file: missing}
+    webhook: {url: "http://b.example"}
+  - name: c
+    http_config:
+      authorization: {type: "Bearer token", credentials: "never shown"}
+    alertmanager: {urls: ["http://am:9093"]}
+  - name: d
+    http_config: {authorization: {}, basic_auth: {username: u, password_file: empty}, proxy_url: "http://p"}
+    alertmanager: {urls: ["http://am:9093"]}`,
+			[]string{
+				`alerting.receivers[0].http_config: needs at most one of basic_auth and authorization (line 5)`,
+				`alerting.receivers[0].http_config.basic_auth.password: is not accepted in the configuration file: use password_file or password_env (line 6)`,
+				`alerting.receivers[0].http_config.basic_auth.password_env: "UNSET" is not set in the environment (line 6)`,
+				`alerting.receivers[0].http_config.basic_auth.username: is required (line 6)`,
+				`alerting.receivers[0].http_config.authorization.credentials_file: "missing" cannot be read: no such file or directory (line 7)`,
+				`alerting.receivers[0].http_config.authorization.type: "Basic" cannot be Basic: use basic_auth (line 7)`,
+				`alerting.receivers[0].http_config.tls_config: needs both cert_file and key_file for a client certificate (line 8)`,
+				`alerting.receivers[0].http_config.tls_config.ca_file: "empty" holds no PEM certificate (line 8)`,
+				`alerting.receivers[0].http_config.tls_config.min_version: "TLS9" must be TLS10, TLS11, TLS12 or TLS13 (line 8)`,
+				`alerting.receivers[1].http_config.basic_auth: needs exactly one of password_file and password_env (line 12)`,
+				`alerting.receivers[1].http_config.basic_auth.username: "a:b" must not contain a colon (line 12)`,
+				`alerting.receivers[1].http_config.tls_config.ca_file: "missing" cannot be read: no such file or directory (line 13)`,
+				`alerting.receivers[1].http_config.tls_config.cert_file: "empty" with key_file is not a usable client certificate: tls: failed to find any PEM data in certificate input (line 13)`,
+				`alerting.receivers[2].http_config.authorization.credentials: is not accepted in the configuration file: use credentials_file or credentials_env (line 17)`,
+				`alerting.receivers[2].http_config.authorization.type: "Bearer token" is not an HTTP authentication scheme (such as Bearer) (line 17)`,
+				`alerting.receivers[3].http_config: needs at most one of basic_auth and authorization (line 20)`,
+				`alerting.receivers[3].http_config.authorization: needs exactly one of credentials_file and credentials_env (line 20)`,
+				`alerting.receivers[3].http_config.basic_auth.password_file: "empty" is empty (line 20)`,
+				`alerting.receivers[3].http_config.proxy_url: unknown field (line 20)`,
+			}},
 		{"unknown keys", `
 outbox: {path: o.db}
 receivers:
@@ -162,7 +238,7 @@ receivers:
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, got := check(tt.doc, dir, nil)
+			_, got := check(tt.doc, dir, map[string]string{"SET": "x"})
 			want := strings.Join(tt.want, "\n")
 			if got != want {
 				t.Errorf("problems:\n%s\nwant:\n%s", got, want)

@@ -36,8 +36,12 @@ type hit struct {
 type sink struct {
 	mu     sync.Mutex
 	hits   []hit
-	answer func(url string, n int) int // status for the n-th request (0-based); 0 = network error
+	answer func(url string, n int) int // status for the n-th request (0-based); 0 = network error, hang = no answer
 }
+
+// hang is the answer of a receiver that never answers: the request ends
+// when its context does.
+const hang = -1
 
 func (s *sink) RoundTrip(req *http.Request) (*http.Response, error) {
 	body, _ := io.ReadAll(req.Body)
@@ -48,7 +52,11 @@ func (s *sink) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	s.hits = append(s.hits, hit{at: time.Now(), url: req.URL.String(), header: req.Header.Clone(), body: body, code: code})
 	s.mu.Unlock()
-	if code == 0 {
+	switch code {
+	case hang:
+		<-req.Context().Done()
+		return nil, req.Context().Err()
+	case 0:
 		return nil, errors.New("connect: connection refused")
 	}
 	h := http.Header{}
@@ -126,10 +134,21 @@ func config(t testing.TB, doc, dir string, env map[string]string) *notify.Config
 // outbox is outbox.db in dir, sending through rt.
 func start(t *testing.T, doc, dir string, rt http.RoundTripper) *rig {
 	t.Helper()
+	return startEnv(t, doc, dir, rt, nil)
+}
+
+// startEnv is start with the environment variables env. With rt nil the
+// receivers send through transports of their own, over the network.
+func startEnv(t *testing.T, doc, dir string, rt http.RoundTripper, env map[string]string) *rig {
+	t.Helper()
 	core, logs := observer.New(zap.DebugLevel)
 	reg := prometheus.NewPedanticRegistry()
-	r := &rig{m: notify.NewMetrics(reg), reg: reg, logs: logs, cfg: config(t, doc, dir, nil)}
-	n, err := notify.New(r.cfg, notify.Options{Logger: zap.New(core), Metrics: r.m, Client: &http.Client{Transport: rt}})
+	r := &rig{m: notify.NewMetrics(reg), reg: reg, logs: logs, cfg: config(t, doc, dir, env)}
+	opts := notify.Options{Logger: zap.New(core), Metrics: r.m}
+	if rt != nil {
+		opts.Client = &http.Client{Transport: rt}
+	}
+	n, err := notify.New(r.cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +160,16 @@ func start(t *testing.T, doc, dir string, rt http.RoundTripper) *rig {
 func (r *rig) stop(t *testing.T) {
 	t.Helper()
 	if err := r.n.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stopWithin stops the Notifier, giving up on deliveries after d.
+func (r *rig) stopWithin(t *testing.T, d time.Duration) {
+	t.Helper()
+	ctx, cancel := contextWithTimeout(t, d)
+	defer cancel()
+	if err := r.n.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 }

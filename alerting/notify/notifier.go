@@ -34,6 +34,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,8 +51,13 @@ type Options struct {
 	// NewMetrics and keep it across configuration reloads. A private,
 	// unregistered one when nil.
 	Metrics *Metrics
-	// Client sends the requests (a client with its own transport when
-	// nil). Each request gets the receiver's timeout through its context.
+	// Client, when set, is what every receiver's requests go through
+	// (its Transport; for tests). The receivers' basic_auth and
+	// authorization still apply, their tls_config does not. When nil,
+	// each receiver has a transport of its own with its tls_config. Each
+	// request gets the receiver's timeout through its context; redirects
+	// are not followed (a 3xx is final), so that credentials never reach
+	// another host.
 	Client *http.Client
 	// UserAgent of the requests ("cellwarden" when empty).
 	UserAgent string
@@ -64,7 +70,6 @@ type Notifier struct {
 	ob        *outbox.Outbox
 	log       *zap.Logger
 	m         *Metrics
-	client    *http.Client
 	userAgent string
 	receivers []*receiver
 	byName    map[string]*receiver
@@ -96,6 +101,7 @@ type receiver struct {
 	sendResolved bool
 	urls         []string
 	secret       []byte
+	client       *http.Client
 	// wake tells the sender that the queue has a new entry.
 	wake chan struct{}
 }
@@ -105,7 +111,7 @@ type receiver struct {
 // before Start. With no receivers it needs no outbox and Notify does
 // nothing.
 func New(cfg *Config, opts Options) (*Notifier, error) {
-	n := &Notifier{cfg: cfg, log: opts.Logger, m: opts.Metrics, client: opts.Client, userAgent: opts.UserAgent,
+	n := &Notifier{cfg: cfg, log: opts.Logger, m: opts.Metrics, userAgent: opts.UserAgent,
 		byName: map[string]*receiver{}, groups: map[string]*group{}, lastDropped: map[string]uint64{},
 		kick: make(chan struct{}, 1), unsaved: map[string]bool{}}
 	if n.log == nil {
@@ -114,8 +120,9 @@ func New(cfg *Config, opts Options) (*Notifier, error) {
 	if n.m == nil {
 		n.m = NewMetrics(nil)
 	}
-	if n.client == nil {
-		n.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	var base http.RoundTripper
+	if opts.Client != nil {
+		base = cmp.Or[http.RoundTripper](opts.Client.Transport, http.DefaultTransport)
 	}
 	if n.userAgent == "" {
 		n.userAgent = "cellwarden"
@@ -133,6 +140,12 @@ func New(cfg *Config, opts Options) (*Notifier, error) {
 		if (rc.matchRE == nil && len(rc.MatchRE) > 0) || (rc.Webhook != nil && rc.Webhook.url == "") {
 			return nil, fmt.Errorf("notify: receiver %s: %w", rc.Name, errNotValidated)
 		}
+		rt, err := rc.HTTPConfig.roundTripper(rc.Name, base)
+		if err != nil {
+			return nil, fmt.Errorf("notify: receiver %s: %w", rc.Name, err)
+		}
+		r.client = &http.Client{Transport: rt, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		n.warnInsecure(r)
 		n.receivers = append(n.receivers, r)
 		n.byName[r.name] = r
 	}
@@ -149,6 +162,18 @@ func New(cfg *Config, opts Options) (*Notifier, error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// warnInsecure logs the settings of r that expose its traffic: no
+// certificate verification, credentials over plain HTTP.
+func (n *Notifier) warnInsecure(r *receiver) {
+	hc := &r.cfg.HTTPConfig
+	if hc.TLSConfig.InsecureSkipVerify {
+		n.log.Warn("The receiver's TLS certificate is not verified (insecure_skip_verify)", zap.String("receiver", r.name))
+	}
+	if hc.sendsCredentials() && slices.ContainsFunc(r.urls, func(u string) bool { return !strings.HasPrefix(strings.ToLower(u), "https:") }) {
+		n.log.Warn("The receiver's credentials travel unencrypted: its URL is not https", zap.String("receiver", r.name))
+	}
 }
 
 // restore loads the groups kept in the outbox. Groups of receivers that
@@ -230,6 +255,10 @@ func (n *Notifier) Shutdown(ctx context.Context) error {
 			}
 			n.cancel()
 			n.wg.Wait()
+			if q := n.queued(); q > 0 {
+				n.log.Warn("Shutdown deadline reached: undelivered notifications stay in the outbox for the next start",
+					zap.Int("queued", q))
+			}
 		}
 		n.mu.Lock()
 		unsaved := len(n.unsaved)
@@ -242,6 +271,9 @@ func (n *Notifier) Shutdown(ctx context.Context) error {
 			}
 		}
 		n.m.detach(n)
+		for _, r := range n.receivers {
+			r.client.CloseIdleConnections()
+		}
 		n.stopErr = n.ob.Close()
 	})
 	return n.stopErr

@@ -255,12 +255,14 @@ func TestClientErrorIsTerminal(t *testing.T) {
 	})
 }
 
-// Logs name the receiver and the URL's host, never its path, query or the
-// HMAC secret.
+// Logs name the receiver and the URL's host, never its path, query, the
+// HMAC secret or the basic-auth password (which the requests carry).
 func TestLogsRedactURLsAndSecrets(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := &sink{answer: func(_ string, n int) int { return []int{0, 503, 404}[min(n, 2)] }}
-		r := start(t, oncall, tempDir(t), s)
+		dir := tempDir(t)
+		writeFiles(t, dir, map[string]string{"pager.pass": "pa55-from-file\n"})
+		r := start(t, strings.Replace(oncall, "    webhook:", "    http_config: {basic_auth: {username: pager, password_file: pager.pass}}\n    webhook:", 1), dir, s)
 		defer r.stop(t)
 		r.notify(t, mk("firing", "CellOverTemperature", "critical", "ups-a/1/3/7", time.Now()))
 		time.Sleep(time.Minute)
@@ -268,16 +270,13 @@ func TestLogsRedactURLsAndSecrets(t *testing.T) {
 		if len(s.all()) != 3 {
 			t.Fatalf("%d requests, want 3", len(s.all()))
 		}
-		var text strings.Builder
-		for _, e := range r.logs.All() {
-			text.WriteString(e.Message)
-			for k, v := range e.ContextMap() {
-				text.WriteString(" " + k + "=" + strings.ReplaceAll(strings.ReplaceAll(toString(v), "\n", " "), "\t", " "))
+		logs := logText(r)
+		for _, h := range s.all() {
+			if user, pass, ok := (&http.Request{Header: h.header}).BasicAuth(); !ok || user != "pager" || pass != "pa55-from-file" {
+				t.Errorf("request with basic auth %q %q %v", user, pass, ok)
 			}
-			text.WriteString("\n")
 		}
-		logs := text.String()
-		for _, secret := range []string{"T0KEN", "s3cret", "hunter2", "/hooks"} {
+		for _, secret := range []string{"T0KEN", "s3cret", "hunter2", "/hooks", "pa55-from-file"} {
 			if strings.Contains(logs, secret) {
 				t.Errorf("logs contain %q:\n%s", secret, logs)
 			}
@@ -287,8 +286,9 @@ func TestLogsRedactURLsAndSecrets(t *testing.T) {
 				t.Errorf("logs do not say %q:\n%s", want, logs)
 			}
 		}
-		if got := r.cfg.Receivers[0].Webhook.HMACSecret; strings.Contains(toString(got), "hunter2") || strings.Contains(toString(*r.cfg), "hunter2") {
-			t.Errorf("the secret shows when the configuration is printed")
+		if got := r.cfg.Receivers[0].Webhook.HMACSecret; strings.Contains(toString(got), "hunter2") || strings.Contains(toString(*r.cfg), "hunter2") ||
+			strings.Contains(toString(*r.cfg), "pa55-from-file") {
+			t.Errorf("a secret shows when the configuration is printed")
 		}
 	})
 }
@@ -322,6 +322,19 @@ func TestSignature(t *testing.T) {
 }
 
 func toString(v any) string { return strings.TrimSpace(fmtAny(v)) }
+
+// logText renders the rig's logs, a line an entry with its fields.
+func logText(r *rig) string {
+	var text strings.Builder
+	for _, e := range r.logs.All() {
+		text.WriteString(e.Message)
+		for k, v := range e.ContextMap() {
+			text.WriteString(" " + k + "=" + strings.ReplaceAll(strings.ReplaceAll(toString(v), "\n", " "), "\t", " "))
+		}
+		text.WriteString("\n")
+	}
+	return text.String()
+}
 
 // The queue of a receiver that is down survives a shutdown: the next
 // Notifier on the same outbox delivers it in order, with the groups as

@@ -208,7 +208,7 @@ func (n *Notifier) do(ctx context.Context, r *receiver, u string, body []byte, k
 	if len(r.secret) > 0 {
 		req.Header.Set(HeaderSignature, Sign(r.secret, body))
 	}
-	resp, err := n.client.Do(req)
+	resp, err := r.client.Do(req)
 	if err != nil {
 		return outcome{retry: true, reason: reasonNetwork, err: fmt.Errorf("POST %s: %w", Redact(u), redactErr(err))}
 	}

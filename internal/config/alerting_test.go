@@ -1,6 +1,7 @@
 package config
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,6 +23,26 @@ func TestShippedAlertingExample(t *testing.T) {
 	if cfg.Alerting.Outbox.Path != "/var/lib/cellwarden/outbox.db" {
 		t.Errorf("outbox path %q", cfg.Alerting.Outbox.Path)
 	}
+	secrets, err := filepath.Abs(filepath.Join("..", "..", "deploy", "examples", "secrets"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := cfg.Alerting.Receivers[0].HTTPConfig.Authorization; a == nil || a.Type != "Bearer" ||
+		!sameFile(a.CredentialsFile, filepath.Join(secrets, "oncall-token")) {
+		t.Errorf("oncall authorization %+v", a)
+	}
+	am := cfg.Alerting.Receivers[2].HTTPConfig
+	if b := am.BasicAuth; b == nil || b.Username != "cellwarden" || !sameFile(b.PasswordFile, filepath.Join(secrets, "alertmanager-password")) ||
+		am.TLSConfig.MinVersion != "TLS12" {
+		t.Errorf("alertmanager http_config %+v %+v", b, am.TLSConfig)
+	}
+}
+
+// sameFile reports whether two paths name one file.
+func sameFile(a, b string) bool {
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(sa, sb)
 }
 
 // check-config reports alerting problems with the file, path and line,
