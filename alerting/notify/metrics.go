@@ -112,7 +112,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	n.mu.Lock()
 	groups := map[string]int{}
 	for _, g := range n.groups {
-		groups[g.Receiver]++
+		if len(g.Alerts) > 0 { // not a group that only remembers resolutions
+			groups[g.Receiver]++
+		}
 	}
 	n.mu.Unlock()
 	for _, r := range n.receivers {

@@ -376,8 +376,9 @@ func (n *Notifier) commit(now time.Time, gs map[string]*group) error {
 					queued[r]++
 				}
 			}
+			g.forget(now)
 			var err error
-			if len(g.Alerts) == 0 {
+			if g.empty() {
 				err = tx.DeleteState(stateKey(key))
 			} else {
 				err = tx.PutState(stateKey(key), g.marshal())
@@ -398,7 +399,7 @@ func (n *Notifier) commit(now time.Time, gs map[string]*group) error {
 	}
 	for key, g := range gs {
 		delete(n.unsaved, key)
-		if len(g.Alerts) == 0 {
+		if g.empty() {
 			delete(n.groups, key)
 		} else {
 			n.groups[key] = g
@@ -435,6 +436,10 @@ func (n *Notifier) flush(tx *outbox.Tx, g *group, r *receiver, now time.Time) (b
 				out = append(out, *a)
 			}
 			delete(g.Alerts, fp)
+			if g.Resolved == nil {
+				g.Resolved = map[string]time.Time{}
+			}
+			g.Resolved[fp] = now
 			continue
 		}
 		a.Notified = statusFiring
@@ -559,7 +564,29 @@ type group struct {
 	LastFlush time.Time `json:"lastFlush,omitzero"`
 	// Dirty says an alert changed since the last notification.
 	Dirty bool `json:"dirty,omitempty"`
+	// Resolved remembers, by fingerprint, when a notified resolution left
+	// the group, for resolvedMemory: a detector restarted from a snapshot
+	// taken before the resolution resolves the alert again, and that
+	// second resolution must not reach the receiver.
+	Resolved map[string]time.Time `json:"resolved,omitempty"`
 }
+
+// resolvedMemory is how long a group remembers an alert it told resolved.
+// It spans a restart from the last snapshot (written within a second of
+// an alert change, at the latest every --snapshot.interval).
+const resolvedMemory = 15 * time.Minute
+
+// forget drops the resolutions remembered longer than resolvedMemory.
+func (g *group) forget(now time.Time) {
+	for fp, at := range g.Resolved {
+		if now.Sub(at) > resolvedMemory {
+			delete(g.Resolved, fp)
+		}
+	}
+}
+
+// empty reports whether g holds nothing worth keeping.
+func (g *group) empty() bool { return len(g.Alerts) == 0 && len(g.Resolved) == 0 }
 
 // clone returns a deep copy of g (nil for nil), so that a failed commit
 // leaves the current groups as they were.
@@ -573,6 +600,7 @@ func (g *group) clone() *group {
 		ac := *a
 		c.Alerts[fp] = &ac
 	}
+	c.Resolved = maps.Clone(g.Resolved)
 	return &c
 }
 
@@ -597,7 +625,12 @@ func (g *group) apply(a *alerting.Alert, labels map[string]string, fp string) bo
 		return true
 	case a.Status == statusFiring:
 		g.Alerts[fp] = &alertRecord{Labels: labels, Annotations: ann, Status: statusFiring, StartsAt: a.Time.UTC(), Fingerprint: fp}
+		delete(g.Resolved, fp)
 	case ex != nil && ex.Status == statusResolved:
+		return false
+	case ex == nil && !g.Resolved[fp].IsZero():
+		// Told resolved already (the detector resolved it again after
+		// a restart): nothing to say.
 		return false
 	case ex != nil:
 		ex.Status, ex.EndsAt, ex.Annotations = statusResolved, a.Time.UTC(), ann

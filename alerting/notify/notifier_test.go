@@ -378,6 +378,51 @@ func TestQueueSurvivesRestart(t *testing.T) {
 	})
 }
 
+// A detector restarted from a snapshot taken before a resolution resolves
+// the alert a second time: the receiver, told once already, hears nothing
+// more. The same alert firing again later is a new incident, and its
+// resolution is told again.
+func TestResolvedAgainAfterRestartIsNotSentTwice(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := tempDir(t)
+		s := &sink{}
+		r := start(t, oncall, dir, s)
+		t0 := time.Now()
+		r.notify(t, mk("firing", "CellOverTemperature", "critical", "ups-a/1/3/7", t0))
+		time.Sleep(time.Minute)
+		r.notify(t, mk("resolved", "CellOverTemperature", "critical", "ups-a/1/3/7", time.Now()))
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		ctx, cancel := contextWithTimeout(t, time.Second)
+		defer cancel()
+		r.n.Shutdown(ctx)
+
+		r = start(t, oncall, dir, s)
+		defer r.stop(t)
+		// The restored detector still had it firing and resolves it again.
+		r.notify(t, mk("resolved", "CellOverTemperature", "critical", "ups-a/1/3/7", time.Now()))
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		equal(t, "after the restart", summary(s.delivered(t)), []string{
+			"oncall firing [CellOverTemperature:ups-a/1/3/7:firing]",
+			"oncall resolved [CellOverTemperature:ups-a/1/3/7:resolved]",
+		})
+		if got := r.value(t, "cellwarden_alert_groups", "receiver", "oncall"); got != 0 {
+			t.Errorf("cellwarden_alert_groups %v with nothing firing, want 0", got)
+		}
+
+		r.notify(t, mk("firing", "CellOverTemperature", "critical", "ups-a/1/3/7", time.Now()))
+		time.Sleep(time.Minute)
+		r.notify(t, mk("resolved", "CellOverTemperature", "critical", "ups-a/1/3/7", time.Now()))
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		equal(t, "a new incident", summary(s.delivered(t))[2:], []string{
+			"oncall firing [CellOverTemperature:ups-a/1/3/7:firing]",
+			"oncall resolved [CellOverTemperature:ups-a/1/3/7:resolved]",
+		})
+	})
+}
+
 // An Alertmanager receiver pushes every change at once to
 // /api/v2/alerts, is delivered when one member of the cluster takes it,
 // re-sends firing alerts each resend_interval with endsAt four intervals
