@@ -175,7 +175,7 @@ func Run(ctx context.Context, o Options) error {
 	queueCap := prometheus.NewGauge(prometheus.GaugeOpts{Name: "cellwarden_ingest_queue_capacity_batches",
 		Help: "How many batches of samples may wait for the detector."})
 	queueCap.Set(batchQueue)
-	d.prom = metrics.NewRegistry(d.store, d.nm, queue, queueCap, &mqttMetrics{d: d}, &modbusMetrics{d: d})
+	d.prom = metrics.NewRegistry(nil, d.nm, queue, queueCap, &mqttMetrics{d: d}, &modbusMetrics{d: d})
 	d.self = metrics.NewSelf(d.prom, map[string][]string{"modbus": {"bad_identity"}, "mqtt": mqttReasonNames()})
 
 	d.eng = detector.New(cfg.Detector, d.reg, inv)

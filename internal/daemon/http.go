@@ -5,8 +5,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.uber.org/zap"
+	"github.com/cellwarden/cellwarden/alerting/metrics"
 )
 
 // handler serves /metrics, the lifecycle endpoints, the lifecycle API
@@ -17,8 +16,7 @@ func (d *daemon) handler() (http.Handler, error) {
 	api := d.lifecycleAPI()
 	api.logMode()
 	api.register(mux)
-	mux.Handle("/metrics", promhttp.HandlerFor(d.prom, promhttp.HandlerOpts{
-		ErrorLog: zap.NewStdLog(d.log.Named("promhttp")), ErrorHandling: promhttp.ContinueOnError}))
+	mux.Handle("/metrics", metrics.NewHandler(d.prom, d.store, d.log.Named("metrics")))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("cellwarden is Healthy.\n"))
 	})

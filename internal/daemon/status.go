@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/cellwarden/cellwarden/alerting"
@@ -173,7 +174,7 @@ func (d *daemon) serveStatus(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	fams, err := d.prom.Gather()
+	fams, err := prometheus.Gatherers{d.prom, d.store}.Gather()
 	if err != nil && len(fams) == 0 {
 		http.Error(w, "gathering metrics: "+err.Error(), http.StatusInternalServerError)
 		return
