@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -9,6 +8,8 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/klauspost/compress/flate"
 )
 
 // pools are a handler's buffers and deflate writers, kept from one scrape
