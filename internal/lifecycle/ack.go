@@ -78,7 +78,16 @@ func (a *Ack) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Validate checks an acknowledgement before it is stored.
+// storable reports whether t can be written to a store file: JSON times
+// are RFC 3339 in UTC, whose years run from 0 to 9999. A time such as
+// 9999-12-31T23:00:00-05:00 reads, but is in the year 10000 in UTC.
+func storable(t time.Time) bool {
+	y := t.UTC().Year()
+	return t.IsZero() || (y >= 1 && y <= 9999)
+}
+
+// Validate checks an acknowledgement before it is stored, and when it is
+// read.
 func (a *Ack) Validate() error {
 	var errs []string
 	if !telemetry.ValidUPS(a.UPS) {
@@ -95,6 +104,9 @@ func (a *Ack) Validate() error {
 	}
 	if a.Expires.IsZero() {
 		errs = append(errs, "expiry date is required")
+	}
+	if !storable(a.Created) {
+		errs = append(errs, fmt.Sprintf("created %s must be within the years 1 to 9999 (UTC)", a.Created.Format(time.RFC3339)))
 	}
 	if !a.Expires.IsZero() && !a.Created.IsZero() && a.Expires.Before(DateIn(a.Created, time.UTC)) {
 		errs = append(errs, fmt.Sprintf("expires %s is before the day it is recorded (%s)", a.Expires, DateIn(a.Created, time.UTC)))
@@ -167,6 +179,11 @@ func (s *Store) List() ([]Ack, error) {
 	if f.Version != 1 {
 		return nil, fmt.Errorf("%s: version %d is not 1", s.path, f.Version)
 	}
+	for i := range f.Acknowledgements {
+		if err := f.Acknowledgements[i].Validate(); err != nil {
+			return nil, fmt.Errorf("%s: acknowledgements[%d]: %w", s.path, i, err)
+		}
+	}
 	sortAcks(f.Acknowledgements)
 	return f.Acknowledgements, nil
 }
@@ -189,8 +206,11 @@ func readStrict(path string, v any) (found bool, err error) {
 	return true, nil
 }
 
+// sortAcks orders acknowledgements by UPS, string and state, keeping the
+// file's order among equals (a hand-edited file may repeat one), so that
+// writing a file back does not reorder it.
 func sortAcks(acks []Ack) {
-	slices.SortFunc(acks, func(a, b Ack) int {
+	slices.SortStableFunc(acks, func(a, b Ack) int {
 		return cmp.Or(cmp.Compare(a.UPS, b.UPS), cmp.Compare(a.String, b.String), cmp.Compare(a.State, b.State))
 	})
 }

@@ -148,11 +148,36 @@ func TestStoreConcurrentWritersLoseNothing(t *testing.T) {
 }
 
 func TestStoreRefusesABadFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "acks.json")
-	os.WriteFile(path, []byte(`{"version": 1, "acknowledgements": [{"ups": "u", "state": "maybe"}]}`), 0o644)
-	if _, err := OpenStore(path); err == nil || !strings.Contains(err.Error(), `state "maybe" must be soon or end_of_life`) {
-		t.Errorf("OpenStore: %v", err)
+	tests := []struct {
+		name, body, want string
+	}{
+		{"an unknown state", `{"version": 1, "acknowledgements": [{"ups": "u", "state": "maybe"}]}`, `state "maybe" must be soon or end_of_life`},
+		// Read files are checked as the command checks what it stores.
+		{"without an owner", `{"version": 1, "acknowledgements": [{"ups": "u", "state": "soon", "planned": "2026-05-15", "expires": "2026-05-31"}]}`,
+			"acknowledgements[0]: acknowledgement: owner is required"},
+		// It reads, but it cannot be written back (FuzzStore).
+		{"created beyond the year 9999 in UTC", `{"version": 1, "acknowledgements": [{"ups": "u", "state": "soon", "owner": "o",
+		  "planned": "2026-05-15", "expires": "2026-05-31", "created": "9999-12-31T23:00:00-05:00"}]}`,
+			"acknowledgements[0]: acknowledgement: created 9999-12-31T23:00:00-05:00 must be within the years 1 to 9999 (UTC)"},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := OpenStore(writeTemp(t, tt.body))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("OpenStore: %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// writeTemp writes body to a file in a fresh directory.
+func writeTemp(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "store.json")
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func TestEvaluateAppliesAcknowledgements(t *testing.T) {

@@ -58,6 +58,14 @@ func (w *Window) Validate() error {
 	if w.Started.IsZero() {
 		errs = append(errs, "start time is required")
 	}
+	for _, t := range []struct {
+		name string
+		at   time.Time
+	}{{"started", w.Started}, {"until", w.Until}} {
+		if !storable(t.at) {
+			errs = append(errs, fmt.Sprintf("%s %s must be within the years 1 to 9999 (UTC)", t.name, t.at.Format(time.RFC3339)))
+		}
+	}
 	if !w.Until.After(w.Started) {
 		errs = append(errs, fmt.Sprintf("until %s must be after the start %s", w.Until.UTC().Format(time.RFC3339), w.Started.UTC().Format(time.RFC3339)))
 	}
@@ -123,8 +131,10 @@ func (s *MaintenanceStore) List() ([]Window, error) {
 	return f.Windows, nil
 }
 
+// sortWindows orders windows by UPS and string, keeping the file's order
+// among equals.
 func sortWindows(ws []Window) {
-	slices.SortFunc(ws, func(a, b Window) int { return cmp.Or(cmp.Compare(a.UPS, b.UPS), cmp.Compare(a.String, b.String)) })
+	slices.SortStableFunc(ws, func(a, b Window) int { return cmp.Or(cmp.Compare(a.UPS, b.UPS), cmp.Compare(a.String, b.String)) })
 }
 
 // Active returns the windows that apply at now.

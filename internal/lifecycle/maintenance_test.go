@@ -185,14 +185,14 @@ func TestMaintenanceStoreRefusesABadFile(t *testing.T) {
 			`parsing time "2026-03-04" as "2006-01-02T15:04:05Z07:00"`},
 		{"a window without its worker", `{"version": 1, "windows": [{"ups": "u", "started": "2026-03-04T09:00:00Z", "until": "2026-03-04T10:00:00Z"}]}`,
 			"windows[0]: maintenance window: by is required (who does the work)"},
+		// It reads, but it cannot be written back: the store would refuse
+		// every change (FuzzMaintenanceStore).
+		{"an end beyond the year 9999 in UTC", `{"version": 1, "windows": [{"ups": "u", "by": "a", "started": "2026-03-04T09:00:00Z", "until": "9999-12-31T23:00:00-05:00"}]}`,
+			"windows[0]: maintenance window: until 9999-12-31T23:00:00-05:00 must be within the years 1 to 9999 (UTC)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "maintenance.json")
-			if err := os.WriteFile(path, []byte(tt.body), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := OpenMaintenanceStore(path); err == nil || !strings.Contains(err.Error(), tt.want) {
+			if _, err := OpenMaintenanceStore(writeTemp(t, tt.body)); err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("OpenMaintenanceStore: %v, want an error with %q", err, tt.want)
 			}
 		})
