@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -50,6 +51,7 @@ type preMaintOptions struct {
 	maxSOC       float64
 	transportSOC float64
 	maxDataAge   time.Duration
+	lookback     time.Duration
 }
 
 // addPreMaintenanceFlags declares the pre-maintenance flags on audit.
@@ -62,6 +64,7 @@ func addPreMaintenanceFlags(c *kingpin.CmdClause, o *preMaintOptions) {
 	c.Flag("max-soc", "CAUTION when a string's state of charge is above this ratio (0.5 is 50 %).").Default("0.5").Float64Var(&o.maxSOC)
 	c.Flag("transport-soc", "The state of charge to discharge to before moving batteries (the vendor's transport/storage figure; 0.3 is typical).").Default("0.3").Float64Var(&o.transportSOC)
 	c.Flag("max-data-age", "NO-GO when a collector of the UPS (--config) has received nothing for this long.").Default("1m").DurationVar(&o.maxDataAge)
+	c.Flag("lookback", "Report the alerts of the UPS that resolved within this time (recent anomalies, from the serve's /api/v1/alerts); 0 skips them.").Default("24h").DurationVar(&o.lookback)
 }
 
 // reason is one finding of the check with the verdict it calls for.
@@ -85,6 +88,12 @@ type preAlert struct {
 	since                  time.Time
 }
 
+// preRecent is an alert of the UPS that fired and resolved lately.
+type preRecent struct {
+	name, severity, entity, summary string
+	fired, resolved                 time.Time
+}
+
 // preCollector is a collector's health.
 type preCollector struct {
 	name, source string
@@ -95,10 +104,14 @@ type preCollector struct {
 
 // preCheck is the outcome of the check.
 type preCheck struct {
-	ups, url   string
-	at         time.Time
-	strings    []*preString
-	alerts     []preAlert
+	ups, url string
+	at       time.Time
+	strings  []*preString
+	alerts   []preAlert
+	recent   []preRecent
+	// noHistory says why the recent alerts are unknown ("" when they
+	// were read, or not asked for).
+	noHistory  string
 	collectors []preCollector
 	reasons    []reason
 }
@@ -140,11 +153,23 @@ func preMaintenance(o *auditOptions, stderr io.Writer) (*preCheck, error) {
 	if p.url == "" {
 		return nil, errors.New("--url is required: the running serve to read the UPS's state from")
 	}
-	fams, shown, err := scrapeMetrics(p)
+	if p.lookback < 0 {
+		return nil, fmt.Errorf("--lookback %s must not be negative (0 skips the recent anomalies)", p.lookback)
+	}
+	sc, err := newServeClient(p)
+	if err != nil {
+		return nil, err
+	}
+	fams, shown, err := sc.metrics()
 	if err != nil {
 		return nil, err
 	}
 	c := &preCheck{ups: p.ups, url: shown, at: o.now()}
+	if p.lookback > 0 {
+		if c.recent, c.noHistory, err = sc.recentAlerts(p.ups, c.at.Add(-p.lookback)); err != nil {
+			return nil, err
+		}
+	}
 	var findings []lifecycle.Finding
 	ages := o.inventory != "" || o.assets != ""
 	if o.config != "" && !ages {
@@ -182,44 +207,139 @@ func preMaintenance(o *auditOptions, stderr io.Writer) (*preCheck, error) {
 	return c, nil
 }
 
-// scrapeMetrics reads the serve's /metrics; shown is the URL without its
-// password, for the report and errors.
-func scrapeMetrics(p *preMaintOptions) (map[string]*dto.MetricFamily, string, error) {
+// serveClient reads a running serve: --url without its credentials, which
+// go in a header, never in what is shown.
+type serveClient struct {
+	metricsURL url.URL
+	// base is the serve's root: metricsURL's path without /metrics.
+	base   url.URL
+	user   *url.Userinfo
+	client *http.Client
+}
+
+func newServeClient(p *preMaintOptions) (*serveClient, error) {
 	u, err := url.Parse(p.url)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, "", fmt.Errorf("--url %q must be http(s)://[user:password@]host:port", redactURL(p.url))
+		return nil, fmt.Errorf("--url %q must be http(s)://[user:password@]host:port", redactURL(p.url))
 	}
-	user := u.User
+	sc := &serveClient{user: u.User}
 	u.User = nil
 	if u.Path == "" || u.Path == "/" {
 		u.Path = "/metrics"
 	}
-	shown := u.String()
-	req, err := http.NewRequest(http.MethodGet, shown, nil)
+	sc.metricsURL, sc.base = *u, *u
+	sc.base.Path, sc.base.RawPath, sc.base.RawQuery = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/metrics"), "", ""
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: p.insecure} //nolint:gosec // opt-in by flag, off by default
+	sc.client = &http.Client{Timeout: p.timeout, Transport: tr}
+	return sc, nil
+}
+
+// get requests u; the caller closes the body of a 200. Errors name u.
+func (sc *serveClient) get(u *url.URL) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	if sc.user != nil {
+		pw, _ := sc.user.Password()
+		req.SetBasicAuth(sc.user.Username(), pw)
+	}
+	resp, err := sc.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", u, unwrapURLError(err))
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return resp, fmt.Errorf("reading %s: %s", u, resp.Status)
+	}
+	return resp, nil
+}
+
+// metrics reads the serve's /metrics; shown is the URL without its
+// password, for the report and errors.
+func (sc *serveClient) metrics() (map[string]*dto.MetricFamily, string, error) {
+	shown := sc.metricsURL.String()
+	resp, err := sc.get(&sc.metricsURL)
 	if err != nil {
 		return nil, "", err
 	}
-	if user != nil {
-		pw, _ := user.Password()
-		req.SetBasicAuth(user.Username(), pw)
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: p.insecure} //nolint:gosec // opt-in by flag, off by default
-	client := &http.Client{Timeout: p.timeout, Transport: tr}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, "", fmt.Errorf("reading %s: %w", shown, unwrapURLError(err))
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, "", fmt.Errorf("reading %s: %s", shown, resp.Status)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
+	fams, err := parseExposition(resp.Body)
 	if err != nil {
 		return nil, "", fmt.Errorf("reading %s: %w", shown, err)
 	}
 	return fams, shown, nil
+}
+
+// parseExposition reads a Prometheus text exposition.
+func parseExposition(r io.Reader) (map[string]*dto.MetricFamily, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	return parser.TextToMetricFamilies(r)
+}
+
+// recentAlerts reads the alerts of ups that resolved at or after since
+// from the serve's /api/v1/alerts. A serve without that endpoint (one
+// older than it, 404) leaves them unknown, with the reason in none.
+func (sc *serveClient) recentAlerts(ups string, since time.Time) (recent []preRecent, none string, err error) {
+	u := sc.base
+	u.Path += "/api/v1/alerts"
+	u.RawQuery = url.Values{"ups": {ups}, "since": {since.UTC().Format(time.RFC3339)}}.Encode()
+	resp, err := sc.get(&u)
+	if resp != nil && resp.StatusCode == http.StatusNotFound {
+		return nil, fmt.Sprintf("%s answers 404: this serve keeps no alert history (it predates /api/v1/alerts)", u.Redacted()), nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	recent, err = parseRecentAlerts(io.LimitReader(resp.Body, 16<<20), ups, since)
+	if err != nil {
+		return nil, "", fmt.Errorf("reading %s: %w", u.Redacted(), err)
+	}
+	return recent, "", nil
+}
+
+// apiAlerts is the answer of GET /api/v1/alerts (internal/daemon/api.go).
+type apiAlerts struct {
+	Status string `json:"status"`
+	Data   struct {
+		Alerts []apiAlert `json:"alerts"`
+	} `json:"data"`
+}
+
+// apiAlert is what the check reads of an alert of /api/v1/alerts.
+type apiAlert struct {
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+	State       string            `json:"state"`
+	StartsAt    time.Time         `json:"startsAt"`
+	EndsAt      time.Time         `json:"endsAt"`
+}
+
+// parseRecentAlerts picks from an answer of /api/v1/alerts the alerts of
+// ups that resolved at or after since, most recent first. The firing
+// ones are read from /metrics.
+func parseRecentAlerts(r io.Reader, ups string, since time.Time) ([]preRecent, error) {
+	var a apiAlerts
+	if err := json.NewDecoder(r).Decode(&a); err != nil {
+		return nil, fmt.Errorf("not the answer of /api/v1/alerts: %w", err)
+	}
+	if a.Status != "success" {
+		return nil, fmt.Errorf("status %q, not success", a.Status)
+	}
+	var out []preRecent
+	for _, x := range a.Data.Alerts {
+		l := x.Labels
+		if x.State != "resolved" || l["ups"] != ups || x.EndsAt.Before(since) {
+			continue
+		}
+		ent := telemetry.Entity{UPS: l["ups"], String: l["string"], Module: l["module"], Cell: l["cell"]}
+		out = append(out, preRecent{name: l["alertname"], severity: l["severity"], entity: ent.Path(), summary: x.Annotations["summary"],
+			fired: x.StartsAt.UTC(), resolved: x.EndsAt.UTC()})
+	}
+	slices.SortStableFunc(out, func(a, b preRecent) int { return b.resolved.Compare(a.resolved) })
+	return out, nil
 }
 
 // unwrapURLError drops the *url.Error wrapper, whose text repeats the URL.
@@ -424,6 +544,19 @@ func (c *preCheck) judge(p *preMaintOptions) {
 			c.add(verdictCaution, "warning %s firing on %s since %s", a.name, a.entity, formatSince(a.since))
 		}
 	}
+	if c.noHistory != "" {
+		c.add(verdictCaution, "recent anomalies unknown: %s; read its log for the last %s", c.noHistory, shortDuration(p.lookback))
+	}
+	for _, a := range c.recent {
+		if !anomaly(a) {
+			continue
+		}
+		what := "warning"
+		if a.severity == "critical" {
+			what = "critical alert"
+		}
+		c.add(verdictCaution, "%s %s fired on %s at %s and resolved at %s: find out why before the work", what, a.name, a.entity, formatSince(a.fired), formatSince(a.resolved))
+	}
 	for _, x := range c.collectors {
 		switch {
 		case !x.mine:
@@ -461,6 +594,30 @@ func (c *preCheck) judge(p *preMaintOptions) {
 				name, percent(s.soc), percent(p.maxSOC), percent(p.transportSOC))
 		}
 	}
+}
+
+// anomaly reports whether a recently resolved alert calls for care: a
+// critical alert or a warning about the batteries' condition. Stale
+// telemetry that came back says nothing about the cells (stale data now
+// is NO-GO anyway), and age is judged on its own.
+func anomaly(a preRecent) bool {
+	switch a.name {
+	case "TelemetryStale", "BatteryEndOfLife", "BatteryEndOfLifeSoon":
+		return false
+	}
+	return a.severity == "critical" || a.severity == "warning"
+}
+
+// shortDuration writes 24h for 24h0m0s and 90m as 1h30m.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func formatSince(t time.Time) string {
@@ -516,6 +673,23 @@ func (c *preCheck) write(w io.Writer, p *preMaintOptions) {
 		tw.Flush()
 	}
 
+	if p.lookback > 0 {
+		fmt.Fprintf(w, "\nRecent anomalies (resolved in the last %s)\n", shortDuration(p.lookback))
+		switch {
+		case c.noHistory != "":
+			fmt.Fprintln(w, "  unknown: "+c.noHistory)
+		case len(c.recent) == 0:
+			fmt.Fprintln(w, "  none")
+		default:
+			tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "SEVERITY\tALERT\tENTITY\tFIRED\tRESOLVED\tSUMMARY")
+			for _, a := range c.recent {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.severity, a.name, a.entity, formatSince(a.fired), formatSince(a.resolved), dash(a.summary))
+			}
+			tw.Flush()
+		}
+	}
+
 	fmt.Fprintln(w, "\nCollectors")
 	if len(c.collectors) == 0 {
 		fmt.Fprintln(w, "  none")
@@ -536,6 +710,6 @@ func (c *preCheck) write(w io.Writer, p *preMaintOptions) {
 		tw.Flush()
 	}
 	fmt.Fprintf(w, "\nThresholds: NO-GO on a critical alert, a cell above %g °C (--max-cell-celsius), missing or stale data (collectors of the UPS: older than %s, --max-data-age); "+
-		"CAUTION past end of life, above %s state of charge (--max-soc; discharge to %s, --transport-soc) or on a warning.\n",
-		p.maxCelsius, p.maxDataAge, percent(p.maxSOC), percent(p.transportSOC))
+		"CAUTION past end of life, above %s state of charge (--max-soc; discharge to %s, --transport-soc), on a warning, or on a critical alert or warning resolved within %s (--lookback).\n",
+		p.maxCelsius, p.maxDataAge, percent(p.maxSOC), percent(p.transportSOC), shortDuration(p.lookback))
 }

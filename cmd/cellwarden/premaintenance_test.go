@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,9 +13,21 @@ import (
 	"time"
 )
 
+// noRecentAlerts is the answer of /api/v1/alerts without any alert.
+const noRecentAlerts = `{"status":"success","data":{"alerts":[]}}`
+
 // fakeServe is the /metrics of a serve watching ups-a (strings 1 and 2,
-// two cells each) and ups-b, with extra lines appended.
+// two cells each) and ups-b, with extra lines appended, and an
+// /api/v1/alerts without alerts.
 func fakeServe(t *testing.T, soc1, hot float64, extra string) string {
+	t.Helper()
+	return fakeServeAlerts(t, soc1, hot, extra, noRecentAlerts, nil)
+}
+
+// fakeServeAlerts is fakeServe with alerts as the answer of /api/v1/alerts
+// (404 when empty); the queries it gets are sent to queries when it is
+// not nil.
+func fakeServeAlerts(t *testing.T, soc1, hot float64, extra, alerts string, queries chan<- string) string {
 	t.Helper()
 	now := float64(time.Now().Unix())
 	body := fmt.Sprintf(`# TYPE cellwarden_cell_temperature_celsius gauge
@@ -32,11 +45,22 @@ cellwarden_collector_up{collector="rack-a",source="modbus"} 1
 cellwarden_collector_last_success_timestamp_seconds{collector="rack-a",source="modbus"} %g
 %s`, hot, soc1, now, extra)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u, p, ok := r.BasicAuth(); r.URL.Path != "/metrics" || (ok && (u != "ops" || p != "s3cret")) {
+		if u, p, ok := r.BasicAuth(); ok && (u != "ops" || p != "s3cret") {
 			http.Error(w, "no", http.StatusUnauthorized)
 			return
 		}
-		fmt.Fprint(w, body)
+		switch {
+		case r.URL.Path == "/metrics":
+			fmt.Fprint(w, body)
+		case r.URL.Path == "/api/v1/alerts" && alerts != "":
+			if queries != nil {
+				queries <- r.URL.RawQuery
+			}
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, alerts)
+		default:
+			http.NotFound(w, r)
+		}
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL
@@ -47,6 +71,28 @@ cellwarden_alerts{alertname="%[1]s",severity="%[2]s",ups="ups-a",string="2",modu
 # TYPE cellwarden_alert_start_timestamp_seconds gauge
 cellwarden_alert_start_timestamp_seconds{alertname="%[1]s",severity="%[2]s",ups="ups-a",string="2",module="",cell=""} 1.7725e+09
 `
+
+// checkPreMaintenance runs the check of ups-a with args and checks its
+// exit status and that its report has every string of want and none of
+// lacks.
+func checkPreMaintenance(t *testing.T, args []string, wantCode int, want, lacks []string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(append([]string{"audit", "--pre-maintenance", "ups-a"}, args...), nil, &stdout, &stderr)
+	if code != wantCode {
+		t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr: %s", code, wantCode, stdout.String(), stderr.String())
+	}
+	for _, w := range want {
+		if !strings.Contains(stdout.String(), w) {
+			t.Errorf("the report lacks %q:\n%s", w, stdout.String())
+		}
+	}
+	for _, w := range lacks {
+		if strings.Contains(stdout.String(), w) {
+			t.Errorf("the report has %q:\n%s", w, stdout.String())
+		}
+	}
+}
 
 func TestPreMaintenanceVerdicts(t *testing.T) {
 	dir := t.TempDir()
@@ -89,16 +135,7 @@ func TestPreMaintenanceVerdicts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			url := fakeServe(t, tt.soc1, tt.hot, tt.extra)
-			var stdout, stderr bytes.Buffer
-			code := run(append([]string{"audit", "--pre-maintenance", "ups-a", "--url", url}, tt.args...), nil, &stdout, &stderr)
-			if code != tt.wantCode {
-				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr: %s", code, tt.wantCode, stdout.String(), stderr.String())
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(stdout.String(), w) {
-					t.Errorf("the report lacks %q:\n%s", w, stdout.String())
-				}
-			}
+			checkPreMaintenance(t, append([]string{"--url", url}, tt.args...), tt.wantCode, tt.want, nil)
 		})
 	}
 }
@@ -163,5 +200,86 @@ func TestPreMaintenanceCannotCheck(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"audit", "--pre-maintenance", "ups-a", "--url", strings.Replace(url, "http://", "http://ops:s3cret@", 1)}, nil, &stdout, &stderr); code != 0 {
 		t.Errorf("with the right password: exit %d, stderr %s", code, stderr.String())
+	}
+}
+
+// recentAlert is one alert of an /api/v1/alerts answer.
+func recentAlert(state, name, severity, str, cell string, fired, resolved time.Time) string {
+	ends := ""
+	if !resolved.IsZero() {
+		ends = fmt.Sprintf(`,"endsAt":%q,"resolution":"back to normal"`, resolved.Format(time.RFC3339Nano))
+	}
+	return fmt.Sprintf(`{"labels":{"alertname":%q,"severity":%q,"ups":"ups-a","string":%q,"module":"3","cell":%q},`+
+		`"annotations":{"summary":"%s on cell %s"},"state":%q,"startsAt":%q%s}`, name, severity, str, cell, name, cell, state, fired.Format(time.RFC3339Nano), ends)
+}
+
+// The check asks the serve's /api/v1/alerts for the alerts of the UPS
+// that resolved within --lookback (24 h by default): a thermal runaway
+// risk or a temperature deviation that resolved an hour ago is listed as
+// a recent anomaly with the times it fired and resolved, and calls for
+// CAUTION; stale telemetry that came back is listed without; one that
+// resolved before the lookback is not listed; a serve without the
+// endpoint leaves the history unknown (CAUTION); --lookback 0 skips it.
+func TestPreMaintenanceRecentAnomalies(t *testing.T) {
+	now := time.Now().UTC()
+	fired, resolved := now.Add(-2*time.Hour), now.Add(-time.Hour)
+	old := now.Add(-30 * time.Hour)
+	answer := func(alerts ...string) string {
+		return `{"status":"success","data":{"alerts":[` + strings.Join(alerts, ",") + `]}}`
+	}
+	at := func(t time.Time) string { return t.Format(time.RFC3339) }
+	runaway := recentAlert("resolved", "ThermalRunawayRisk", "critical", "1", "7", fired, resolved)
+	deviation := recentAlert("resolved", "CellTemperatureDeviation", "warning", "2", "1", fired, resolved)
+	stale := recentAlert("resolved", "TelemetryStale", "warning", "2", "", fired, resolved)
+	tests := []struct {
+		name     string
+		alerts   string
+		args     []string
+		wantCode int
+		want     []string
+		lacks    []string
+	}{
+		{"a thermal runaway risk resolved an hour ago", answer(runaway), nil, 1, []string{
+			"VERDICT: CAUTION\n",
+			"CAUTION  critical alert ThermalRunawayRisk fired on ups-a/1/3/7 at " + at(fired) + " and resolved at " + at(resolved) + ": find out why before the work",
+			"Recent anomalies (resolved in the last 24h)\nSEVERITY  ALERT               ENTITY       FIRED                 RESOLVED              SUMMARY\n",
+			"critical  ThermalRunawayRisk  ups-a/1/3/7  " + at(fired) + "  " + at(resolved) + "  ThermalRunawayRisk on cell 7\n"}, nil},
+		{"a temperature deviation resolved an hour ago, the most recent first", answer(
+			recentAlert("resolved", "ThermalRunawayRisk", "critical", "1", "7", old, fired), deviation), nil, 1, []string{
+			"CAUTION  warning CellTemperatureDeviation fired on ups-a/2/3/1 at " + at(fired) + " and resolved at " + at(resolved),
+			"CAUTION  critical alert ThermalRunawayRisk fired on ups-a/1/3/7 at " + at(old) + " and resolved at " + at(fired),
+			"warning   CellTemperatureDeviation  ups-a/2/3/1  " + at(fired) + "  " + at(resolved) + "  CellTemperatureDeviation on cell 1\ncritical  ThermalRunawayRisk"}, nil},
+		{"stale telemetry that came back is listed, not held against the work", answer(stale), nil, 0, []string{
+			"VERDICT: GO\n", "warning   TelemetryStale  ups-a/2/3  " + at(fired) + "  " + at(resolved)}, []string{"  CAUTION  "}},
+		{"resolved before the lookback", answer(recentAlert("resolved", "ThermalRunawayRisk", "critical", "1", "7", old, old.Add(time.Hour))), nil, 0,
+			[]string{"VERDICT: GO\n", "Recent anomalies (resolved in the last 24h)\n  none\n"}, []string{"ThermalRunawayRisk"}},
+		{"a longer lookback", answer(recentAlert("resolved", "ThermalRunawayRisk", "critical", "1", "7", old, old.Add(time.Hour))), []string{"--lookback", "48h"}, 1,
+			[]string{"VERDICT: CAUTION\n", "Recent anomalies (resolved in the last 48h)\n", "critical alert ThermalRunawayRisk fired on ups-a/1/3/7 at " + at(old)}, nil},
+		{"a firing alert in the answer is /metrics' business", answer(recentAlert("firing", "ThermalRunawayRisk", "critical", "1", "7", fired, time.Time{})), nil, 0,
+			[]string{"VERDICT: GO\n", "  none\n"}, nil},
+		{"a serve without /api/v1/alerts", "", nil, 1, []string{
+			"CAUTION  recent anomalies unknown: http://", "/api/v1/alerts?since=", " answers 404: this serve keeps no alert history (it predates /api/v1/alerts); read its log for the last 24h"}, nil},
+		{"--lookback 0", answer(runaway), []string{"--lookback", "0"}, 0, []string{"VERDICT: GO\n"}, []string{"Recent anomalies", "ThermalRunawayRisk"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url := fakeServeAlerts(t, 0.3, 25, "", tt.alerts, nil)
+			checkPreMaintenance(t, append([]string{"--url", url}, tt.args...), tt.wantCode, tt.want, tt.lacks)
+		})
+	}
+	// The serve is asked for the UPS's alerts since the lookback.
+	queries := make(chan string, 1)
+	url := fakeServeAlerts(t, 0.3, 25, "", answer(), queries)
+	before := time.Now().Add(-24 * time.Hour).Truncate(time.Second)
+	var stdout, stderr bytes.Buffer
+	run([]string{"audit", "--pre-maintenance", "ups-a", "--url", url + "/metrics"}, nil, &stdout, &stderr)
+	q, err := neturl.ParseQuery(<-queries)
+	since, perr := time.Parse(time.RFC3339, q.Get("since"))
+	if err != nil || perr != nil || q.Get("ups") != "ups-a" || since.Before(before) || since.After(time.Now().Add(-24*time.Hour)) {
+		t.Errorf("the serve was asked %v (%v, %v), want ups=ups-a and since 24 h ago", q, err, perr)
+	}
+	if code := run([]string{"audit", "--pre-maintenance", "ups-a", "--url", url, "--lookback=-1h"}, nil, &stdout, &stderr); code != 3 ||
+		!strings.Contains(stderr.String(), "--lookback -1h0m0s must not be negative (0 skips the recent anomalies)") {
+		t.Errorf("a negative --lookback: exit %d, stderr %s", code, stderr.String())
 	}
 }

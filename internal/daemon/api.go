@@ -1,21 +1,22 @@
 package daemon
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/exporter-toolkit/web"
 	"go.uber.org/zap"
-	"go.yaml.in/yaml/v3"
+	yamlv2 "go.yaml.in/yaml/v2"
 
 	"github.com/cellwarden/cellwarden/internal/lifecycle"
 )
@@ -30,12 +31,17 @@ import (
 //	GET    /api/v1/maintenance
 //	POST   /api/v1/maintenance                                   (JSON body: ups, string, by, reason, for)
 //	DELETE /api/v1/maintenance?ups=U[&string=S]
+//	GET    /api/v1/alerts[?since=T][&ups=U]                       (firing alerts and those resolved since T)
 //
 // Answers are {"status":"success","data":...} or
 // {"status":"error","errorType":...,"error":...}. The handlers write the
 // same files through the same lifecycle stores as `cellwarden
 // acknowledge` and `cellwarden maintenance`; they never touch the
 // detector, whose goroutine they nudge to read the files again.
+//
+// The alerts endpoint is read-only: the alerts firing now and those that
+// resolved lately (alertLog), which /metrics, showing only the present,
+// cannot tell the pre-maintenance check.
 //
 // Who may change things: TLS and basic auth of the web configuration file
 // apply to every path, as to /metrics. Besides, POST and DELETE are
@@ -52,6 +58,8 @@ const maxAPIBody = 64 << 10
 type lifecycleAPI struct {
 	acks  *lifecycle.Store
 	maint *lifecycle.MaintenanceStore
+	// alerts are the daemon's firing and recently resolved alerts.
+	alerts *alertLog
 	// webConfig is the web configuration file ("" without one), read
 	// again for every change, as exporter-toolkit reads it for every
 	// request.
@@ -71,8 +79,10 @@ type lifecycleAPI struct {
 func (a *lifecycleAPI) register(mux *http.ServeMux) {
 	mux.HandleFunc("/api/v1/acknowledgements", a.acknowledgements)
 	mux.HandleFunc("/api/v1/maintenance", a.maintenance)
+	mux.HandleFunc("/api/v1/alerts", a.alertList)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		a.fail(w, r, http.StatusNotFound, "not_found", fmt.Sprintf("%s: no such endpoint (/api/v1/acknowledgements, /api/v1/maintenance)", r.URL.Path))
+		a.fail(w, r, http.StatusNotFound, "not_found",
+			fmt.Sprintf("%s: no such endpoint (/api/v1/acknowledgements, /api/v1/maintenance, /api/v1/alerts)", r.URL.Path))
 	})
 }
 
@@ -133,7 +143,12 @@ func user(r *http.Request) string {
 }
 
 // users reads basic_auth_users from the web configuration file (none
-// without a file).
+// without a file), exactly as exporter-toolkit reads it for every request
+// (yaml.v2 UnmarshalStrict into web.Config): mayChange trusts the toolkit
+// to have checked the passwords of these users, so both must read the
+// same names (FuzzWebConfigUsers). A YAML 1.2 reader differs on corner
+// cases: a null key is the user "" for the toolkit, no user for
+// go.yaml.in/yaml/v3.
 func (a *lifecycleAPI) users() (map[string]bool, error) {
 	if a.webConfig == "" {
 		return nil, nil
@@ -143,9 +158,7 @@ func (a *lifecycleAPI) users() (map[string]bool, error) {
 		return nil, err
 	}
 	var c web.Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	if err := yamlv2.UnmarshalStrict(data, &c); err != nil {
 		return nil, fmt.Errorf("%s: %w", a.webConfig, err)
 	}
 	users := make(map[string]bool, len(c.Users))
@@ -227,14 +240,24 @@ func (a *lifecycleAPI) decodeBody(w http.ResponseWriter, r *http.Request, v any)
 }
 
 // changeQuery checks that r may change things and reads the query
-// parameters of a DELETE: each of names at most once, no others (a
-// misspelt "strng" must not make the change about the whole UPS), ups
-// given. It writes the refusal and returns false when they are not
-// usable.
+// parameters of a DELETE (params), ups given. It writes the refusal and
+// returns false when they are not usable.
 func (a *lifecycleAPI) changeQuery(w http.ResponseWriter, r *http.Request, names ...string) (map[string]string, bool) {
 	if !a.mayChange(w, r) {
 		return nil, false
 	}
+	out, ok := a.params(w, r, names...)
+	if ok && out["ups"] == "" {
+		a.fail(w, r, http.StatusBadRequest, "bad_data", "query: ups is required")
+		return nil, false
+	}
+	return out, ok
+}
+
+// params reads the query parameters of r: each of names at most once, no
+// others (a misspelt "strng" must not make a change about the whole UPS).
+// It writes the refusal and returns false when they are not usable.
+func (a *lifecycleAPI) params(w http.ResponseWriter, r *http.Request, names ...string) (map[string]string, bool) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		a.fail(w, r, http.StatusBadRequest, "bad_data", "query: "+err.Error())
@@ -255,10 +278,6 @@ func (a *lifecycleAPI) changeQuery(w http.ResponseWriter, r *http.Request, names
 			return nil, false
 		}
 		out[k] = vs[0]
-	}
-	if out["ups"] == "" {
-		a.fail(w, r, http.StatusBadRequest, "bad_data", "query: ups is required")
-		return nil, false
 	}
 	return out, true
 }
@@ -349,7 +368,7 @@ func (a *lifecycleAPI) acknowledgements(w http.ResponseWriter, r *http.Request) 
 		a.done(w, r, err, http.StatusOK, nil, "acknowledgement removed",
 			zap.String("ups", q["ups"]), zap.String("string", q["string"]), zap.Stringer("state", state))
 	default:
-		a.notAllowed(w, r)
+		a.notAllowed(w, r, "GET, HEAD, POST, DELETE")
 	}
 }
 
@@ -422,8 +441,54 @@ func (a *lifecycleAPI) maintenance(w http.ResponseWriter, r *http.Request) {
 		a.done(w, r, err, http.StatusOK, win, "maintenance window stopped",
 			zap.String("ups", win.UPS), zap.String("string", win.String), zap.String("by", win.By))
 	default:
-		a.notAllowed(w, r)
+		a.notAllowed(w, r, "GET, HEAD, POST, DELETE")
 	}
+}
+
+// alertList serves GET /api/v1/alerts: the firing alerts, then those
+// resolved at or after since (RFC 3339 or Unix seconds; every one
+// remembered without it), of one UPS with ups=U.
+func (a *lifecycleAPI) alertList(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		a.notAllowed(w, r, "GET, HEAD")
+		return
+	}
+	q, ok := a.params(w, r, "since", "ups")
+	if !ok {
+		return
+	}
+	since, err := parseSince(q["since"])
+	if err != nil {
+		a.fail(w, r, http.StatusBadRequest, "bad_data", "query: "+err.Error())
+		return
+	}
+	a.respond(w, http.StatusOK, alertsData{Alerts: a.alerts.query(since, q["ups"])})
+}
+
+// alertsData is the data of GET /api/v1/alerts, as Prometheus's.
+type alertsData struct {
+	Alerts []loggedAlert `json:"alerts"`
+}
+
+// parseSince reads a time as the Prometheus API does: RFC 3339, or Unix
+// seconds with an optional fraction. "" is the zero time.
+func parseSince(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		// Years 1 to 9999: what JSON can write back.
+		if !(f >= -62135596800 && f < 253402300800) {
+			return time.Time{}, fmt.Errorf("since %q is out of range", s)
+		}
+		sec, frac := math.Modf(f)
+		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("since %q must be an RFC 3339 time (2026-03-04T09:00:00Z) or Unix seconds", s)
+	}
+	return t, nil
 }
 
 // serveList answers a GET with every stored item (an empty list, not
@@ -449,10 +514,11 @@ func (a *lifecycleAPI) done(w http.ResponseWriter, r *http.Request, err error, c
 	a.respond(w, code, data)
 }
 
-// notAllowed answers a method the API does not have.
-func (a *lifecycleAPI) notAllowed(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Allow", "GET, HEAD, POST, DELETE")
-	a.fail(w, r, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed: GET, POST or DELETE")
+// notAllowed answers a method the endpoint does not have; allow lists
+// those it has.
+func (a *lifecycleAPI) notAllowed(w http.ResponseWriter, r *http.Request, allow string) {
+	w.Header().Set("Allow", allow)
+	a.fail(w, r, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed: "+allow)
 }
 
 // entityName names a UPS ("ups dc1-ups-a") or a string ("dc1-ups-a/2").

@@ -137,7 +137,7 @@ func newAPIFixture(t *testing.T, webConfig string, withoutAuth bool) *apiFixture
 	}
 	core, logs := observer.New(zap.InfoLevel)
 	f.logs = logs
-	f.api = &lifecycleAPI{acks: acks, maint: lifecycle.NewMaintenanceStore(filepath.Join(f.state, maintenanceFile)),
+	f.api = &lifecycleAPI{acks: acks, maint: lifecycle.NewMaintenanceStore(filepath.Join(f.state, maintenanceFile)), alerts: newAlertLog(maxResolved),
 		webConfig: webConfig, withoutAuth: withoutAuth, log: zap.New(core), now: func() time.Time { return apiNow },
 		changed: func() { f.nudges.Add(1) }}
 	f.api.register(f.mux)
@@ -266,8 +266,8 @@ func TestLifecycleAPIRefusesBadInput(t *testing.T) {
 		{"remove nothing", http.MethodDelete, acks + "?ups=ups-a&string=1&state=end_of_life", "", "", 404, "no acknowledgement of ups-a/1 state end_of_life"},
 		{"stop nothing", http.MethodDelete, maint + "?ups=ups-a&string=2", "", "", 404, "ups-a/2 has no maintenance window"},
 		{"stop nothing UPS-wide", http.MethodDelete, maint + "?ups=ups-a", "", "", 404, "ups ups-a has no maintenance window"},
-		{"other method", http.MethodPut, maint, js, goodWindow, 405, "PUT is not allowed: GET, POST or DELETE"},
-		{"other endpoint", http.MethodGet, "/api/v1/silences", "", "", 404, "/api/v1/silences: no such endpoint (/api/v1/acknowledgements, /api/v1/maintenance)"},
+		{"other method", http.MethodPut, maint, js, goodWindow, 405, "PUT is not allowed: GET, HEAD, POST, DELETE"},
+		{"other endpoint", http.MethodGet, "/api/v1/silences", "", "", 404, "/api/v1/silences: no such endpoint (/api/v1/acknowledgements, /api/v1/maintenance, /api/v1/alerts)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			a := apiRequest{method: c.method, target: c.target, contentType: c.contentType, body: c.body, user: "alice", pass: "pw"}.serve(t, f.mux)

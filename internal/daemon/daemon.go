@@ -107,6 +107,9 @@ type daemon struct {
 	reloadCh chan chan error
 	ready    atomic.Bool
 	status   *statusState
+	// recent: the firing and recently resolved alerts (GET
+	// /api/v1/alerts).
+	recent *alertLog
 
 	// lifecycleCh: the lifecycle API changed the acknowledgements or the
 	// maintenance windows (one pending nudge is enough).
@@ -170,6 +173,10 @@ func Run(ctx context.Context, o Options) error {
 	d.store.SetInventory(inv)
 	d.nm = notify.NewMetrics(nil)
 	d.status = newStatusState()
+	d.recent = newAlertLog(maxResolved)
+	if err := d.recent.load(filepath.Join(o.StateDir, resolvedFile)); err != nil {
+		log.Warn("resolved alerts of the last run not read: /api/v1/alerts lists those from now on", zap.Error(err))
+	}
 	queue := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cellwarden_ingest_queue_batches",
 		Help: "Batches of samples waiting for the detector."}, func() float64 { return float64(len(d.in)) })
 	queueCap := prometheus.NewGauge(prometheus.GaugeOpts{Name: "cellwarden_ingest_queue_capacity_batches",
@@ -328,6 +335,7 @@ func (d *daemon) publish(cs []detector.Change) {
 	}
 	d.store.Alert(as...)
 	d.status.alerts(as)
+	d.recent.record(as)
 	d.snapDue = true
 	if err := d.notifier.Notify(as...); err != nil {
 		d.log.Error("alerts could not be queued for notification", zap.Int("alerts", len(as)), zap.Error(err))
@@ -364,8 +372,9 @@ func (d *daemon) drain() {
 	d.log.Info("cellwarden stopped")
 }
 
-// snapshot writes the firing alerts and the detector's state, each
-// atomically, so that a crash mid-write leaves the previous files.
+// snapshot writes the firing alerts and the detector's state, then the
+// resolved alerts when they changed, each atomically, so that a crash
+// mid-write leaves the previous files.
 func (d *daemon) snapshot() {
 	d.snapDue = false
 	path := filepath.Join(d.o.StateDir, alertsFile)
@@ -376,6 +385,11 @@ func (d *daemon) snapshot() {
 	}
 	if err != nil {
 		d.log.Error("detector snapshot not written", zap.String("path", path), zap.Error(err))
+	}
+	// Only GET /api/v1/alerts reads it: a failure here must not stop the
+	// snapshot; it is written again at the next one.
+	if err := d.recent.save(filepath.Join(d.o.StateDir, resolvedFile)); err != nil {
+		d.log.Warn("resolved alerts not written", zap.Error(err))
 	}
 }
 
@@ -425,6 +439,7 @@ func (d *daemon) restore() {
 	}
 	d.store.Alert(as...)
 	d.status.alerts(as)
+	d.recent.record(as)
 	d.log.Info("detector state restored", zap.String("path", path), zap.Int("entities", d.reg.Len()), zap.Int("firing_alerts", len(as)))
 }
 

@@ -53,7 +53,7 @@ func (d *daemon) lifecycleAPI() *lifecycleAPI {
 	if d.o.Web != nil && d.o.Web.WebConfigFile != nil {
 		webConfig = *d.o.Web.WebConfigFile
 	}
-	return &lifecycleAPI{acks: d.acks, maint: d.maint, webConfig: webConfig, withoutAuth: d.o.LifecycleAPIWithoutAuth,
+	return &lifecycleAPI{acks: d.acks, maint: d.maint, alerts: d.recent, webConfig: webConfig, withoutAuth: d.o.LifecycleAPIWithoutAuth,
 		log: d.log.Named("api"), now: time.Now, changed: func() {
 			select {
 			case d.lifecycleCh <- struct{}{}:
