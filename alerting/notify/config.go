@@ -145,8 +145,11 @@ func (c *WebhookConfig) UnmarshalYAML(n *yaml.Node) error {
 // ResendInterval, so that Alertmanager resolves them if cellwarden
 // disappears.
 type AlertmanagerConfig struct {
-	// URLs are the Alertmanagers' base URLs (http://host:9093). A push is
-	// delivered when one of them accepts it: the cluster shares it.
+	// URLs are the base URLs (http://host:9093) of the members of one
+	// Alertmanager cluster. Every push goes to every member (members share
+	// silences and the notification log, not alerts); it is delivered when
+	// one of them accepts it, and the next resend brings a member that
+	// missed it up to date.
 	URLs []string `yaml:"urls"`
 	// ResendInterval: how often firing alerts are pushed again.
 	ResendInterval yamlstrict.Duration `yaml:"resend_interval"`

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -424,9 +425,54 @@ func TestResolvedAgainAfterRestartIsNotSentTwice(t *testing.T) {
 }
 
 // An Alertmanager receiver pushes every change at once to
-// /api/v2/alerts, is delivered when one member of the cluster takes it,
+// /api/v2/alerts of every member, is delivered when one of them takes it,
 // re-sends firing alerts each resend_interval with endsAt four intervals
 // ahead, and sends a resolved alert with the time it resolved.
+// Every member of an Alertmanager cluster gets every push: members share
+// silences and the notification log, not alerts. A member that was down
+// gets the firing alert again at the next resend.
+func TestAlertmanagerPushesToEveryMember(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var am2Down atomic.Bool
+		am2Down.Store(true)
+		s := &sink{answer: func(u string, _ int) int {
+			if strings.Contains(u, "am2") && am2Down.Load() {
+				return http.StatusServiceUnavailable
+			}
+			return http.StatusOK
+		}}
+		r := start(t, `
+outbox: {path: outbox.db}
+receivers:
+  - name: am
+    alertmanager:
+      urls: ["http://am1:9093", "http://am2:9093"]
+      resend_interval: 1m
+`, tempDir(t), s)
+		defer r.stop(t)
+		r.notify(t, mk("firing", "CellOverTemperature", "critical", "ups-a/1/3/7", time.Now()))
+		synctest.Wait()
+		taken := func() map[string]int {
+			m := map[string]int{}
+			for _, h := range s.all() {
+				if h.code == http.StatusOK {
+					m[h.url]++
+				}
+			}
+			return m
+		}
+		if got := taken(); got["http://am1:9093/api/v2/alerts"] != 1 || got["http://am2:9093/api/v2/alerts"] != 0 {
+			t.Fatalf("pushes taken with am2 down: %v, want one by am1", got)
+		}
+		am2Down.Store(false)
+		time.Sleep(61 * time.Second) // the next resend
+		synctest.Wait()
+		if got := taken(); got["http://am1:9093/api/v2/alerts"] != 2 || got["http://am2:9093/api/v2/alerts"] != 1 {
+			t.Errorf("pushes taken after am2 came back and a resend: %v, want 2 by am1 and 1 by am2", got)
+		}
+	})
+}
+
 func TestAlertmanagerPushAndResend(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := &sink{answer: func(u string, _ int) int {

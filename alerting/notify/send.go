@@ -155,7 +155,11 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // attempt makes one delivery attempt of rec to r: one request for a
-// webhook, one to each Alertmanager until one accepts.
+// webhook; for Alertmanager, one to every member of the cluster, as
+// Alertmanager asks of its clients (members share silences and the
+// notification log, not alerts). It is delivered when a member took it: a
+// member that was down gets the firing alerts again at the next
+// resend_interval, and holds a resolved one at most until its endsAt.
 func (n *Notifier) attempt(ctx context.Context, r *receiver, rec *record, key string) outcome {
 	var body []byte
 	var err error
@@ -173,11 +177,18 @@ func (n *Notifier) attempt(ctx context.Context, r *receiver, rec *record, key st
 			u = strings.TrimSuffix(u, "/") + "/api/v2/alerts"
 		}
 		o := n.post(ctx, r, u, body, key)
-		if o.ok || ctx.Err() != nil {
+		switch {
+		case ctx.Err() != nil:
 			return o
+		case o.ok:
+			res = o
+		case len(r.urls) > 1:
+			n.log.Warn("An Alertmanager did not take the alerts", zap.String("receiver", r.name), zap.String("url", Redact(u)),
+				zap.String("reason", o.reason), zap.Error(o.err))
 		}
-		// The first retryable failure decides, else the first terminal one.
-		if i == 0 || (o.retry && !res.retry) {
+		// Any member taking it decides; else the first retryable
+		// failure, else the first terminal one.
+		if i == 0 || (!res.ok && o.retry && !res.retry) {
 			res = o
 		}
 	}
