@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cellwarden/cellwarden/internal/promtest"
 	"github.com/cellwarden/cellwarden/internal/telemetry"
@@ -67,6 +68,21 @@ func TestServePollsSubscribesAlertsAndReloads(t *testing.T) {
 	if v, ok := m.Value("cellwarden_mqtt_connected", map[string]string{"collector": "broker"}); !ok || v != 1 {
 		t.Errorf("cellwarden_mqtt_connected = %v (present %v), want 1", v, ok)
 	}
+	// By topic template and by source: which gateway sends what, and
+	// when each string last spoke.
+	const tmpl = "bms/{ups}/{string}/{module}"
+	if v, ok := m.Value("cellwarden_mqtt_topic_messages_total", map[string]string{"collector": "broker", "topic": tmpl}); !ok || v < 2 {
+		t.Errorf("cellwarden_mqtt_topic_messages_total{topic=%q} = %v (present %v), want the modules' messages", tmpl, v, ok)
+	}
+	if v, ok := m.Value("cellwarden_mqtt_last_message_timestamp_seconds", map[string]string{"collector": "broker", "source": "ups-m/1"}); !ok ||
+		time.Since(time.Unix(int64(v), 0)) > time.Hour {
+		t.Errorf("cellwarden_mqtt_last_message_timestamp_seconds{source=ups-m/1} = %v (present %v), want the last message's time", v, ok)
+	}
+	brk.srv.Publish("bms/ups-m/1/1", []byte("{not json"), false, 1)
+	waitFor(t, "the bad payload counted by topic template and reason", func() bool {
+		v, ok := d.scrape().Value("cellwarden_mqtt_decode_errors_total", map[string]string{"collector": "broker", "topic": tmpl, "reason": "invalid_json"})
+		return ok && v >= 1
+	})
 
 	// The injected fault: cell 1/7 of ups-a at 65 °C.
 	bms.set(t, 1, telemetry.CellTemperatureCelsius, "1", "7", 65)

@@ -83,10 +83,19 @@ var (
 	mqttQueued = prometheus.NewDesc("cellwarden_mqtt_queue_messages", "MQTT messages waiting for the detector.", mqttLabels, nil)
 	mqttBroker = prometheus.NewDesc("cellwarden_mqtt_broker_stat",
 		"The last value of each subscribed $SYS statistic of the broker, e.g. $SYS/broker/publish/messages/dropped.", []string{"collector", "topic"}, nil)
+	mqttTopicMessages = prometheus.NewDesc("cellwarden_mqtt_topic_messages_total",
+		"MQTT data messages received, by the subscription topic template that matched them.", []string{"collector", "topic"}, nil)
+	mqttTopicErrors = prometheus.NewDesc("cellwarden_mqtt_decode_errors_total",
+		"MQTT messages (or parts of them) refused, by topic template and reason (cellwarden_bad_input_total sums them by reason).",
+		[]string{"collector", "topic", "reason"}, nil)
+	mqttLastMessage = prometheus.NewDesc("cellwarden_mqtt_last_message_timestamp_seconds",
+		"Receive time of the last MQTT message that gave a sample, by source: the string (ups/string), or the UPS when the topic names no string.",
+		[]string{"collector", "source"}, nil)
 )
 
 func (m *mqttMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mqttConnected, mqttMessages, mqttBytes, mqttReconnect, mqttDropped, mqttQueued, mqttBroker} {
+	for _, d := range []*prometheus.Desc{mqttConnected, mqttMessages, mqttBytes, mqttReconnect, mqttDropped, mqttQueued, mqttBroker,
+		mqttTopicMessages, mqttTopicErrors, mqttLastMessage} {
 		ch <- d
 	}
 }
@@ -112,6 +121,18 @@ func (m *mqttMetrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		for _, t := range slices.Sorted(maps.Keys(h.Broker)) {
 			ch <- prometheus.MustNewConstMetric(mqttBroker, prometheus.GaugeValue, h.Broker[t], h.Name, t)
+		}
+		for _, t := range slices.Sorted(maps.Keys(h.MessagesByTopic)) {
+			ch <- prometheus.MustNewConstMetric(mqttTopicMessages, prometheus.CounterValue, float64(h.MessagesByTopic[t]), h.Name, t)
+		}
+		for _, t := range slices.Sorted(maps.Keys(h.DecodeErrorsByTopic)) {
+			byReason := h.DecodeErrorsByTopic[t]
+			for _, r := range slices.Sorted(maps.Keys(byReason)) {
+				ch <- prometheus.MustNewConstMetric(mqttTopicErrors, prometheus.CounterValue, float64(byReason[r]), h.Name, t, r)
+			}
+		}
+		for _, src := range slices.Sorted(maps.Keys(h.LastMessage)) {
+			ch <- prometheus.MustNewConstMetric(mqttLastMessage, prometheus.GaugeValue, float64(h.LastMessage[src].UnixNano())/1e9, h.Name, src)
 		}
 	}
 }
