@@ -95,24 +95,86 @@ type Collector struct {
 	tls   *tls.Config
 	creds credentials
 
-	queue       chan message
-	queuedBytes atomic.Int64
-	stopping    atomic.Bool
-	started     atomic.Bool
-	lost        chan error
+	started atomic.Bool
+	lost    chan error
+
+	// The bounded queue between paho's handler and the consumer: the
+	// handler appends to pending and wakes the consumer when pending was
+	// empty; the consumer takes all of pending at once. queued and
+	// queuedBytes count what is in pending or taken and not yet decoded.
+	qmu         sync.Mutex
+	pending     []message
+	queued      int
+	queuedBytes int
+	stopping    bool
+	wake        chan struct{}
+
+	// messages and bytes count data messages received (paho's handler).
+	messages, bytes atomic.Uint64
 
 	mu      sync.Mutex
 	health  Health
+	bySub   []uint64 // messages by subscription, for MessagesByTopic
 	sources map[telemetry.EntityID]int64
 	limiter limiter
 	dates   map[dateKey]DeviceDate
 
-	// Scratch space of the consumer goroutine.
+	// State and scratch space of the consumer goroutine.
+	topics   map[string]*topicIDs
+	doc      document
+	batch    []message
 	readings []Reading
 	dateRs   []DateReading
 	bad      []*DecodeError
 	samples  []telemetry.Sample
+	// What the messages decoded since the last hand-over add to the
+	// health, applied under mu once per hand-over.
+	acc struct {
+		messages, bytes int // taken from the queue
+		bySub           []uint64
+		noReading       int
+		sources         []sourceTime
+	}
 }
+
+// topicIDs are the entity IDs of the readings of a topic's last message,
+// in order, with their sources: the next message of the topic mostly
+// carries the same entities in the same order, which then cost a
+// comparison each instead of a look-up in the registry. Kept for
+// subscriptions whose messages carry several readings, for up to
+// maxTopicsKept topics and maxIDsKept readings a topic.
+type topicIDs struct {
+	ids []entityIDs
+}
+
+type entityIDs struct {
+	e          telemetry.Entity
+	id, source telemetry.EntityID
+}
+
+const (
+	maxTopicsKept = 1 << 16
+	maxIDsKept    = 4096
+)
+
+// sourceTime is the receive time of a message that gave a sample, by
+// source (a string, or a UPS).
+type sourceTime struct {
+	id   telemetry.EntityID
+	recv int64
+}
+
+// Hand-over bounds: the samples of the messages decoded from one batch
+// taken from the queue reach emit in one call, up to maxBatchMessages
+// messages or maxBatchSamples samples.
+const (
+	maxBatchMessages = 256
+	maxBatchSamples  = 4096
+)
+
+// maxBatchKept bounds the capacity of the queue's slices kept between
+// bursts.
+const maxBatchKept = 4096
 
 // New prepares a collector for cfg (validated by the configuration loader,
 // or here) that interns entities in reg and logs to log. It reads the TLS
@@ -124,8 +186,9 @@ func New(cfg CollectorConfig, reg *telemetry.Registry, log *zap.Logger) (*Collec
 		}
 	}
 	c := &Collector{cfg: cfg, reg: reg, log: log.With(zap.String("collector", cfg.Name)), now: time.Now,
-		queue: make(chan message, cfg.QueueSize), lost: make(chan error, 1),
+		wake: make(chan struct{}, 1), lost: make(chan error, 1), bySub: make([]uint64, len(cfg.subs)),
 		sources: map[telemetry.EntityID]int64{}, limiter: limiter{every: time.Minute}, dates: map[dateKey]DeviceDate{}}
+	c.acc.bySub = make([]uint64, len(cfg.subs))
 	c.creds = credentials{cfg: &c.cfg, log: c.log}
 	if _, _, err := c.creds.read(); err != nil {
 		return nil, err
@@ -148,7 +211,6 @@ func New(cfg CollectorConfig, reg *telemetry.Registry, log *zap.Logger) (*Collec
 		h.DecodeErrors[r.String()] = 0
 	}
 	for _, s := range cfg.subs {
-		h.MessagesByTopic[s.tmpl.String()] = 0
 		h.DecodeErrorsByTopic[s.tmpl.String()] = map[string]uint64{}
 	}
 	h.Dropped = map[string]uint64{DropQueueFull: 0, DropShutdown: 0}
@@ -260,6 +322,8 @@ func (c *Collector) clientID() string {
 func (c *Collector) options() *paho.ClientOptions {
 	o := paho.NewClientOptions().AddBroker(c.cfg.Broker).SetClientID(c.clientID()).
 		SetCleanSession(c.cfg.CleanSession).SetOrderMatters(true).
+		// Buffered reads; no store of received messages (see nopStore).
+		SetCustomOpenConnectionFn(dialer(time.Duration(c.cfg.AckDelay))).SetStore(nopStore{}).
 		SetKeepAlive(time.Duration(c.cfg.KeepAlive)).SetPingTimeout(time.Duration(c.cfg.ConnectTimeout)).
 		SetConnectTimeout(time.Duration(c.cfg.ConnectTimeout)).SetWriteTimeout(time.Duration(c.cfg.ConnectTimeout)).
 		// Reconnects are ours (connectLoop), so that every failure is seen.
@@ -293,8 +357,8 @@ func (c *Collector) Run(ctx context.Context, emit func([]telemetry.Sample)) erro
 	}()
 	for {
 		select {
-		case m := <-c.queue:
-			c.process(m, emit)
+		case <-c.wake:
+			c.drain(emit)
 			continue
 		case <-ctx.Done():
 		}
@@ -303,22 +367,33 @@ func (c *Collector) Run(ctx context.Context, emit func([]telemetry.Sample)) erro
 	// Keep consuming while the client disconnects, then drain.
 	for {
 		select {
-		case m := <-c.queue:
-			c.process(m, emit)
+		case <-c.wake:
+			c.drain(emit)
 			continue
 		case <-done:
 		}
 		break
 	}
-	c.stopping.Store(true)
-	for {
-		select {
-		case m := <-c.queue:
-			c.process(m, emit)
-		default:
-			return nil
-		}
+	c.qmu.Lock()
+	c.stopping = true
+	c.qmu.Unlock()
+	c.drain(emit)
+	return nil
+}
+
+// drain takes every message waiting in the queue and hands their samples
+// on, in arrival order, batched.
+func (c *Collector) drain(emit func([]telemetry.Sample)) {
+	c.qmu.Lock()
+	batch := c.pending
+	c.pending = c.batch[:0]
+	c.qmu.Unlock()
+	c.consume(batch, emit)
+	clear(batch) // the payloads are the garbage collector's again
+	if cap(batch) > maxBatchKept {
+		batch = nil
 	}
+	c.batch = batch
 }
 
 // connectLoop connects, waits for the connection to be lost and connects
@@ -463,30 +538,36 @@ func (c *Collector) onMessage(_ paho.Client, m paho.Message) {
 		return
 	}
 	recv := c.now().UnixNano()
-	c.mu.Lock()
-	c.health.Messages++
-	c.health.Bytes += uint64(len(payload))
-	c.mu.Unlock()
+	c.messages.Add(1)
+	c.bytes.Add(uint64(len(payload)))
 	if len(payload) > c.cfg.MaxPayloadBytes {
 		si, _ := c.match(topic)
 		c.reject(topic, si, []*DecodeError{decodeErr(ReasonTooLarge, "%d bytes, limit %d", len(payload), c.cfg.MaxPayloadBytes)})
 		return
 	}
-	if c.stopping.Load() {
-		c.drop(topic, DropShutdown)
-		return
-	}
-	n := int64(len(payload))
-	if c.queuedBytes.Add(n) > int64(c.cfg.QueueBytes) {
-		c.queuedBytes.Add(-n)
-		c.drop(topic, DropQueueFull)
-		return
-	}
-	select {
-	case c.queue <- message{topic: topic, payload: payload, recv: recv}:
+	reason := ""
+	c.qmu.Lock()
+	switch {
+	case c.stopping:
+		reason = DropShutdown
+	case c.queued >= c.cfg.QueueSize || c.queuedBytes+len(payload) > c.cfg.QueueBytes:
+		reason = DropQueueFull
 	default:
-		c.queuedBytes.Add(-n)
-		c.drop(topic, DropQueueFull)
+		c.pending = append(c.pending, message{topic: topic, payload: payload, recv: recv})
+		c.queued++
+		c.queuedBytes += len(payload)
+	}
+	first := reason == "" && len(c.pending) == 1
+	c.qmu.Unlock()
+	if reason != "" {
+		c.drop(topic, reason)
+		return
+	}
+	if first {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -524,58 +605,130 @@ func (c *Collector) match(topic string) (int, [numSlots]string) {
 	return -1, [numSlots]string{}
 }
 
-// process decodes one message and hands its samples on.
-func (c *Collector) process(m message, emit func([]telemetry.Sample)) {
-	c.queuedBytes.Add(-int64(len(m.payload)))
+// consume decodes messages taken from the queue and hands their samples
+// on in arrival order: the samples of several messages in one call of
+// emit, up to maxBatchMessages messages or maxBatchSamples samples.
+func (c *Collector) consume(ms []message, emit func([]telemetry.Sample)) {
+	c.samples = c.samples[:0]
+	for i := range ms {
+		c.decode(&ms[i])
+		if c.acc.messages == maxBatchMessages || len(c.samples) >= maxBatchSamples {
+			c.handOver(emit)
+		}
+	}
+	c.handOver(emit)
+}
+
+// handOver adds what the messages decoded since the last hand-over give
+// to the health, takes them off the queue's count and emits their samples.
+func (c *Collector) handOver(emit func([]telemetry.Sample)) {
+	a := &c.acc
+	if a.messages == 0 {
+		return
+	}
+	c.mu.Lock()
+	for si, n := range a.bySub {
+		c.bySub[si] += n
+	}
+	c.health.Samples += uint64(len(c.samples))
+	c.health.NoReading += uint64(a.noReading)
+	for _, s := range a.sources {
+		c.sources[s.id] = s.recv
+	}
+	c.mu.Unlock()
+	c.qmu.Lock()
+	c.queued -= a.messages
+	c.queuedBytes -= a.bytes
+	c.qmu.Unlock()
+	clear(a.bySub)
+	a.messages, a.bytes, a.noReading, a.sources = 0, 0, 0, a.sources[:0]
+	if len(c.samples) > 0 {
+		emit(c.samples)
+	}
+	c.samples = c.samples[:0]
+}
+
+// decode decodes one message, appending its samples to c.samples; its
+// counts wait in c.acc for the next hand-over. Rejections and dates are
+// recorded at once.
+func (c *Collector) decode(m *message) {
+	c.acc.messages++
+	c.acc.bytes += len(m.payload)
 	si, b := c.match(m.topic)
 	if si < 0 {
 		c.reject(m.topic, -1, []*DecodeError{decodeErr(ReasonNoMatch, "no subscription template matches the topic")})
 		return
 	}
 	s := c.cfg.subs[si]
-	c.readings, c.dateRs, c.bad = s.decode(&b, m.payload, m.recv, c.readings[:0], c.dateRs[:0], c.bad[:0])
-	c.samples = c.samples[:0]
+	c.readings, c.dateRs, c.bad = s.decode(&c.doc, &b, m.payload, m.recv, c.readings[:0], c.dateRs[:0], c.bad[:0])
+	var known *topicIDs
+	if s.many && len(c.readings) > 0 {
+		known = c.topicIDs(m.topic)
+	}
 	var source telemetry.EntityID
-	noReading := 0
-	for _, r := range c.readings {
-		id, err := c.reg.Intern(r.Entity)
-		if err != nil {
-			c.bad = append(c.bad, decodeErr(ReasonBadIdentity, "%s: %v", r.Metric, err))
-			continue
-		}
-		if source == 0 {
+	for k, r := range c.readings {
+		var ids entityIDs
+		if known != nil && k < len(known.ids) && known.ids[k].e == r.Entity {
+			ids = known.ids[k]
+		} else {
+			id, err := c.reg.Intern(r.Entity)
+			if err != nil {
+				c.bad = append(c.bad, decodeErr(ReasonBadIdentity, "%s: %v", r.Metric, err))
+				continue
+			}
 			info := c.reg.Info(id)
-			if source = info.String; source == 0 {
-				source = info.UPS
+			ids = entityIDs{e: r.Entity, id: id, source: cmp.Or(info.String, info.UPS)}
+			if known != nil && k < len(known.ids) {
+				known.ids[k] = ids
+			} else if known != nil && k == len(known.ids) && k < maxIDsKept {
+				known.ids = append(known.ids, ids)
 			}
 		}
+		id := ids.id
+		if source == 0 {
+			source = ids.source
+		}
 		if math.IsNaN(r.Value) {
-			noReading++
+			c.acc.noReading++
 		}
 		c.samples = append(c.samples, telemetry.Sample{Time: r.Time, Value: r.Value, Entity: id, Metric: r.Metric})
 	}
-	c.mu.Lock()
-	c.health.MessagesByTopic[s.tmpl.String()]++
-	c.health.Samples += uint64(len(c.samples))
-	c.health.NoReading += uint64(noReading)
+	c.acc.bySub[si]++
 	if source != 0 {
-		c.sources[source] = m.recv
+		c.acc.sources = append(c.acc.sources, sourceTime{source, m.recv})
 	}
-	for _, d := range c.dateRs {
-		k := dateKey{d.UPS, d.String, d.Field}
-		if _, seen := c.dates[k]; !seen && len(c.dates) >= maxDates {
-			c.bad = append(c.bad, decodeErr(ReasonBadDate, "%s: more than %d battery dates kept", d.Field, maxDates))
-			continue
+	if len(c.dateRs) > 0 {
+		c.mu.Lock()
+		for _, d := range c.dateRs {
+			k := dateKey{d.UPS, d.String, d.Field}
+			if _, seen := c.dates[k]; !seen && len(c.dates) >= maxDates {
+				c.bad = append(c.bad, decodeErr(ReasonBadDate, "%s: more than %d battery dates kept", d.Field, maxDates))
+				continue
+			}
+			c.dates[k] = DeviceDate{UPS: d.UPS, String: d.String, Field: d.Field, Date: d.Date, Source: "mqtt " + m.topic}
 		}
-		c.dates[k] = DeviceDate{UPS: d.UPS, String: d.String, Field: d.Field, Date: d.Date, Source: "mqtt " + m.topic}
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
 	if len(c.bad) > 0 {
 		c.reject(m.topic, si, c.bad)
 	}
-	if len(c.samples) > 0 {
-		emit(c.samples)
+}
+
+// topicIDs returns the IDs kept for topic, or nil when maxTopicsKept
+// topics are kept already.
+func (c *Collector) topicIDs(topic string) *topicIDs {
+	if t, ok := c.topics[topic]; ok {
+		return t
 	}
+	if c.topics == nil {
+		c.topics = map[string]*topicIDs{}
+	}
+	if len(c.topics) >= maxTopicsKept {
+		return nil
+	}
+	t := &topicIDs{}
+	c.topics[topic] = t
+	return t
 }
 
 // maxDates bounds the battery dates a collector keeps, so that topics
@@ -650,11 +803,15 @@ func (c *Collector) Health() Health {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h := c.health
+	h.Messages, h.Bytes = c.messages.Load(), c.bytes.Load()
 	h.LastMessage = make(map[string]time.Time, len(c.sources))
 	for id, t := range c.sources {
 		h.LastMessage[c.reg.Info(id).Entity.Path()] = time.Unix(0, t).UTC()
 	}
-	h.MessagesByTopic = cloneMap(c.health.MessagesByTopic)
+	h.MessagesByTopic = make(map[string]uint64, len(c.bySub))
+	for si, n := range c.bySub {
+		h.MessagesByTopic[c.cfg.subs[si].tmpl.String()] = n
+	}
 	h.DecodeErrors = cloneMap(c.health.DecodeErrors)
 	h.DecodeErrorsByTopic = make(map[string]map[string]uint64, len(c.health.DecodeErrorsByTopic))
 	for k, v := range c.health.DecodeErrorsByTopic {
@@ -662,8 +819,9 @@ func (c *Collector) Health() Health {
 	}
 	h.Dropped = cloneMap(c.health.Dropped)
 	h.Broker = cloneMap(c.health.Broker)
-	h.Queued = len(c.queue)
-	h.QueuedBytes = int(c.queuedBytes.Load())
+	c.qmu.Lock()
+	h.Queued, h.QueuedBytes = c.queued, c.queuedBytes
+	c.qmu.Unlock()
 	return h
 }
 

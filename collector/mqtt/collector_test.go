@@ -531,3 +531,90 @@ func writeCerts(t *testing.T, dir string) *tls.Config {
 	return &tls.Config{Certificates: []tls.Certificate{server}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert,
 		MinVersion: tls.VersionTLS12}
 }
+
+// newOffline returns a collector of collectorYAML that is not run: the
+// tests feed its handler and consumer themselves.
+func newOffline(t *testing.T) (*Collector, *telemetry.Registry) {
+	t.Helper()
+	reg := telemetry.NewRegistry()
+	c, err := New(parseCollector(t, collectorYAML("127.0.0.1:1883", "")), reg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, reg
+}
+
+// The consumer takes every message waiting at once and hands the samples
+// of several messages to one call of emit, in arrival order, at most
+// maxBatchMessages messages a call; the health counts them all.
+func TestQueuedMessagesReachEmitTogether(t *testing.T) {
+	c, reg := newOffline(t)
+	n := maxBatchMessages + 2
+	for i := range n {
+		c.onMessage(nil, &fakeMessage{topic: fmt.Sprintf("bms/ups-a/1/%d", i+1), payload: []byte(`{"v":[3300],"t":25}`)})
+	}
+	if h := c.Health(); h.Queued != n || h.QueuedBytes != n*len(`{"v":[3300],"t":25}`) {
+		t.Fatalf("queued %d messages, %d bytes", h.Queued, h.QueuedBytes)
+	}
+	var calls []int
+	var modules []string
+	c.drain(func(s []telemetry.Sample) {
+		calls = append(calls, len(s))
+		for _, x := range s {
+			if x.Metric == telemetry.ModuleTemperatureCelsius {
+				modules = append(modules, reg.Info(x.Entity).Entity.Module)
+			}
+		}
+	})
+	if !slices.Equal(calls, []int{2 * maxBatchMessages, 4}) {
+		t.Errorf("emit called with %v samples, want %d then 4", calls, 2*maxBatchMessages)
+	}
+	for i, m := range modules {
+		if m != fmt.Sprint(i+1) {
+			t.Fatalf("module %s arrived in place %d", m, i+1)
+		}
+	}
+	h := c.Health()
+	if h.Queued != 0 || h.QueuedBytes != 0 || h.Messages != uint64(n) || h.Samples != uint64(2*n) ||
+		h.MessagesByTopic["bms/{ups}/{string}/{module}"] != uint64(n) {
+		t.Errorf("health after the drain: %+v", h)
+	}
+}
+
+// The acknowledgement delay is bounded.
+func TestAckDelayConfig(t *testing.T) {
+	if c := parseCollector(t, collectorYAML("127.0.0.1:1883", "")); c.AckDelay.Nanos() != int64(time.Millisecond) {
+		t.Errorf("default ack_delay %v, want 1ms", c.AckDelay)
+	}
+	for _, d := range []string{"0s", "100ms"} {
+		parseCollector(t, collectorYAML("127.0.0.1:1883", "    ack_delay: "+d+"\n"))
+	}
+	_, err := validateDoc(t, collectorYAML("127.0.0.1:1883", "    ack_delay: 1s\n"))
+	if want := `mqtt[0].ack_delay: "1s" must be 0s..100ms (line 7)`; !strings.Contains(fmt.Sprint(err), want) {
+		t.Errorf("problems %v, want %s", err, want)
+	}
+}
+
+// The entity IDs kept per topic follow the messages when their readings
+// change: another number of cells, a field missing, a bad identity.
+func TestTopicEntityIDsFollowTheMessages(t *testing.T) {
+	c, reg := newOffline(t)
+	s := &sink{reg: reg}
+	for _, p := range []string{`{"v":[3300,3301],"t":25}`, `{"v":[3300,3301,3302]}`, `{"v":[3300,3301],"t":25}`, `{"v":{"":3300,"x":1},"t":25}`, `{"t":26}`} {
+		c.onMessage(nil, &fakeMessage{topic: "bms/ups-a/1/2", payload: []byte(p)})
+		c.drain(s.emit)
+	}
+	want := []string{
+		"ups-a/1/2/1 cell_voltage_volts 3.3", "ups-a/1/2/2 cell_voltage_volts 3.301", "ups-a/1/2 module_temperature_celsius 25",
+		"ups-a/1/2/1 cell_voltage_volts 3.3", "ups-a/1/2/2 cell_voltage_volts 3.301", "ups-a/1/2/3 cell_voltage_volts 3.302",
+		"ups-a/1/2/1 cell_voltage_volts 3.3", "ups-a/1/2/2 cell_voltage_volts 3.301", "ups-a/1/2 module_temperature_celsius 25",
+		"ups-a/1/2/x cell_voltage_volts 0.001", "ups-a/1/2 module_temperature_celsius 25",
+		"ups-a/1/2 module_temperature_celsius 26",
+	}
+	if got := s.all(); !slices.Equal(got, want) {
+		t.Errorf("samples:\n got  %q\n want %q", got, want)
+	}
+	if h := c.Health(); h.DecodeErrors["bad_identity"] != 1 || h.DecodeErrors["missing_field"] != 2 {
+		t.Errorf("decode errors %v", h.DecodeErrors)
+	}
+}

@@ -51,6 +51,12 @@ type CollectorConfig struct {
 	KeepAlive            yamlstrict.Duration `yaml:"keepalive"`
 	ConnectTimeout       yamlstrict.Duration `yaml:"connect_timeout"`
 	MaxReconnectInterval yamlstrict.Duration `yaml:"max_reconnect_interval"`
+	// AckDelay is how long the acknowledgement (PUBACK) of a QoS 1
+	// message may wait to be written with the next ones: one system call
+	// and one wake-up of the broker for many messages. 0 writes each at
+	// once. The broker's in-flight window (mosquitto's
+	// max_inflight_messages) must not fill up within it.
+	AckDelay yamlstrict.Duration `yaml:"ack_delay"`
 	// Credentials: at most one of each trio (inline, a file relative to the
 	// configuration file, an environment variable). Never logged.
 	Username     string `yaml:"username"`
@@ -144,6 +150,7 @@ func DefaultCollector() CollectorConfig {
 	return CollectorConfig{QoS: 1, KeepAlive: yamlstrict.Duration(30 * time.Second),
 		ConnectTimeout:       yamlstrict.Duration(2 * time.Second),
 		MaxReconnectInterval: yamlstrict.Duration(10 * time.Second),
+		AckDelay:             yamlstrict.Duration(time.Millisecond),
 		QueueSize:            10000, QueueBytes: 32 << 20, MaxPayloadBytes: 64 << 10,
 		BrokerStats: slices.Clone(defaultBrokerStats)}
 }
@@ -230,6 +237,9 @@ func ValidateCollectors(cs []CollectorConfig, p *yamlstrict.Problems, path, base
 		}
 		if ri := c.MaxReconnectInterval.Nanos(); ri < int64(100*time.Millisecond) || ri > int64(10*time.Minute) {
 			p.Add(key("max_reconnect_interval"), c.MaxReconnectInterval, "must be 100ms..10m")
+		}
+		if ad := c.AckDelay.Nanos(); ad < 0 || ad > int64(100*time.Millisecond) {
+			p.Add(key("ack_delay"), c.AckDelay, "must be 0s..100ms")
 		}
 		validateSecret(p, ip, "username", c.Username, &c.UsernameFile, c.UsernameEnv, baseDir)
 		validateSecret(p, ip, "password", c.Password, &c.PasswordFile, c.PasswordEnv, baseDir)
@@ -466,6 +476,7 @@ func compileSubscription(sc *SubscriptionConfig, p *yamlstrict.Problems, sp stri
 	if !ok {
 		return nil
 	}
+	s.many = len(s.fields) > 1 || len(s.fields) == 1 && s.fields[0].path.stars() > 0
 	return s
 }
 

@@ -2,9 +2,7 @@ package mqtt
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
-	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -200,6 +198,9 @@ type subscription struct {
 	timePath  path // nil: receive time
 	timeUnit  int64
 	indexBase int
+	// many: a message can carry several readings (json with [*] or
+	// more than one field): the collector keeps its topics' entity IDs.
+	many bool
 }
 
 // smallInts caches the decimal text of small indexes, so that per-cell
@@ -263,7 +264,9 @@ func truncate(e telemetry.Entity, l telemetry.Level) telemetry.Entity {
 // dates appended to dates; every reading, date or message it rejects is
 // appended to bad with its reason. A message always yields at least one
 // reading, date or rejection, unless it sets only dates to null or "".
-func (s *subscription) decode(b *[numSlots]string, payload []byte, recv int64,
+// d is the caller's scratch space (one per goroutine); the readings do
+// not refer to it or to payload.
+func (s *subscription) decode(d *document, b *[numSlots]string, payload []byte, recv int64,
 	out []Reading, dates []DateReading, bad []*DecodeError) ([]Reading, []DateReading, []*DecodeError) {
 	if len(payload) == 0 {
 		return out, dates, append(bad, decodeErr(ReasonEmpty, "empty payload"))
@@ -276,231 +279,240 @@ func (s *subscription) decode(b *[numSlots]string, payload []byte, recv int64,
 		out, bad = s.decodeValue(b, base, payload, recv, out, bad)
 		return out, dates, bad
 	}
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
-	var doc any
-	if err := dec.Decode(&doc); err != nil {
+	defer d.release()
+	if err := d.parse(payload); err != nil {
 		return out, dates, append(bad, decodeErr(ReasonInvalidJSON, "%v", err))
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return out, dates, append(bad, decodeErr(ReasonInvalidJSON, "data after the JSON value"))
-	}
-	dates, bad = s.decodeDates(doc, truncate(base, telemetry.LevelString), dates, bad)
+	const root = 0
+	dates, bad = s.decodeDates(d, root, truncate(base, telemetry.LevelString), dates, bad)
 	if len(s.fields) == 0 {
 		return out, dates, bad
 	}
 	t := recv
 	if s.timePath != nil {
 		var derr *DecodeError
-		if t, derr = s.payloadTime(doc); derr != nil {
+		if t, derr = s.payloadTime(d, root); derr != nil {
 			return out, dates, append(bad, derr)
 		}
 	}
 	for i := range s.fields {
 		f := &s.fields[i]
 		l := min(s.depth, f.metric.Level())
-		out, bad = s.walk(doc, f, f.path, truncate(base, l), l, t, out, bad)
+		out, bad = s.walk(d, root, f, f.path, truncate(base, l), l, t, out, bad)
 	}
 	return out, dates, bad
 }
 
-// decodeDates reads the subscription's dates from doc for the UPS and
+// decodeDates reads the subscription's dates from node v for the UPS and
 // string of e. A null or empty value is "not set"; text is read by
 // lifecycle.ParseDate, a number as seconds since the Unix epoch (the
 // day in UTC).
-func (s *subscription) decodeDates(doc any, e telemetry.Entity, dates []DateReading, bad []*DecodeError) ([]DateReading, []*DecodeError) {
+func (s *subscription) decodeDates(d *document, v int32, e telemetry.Entity, dates []DateReading, bad []*DecodeError) ([]DateReading, []*DecodeError) {
 	if len(s.dates) > 0 && e.Validate() != nil {
 		return dates, append(bad, decodeErr(ReasonBadDate, "the topic names no valid UPS (and string) for its dates"))
 	}
 	for i := range s.dates {
 		f := &s.dates[i]
-		v, derr := follow(doc, f.text, f.path)
+		n, derr := d.follow(v, f.text, f.path)
 		if derr != nil {
 			bad = append(bad, derr)
 			continue
 		}
-		var d lifecycle.Date
-		switch x := v.(type) {
-		case nil:
+		var date lifecycle.Date
+		switch d.kindOf(n) {
+		case jsonNull:
 			continue
-		case string:
+		case jsonString:
+			x := string(d.str(n))
 			if strings.TrimSpace(x) == "" {
 				continue
 			}
 			var err error
-			if d, err = lifecycle.ParseDate(x); err != nil {
+			if date, err = lifecycle.ParseDate(x); err != nil {
 				bad = append(bad, decodeErr(ReasonBadDate, "%s: %q %v", f.text, shorten(x), err))
 				continue
 			}
-		case json.Number:
-			secs, err := strconv.ParseInt(string(x), 10, 64)
+		case jsonNumber:
+			x := string(d.raw(n))
+			secs, err := strconv.ParseInt(x, 10, 64)
 			if err != nil || secs < 0 || secs > 253402300799 { // up to 9999-12-31
-				bad = append(bad, decodeErr(ReasonBadDate, "%s: %s is not a whole number of seconds since 1970 up to the year 9999", f.text, shorten(string(x))))
+				bad = append(bad, decodeErr(ReasonBadDate, "%s: %s is not a whole number of seconds since 1970 up to the year 9999", f.text, shorten(x)))
 				continue
 			}
 			if secs == 0 {
 				continue
 			}
-			d = inventory.DateOf(time.Unix(secs, 0).UTC())
+			date = inventory.DateOf(time.Unix(secs, 0).UTC())
 		default:
-			bad = append(bad, decodeErr(ReasonBadDate, "%s: %s is neither a date nor a number", f.text, jsonKind(v)))
+			bad = append(bad, decodeErr(ReasonBadDate, "%s: %s is neither a date nor a number", f.text, d.describe(n)))
 			continue
 		}
-		dates = append(dates, DateReading{UPS: e.UPS, String: e.String, Field: f.field, Date: d})
+		dates = append(dates, DateReading{UPS: e.UPS, String: e.String, Field: f.field, Date: date})
 	}
 	return dates, bad
 }
 
-// follow returns the value at p (a path without [*]) in v.
-func follow(v any, text string, p path) (any, *DecodeError) {
+// follow returns the node at p (a path without [*]) from node v.
+func (d *document) follow(v int32, text string, p path) (int32, *DecodeError) {
 	for _, st := range p {
 		var derr *DecodeError
-		if v, derr = st.in(v, text); derr != nil {
-			return nil, derr
+		if v, derr = d.in(v, st, text); derr != nil {
+			return -1, derr
 		}
 	}
 	return v, nil
 }
 
-// in returns the member or element st (a key or [N]) names in v; text is
-// the field's path, for messages.
-func (st step) in(v any, text string) (any, *DecodeError) {
+// in returns the member or element st (a key or [N]) names in node v;
+// text is the field's path, for messages.
+func (d *document) in(v int32, st step, text string) (int32, *DecodeError) {
 	if st.key != "" {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil, decodeErr(ReasonWrongType, "%s: not an object at %q", text, st.key)
+		if d.kindOf(v) != jsonObject {
+			return -1, decodeErr(ReasonWrongType, "%s: not an object at %q", text, st.key)
 		}
-		if v, ok = m[st.key]; !ok {
-			return nil, decodeErr(ReasonMissingField, "%s: no %q", text, st.key)
+		if v = d.member(v, st.key); v < 0 {
+			return -1, decodeErr(ReasonMissingField, "%s: no %q", text, st.key)
 		}
 		return v, nil
 	}
-	a, ok := v.([]any)
-	if !ok {
-		return nil, decodeErr(ReasonWrongType, "%s: not an array at [%d]", text, st.index)
+	if d.kindOf(v) != jsonArray {
+		return -1, decodeErr(ReasonWrongType, "%s: not an array at [%d]", text, st.index)
 	}
-	if st.index >= len(a) {
-		return nil, decodeErr(ReasonMissingField, "%s: no element [%d]", text, st.index)
+	if v = d.element(v, st.index); v < 0 {
+		return -1, decodeErr(ReasonMissingField, "%s: no element [%d]", text, st.index)
 	}
-	return a[st.index], nil
+	return v, nil
 }
 
-// walk follows p from v, binding one identity level per [*] below level l.
-func (s *subscription) walk(v any, f *field, p path, e telemetry.Entity, l telemetry.Level, t int64,
+// walk follows p from node v, binding one identity level per [*] below
+// level l.
+func (s *subscription) walk(d *document, v int32, f *field, p path, e telemetry.Entity, l telemetry.Level, t int64,
 	out []Reading, bad []*DecodeError) ([]Reading, []*DecodeError) {
 	for i, st := range p {
-		switch {
-		case st.star:
-			rest := p[i+1:]
-			switch c := v.(type) {
-			case []any:
-				if len(c) == 0 {
-					return out, append(bad, decodeErr(ReasonMissingField, "%s: empty array", f.text))
-				}
-				for j, x := range c {
-					setLevel(&e, l+1, itoa(j+s.indexBase))
-					out, bad = s.walk(x, f, rest, e, l+1, t, out, bad)
-				}
-			case map[string]any:
-				if len(c) == 0 {
-					return out, append(bad, decodeErr(ReasonMissingField, "%s: empty object", f.text))
-				}
-				keys := make([]string, 0, len(c))
-				for k := range c {
-					keys = append(keys, k)
-				}
-				slices.Sort(keys)
-				for _, k := range keys {
-					setLevel(&e, l+1, k)
-					out, bad = s.walk(c[k], f, rest, e, l+1, t, out, bad)
-				}
-			default:
-				return out, append(bad, decodeErr(ReasonWrongType, "%s: [*] needs an array or an object", f.text))
-			}
-			return out, bad
-		default:
+		if !st.star {
 			var derr *DecodeError
-			if v, derr = st.in(v, f.text); derr != nil {
+			if v, derr = d.in(v, st, f.text); derr != nil {
 				return out, append(bad, derr)
 			}
+			continue
 		}
+		rest := p[i+1:]
+		switch d.kindOf(v) {
+		case jsonArray:
+			if d.nodes[v].next == v+1 {
+				return out, append(bad, decodeErr(ReasonMissingField, "%s: empty array", f.text))
+			}
+			j := s.indexBase
+			for x := v + 1; x < d.nodes[v].next; x = d.nodes[x].next {
+				setLevel(&e, l+1, itoa(j))
+				if len(rest) == 0 {
+					out, bad = s.leaf(d, x, f, e, t, out, bad)
+				} else {
+					out, bad = s.walk(d, x, f, rest, e, l+1, t, out, bad)
+				}
+				j++
+			}
+		case jsonObject:
+			if d.nodes[v].next == v+1 {
+				return out, append(bad, decodeErr(ReasonMissingField, "%s: empty object", f.text))
+			}
+			ms, mark := d.sortedMembers(v)
+			for _, m := range ms {
+				if m.key == "" { // it would leave the level empty
+					bad = append(bad, decodeErr(ReasonBadIdentity, "%s: the key \"\" binds no %s", f.text, l+1))
+					continue
+				}
+				setLevel(&e, l+1, m.key)
+				if len(rest) == 0 {
+					out, bad = s.leaf(d, m.val, f, e, t, out, bad)
+				} else {
+					out, bad = s.walk(d, m.val, f, rest, e, l+1, t, out, bad)
+				}
+			}
+			d.members = d.members[:mark]
+		default:
+			return out, append(bad, decodeErr(ReasonWrongType, "%s: [*] needs an array or an object", f.text))
+		}
+		return out, bad
 	}
+	return s.leaf(d, v, f, e, t, out, bad)
+}
+
+// leaf reads the reading of field f at node v for entity e.
+func (s *subscription) leaf(d *document, v int32, f *field, e telemetry.Entity, t int64,
+	out []Reading, bad []*DecodeError) ([]Reading, []*DecodeError) {
 	var x float64
-	switch n := v.(type) {
-	case nil:
+	switch d.kindOf(v) {
+	case jsonNull:
 		x = math.NaN()
-	case json.Number:
+	case jsonNumber:
 		var err error
-		if x, err = strconv.ParseFloat(string(n), 64); err != nil {
-			return out, append(bad, decodeErr(ReasonNotFinite, "%s: %s is beyond float64", f.text, n))
+		if x, err = parseNumber(d.raw(v)); err != nil {
+			return out, append(bad, decodeErr(ReasonNotFinite, "%s: %s is beyond float64", f.text, d.raw(v)))
 		}
 		if x = f.conv.apply(x); math.IsInf(x, 0) || math.IsNaN(x) {
-			return out, append(bad, decodeErr(ReasonNotFinite, "%s: %s overflows in the unit conversion", f.text, n))
+			return out, append(bad, decodeErr(ReasonNotFinite, "%s: %s overflows in the unit conversion", f.text, d.raw(v)))
 		}
 	default:
-		return out, append(bad, decodeErr(ReasonWrongType, "%s: %s is not a number", f.text, jsonKind(v)))
+		return out, append(bad, decodeErr(ReasonWrongType, "%s: %s is not a number", f.text, d.describe(v)))
 	}
 	return append(out, Reading{Entity: e, Metric: f.metric, Value: x, Time: t}), bad
 }
 
-func jsonKind(v any) string {
-	switch v.(type) {
-	case string:
-		return "a string"
-	case bool:
-		return "a boolean"
-	case []any:
-		return "an array"
-	case map[string]any:
-		return "an object"
-	}
-	return "a value"
-}
-
-// payloadTime reads the payload's timestamp: RFC 3339 text, or a number in
-// the configured unit since the Unix epoch.
-func (s *subscription) payloadTime(doc any) (int64, *DecodeError) {
-	v := doc
+// payloadTime reads the payload's timestamp from node v: RFC 3339 text, or
+// a number in the configured unit since the Unix epoch. The path is
+// followed leniently: what is not there, or is null, is "no time field".
+func (s *subscription) payloadTime(d *document, v int32) (int64, *DecodeError) {
 	for _, st := range s.timePath {
-		switch c := v.(type) {
-		case map[string]any:
-			v = c[st.key]
-		case []any:
-			if st.index < 0 || st.index >= len(c) {
-				v = nil
+		switch d.kindOf(v) {
+		case jsonObject:
+			// An index step looks for the key "", as a lookup in the
+			// decoded map did.
+			v = d.member(v, st.key)
+		case jsonArray:
+			if st.index < 0 {
+				v = -1
 			} else {
-				v = c[st.index]
+				v = d.element(v, st.index)
 			}
 		default:
-			v = nil
+			v = -1
 		}
 	}
-	switch t := v.(type) {
-	case string:
-		ts, err := time.Parse(time.RFC3339Nano, t)
+	switch d.kindOf(v) {
+	case jsonString:
+		raw := d.str(v)
+		if d.nodes[v].plain && len(d.lastTime) > 0 && string(raw) == string(d.lastTime) {
+			return d.lastTimeNs, nil
+		}
+		ts, err := time.Parse(time.RFC3339Nano, string(raw))
 		if err != nil {
-			return 0, decodeErr(ReasonBadTime, "time %q is not RFC 3339", shorten(t))
+			return 0, decodeErr(ReasonBadTime, "time %q is not RFC 3339", shorten(string(raw)))
 		}
 		if ts.Year() < 1970 || ts.Year() > 2200 {
-			return 0, decodeErr(ReasonBadTime, "time %q is out of range", t)
+			return 0, decodeErr(ReasonBadTime, "time %q is out of range", raw)
+		}
+		if d.nodes[v].plain {
+			d.lastTime, d.lastTimeNs = append(d.lastTime[:0], raw...), ts.UnixNano()
 		}
 		return ts.UnixNano(), nil
-	case json.Number:
-		if i, err := strconv.ParseInt(string(t), 10, 64); err == nil {
+	case jsonNumber:
+		text := string(d.raw(v))
+		if i, err := strconv.ParseInt(text, 10, 64); err == nil {
 			if i <= 0 || i > math.MaxInt64/s.timeUnit {
-				return 0, decodeErr(ReasonBadTime, "time %s is out of range", t)
+				return 0, decodeErr(ReasonBadTime, "time %s is out of range", text)
 			}
 			return i * s.timeUnit, nil
 		}
-		f, err := strconv.ParseFloat(string(t), 64)
+		f, err := strconv.ParseFloat(text, 64)
 		if err != nil || !(f > 0) || f*float64(s.timeUnit) >= math.MaxInt64 {
-			return 0, decodeErr(ReasonBadTime, "time %s is out of range", shorten(string(t)))
+			return 0, decodeErr(ReasonBadTime, "time %s is out of range", shorten(text))
 		}
 		return int64(f * float64(s.timeUnit)), nil
-	case nil:
+	case jsonNull, 0:
 		return 0, decodeErr(ReasonBadTime, "no time field")
 	}
-	return 0, decodeErr(ReasonBadTime, "time is %s, not a string or number", jsonKind(v))
+	return 0, decodeErr(ReasonBadTime, "time is %s, not a string or number", d.describe(v))
 }
 
 // decodeValue reads a plain-value payload: one decimal number, or null
@@ -517,16 +529,16 @@ func (s *subscription) decodeValue(b *[numSlots]string, e telemetry.Entity, payl
 			return out, append(bad, decodeErr(ReasonWrongLevel, "%s is a %s metric; the topic names a %s", m, m.Level(), s.depth))
 		}
 	}
-	text := strings.TrimSpace(string(payload))
-	if text == "null" {
+	text := bytes.TrimSpace(payload)
+	if string(text) == "null" {
 		return append(out, Reading{Entity: e, Metric: m, Value: math.NaN(), Time: recv}), bad
 	}
-	x, err := strconv.ParseFloat(text, 64)
+	x, err := strconv.ParseFloat(string(text), 64) // no copy of a short text
 	switch {
 	case err != nil && errors.Is(err, strconv.ErrRange):
-		return out, append(bad, decodeErr(ReasonNotFinite, "%s is beyond float64", shorten(text)))
+		return out, append(bad, decodeErr(ReasonNotFinite, "%s is beyond float64", shorten(string(text))))
 	case err != nil:
-		return out, append(bad, decodeErr(ReasonBadValue, "%q is not a decimal number", shorten(text)))
+		return out, append(bad, decodeErr(ReasonBadValue, "%q is not a decimal number", shorten(string(text))))
 	case math.IsNaN(x) || math.IsInf(x, 0):
 		return out, append(bad, decodeErr(ReasonNotFinite, "%q is not a finite number", text))
 	}

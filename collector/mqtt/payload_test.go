@@ -1,9 +1,14 @@
 package mqtt
 
 import (
+	"cmp"
+	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -51,7 +56,7 @@ func decodeAll(c *CollectorConfig, topic, payload string) (rows, dates, reasons 
 		if !ok {
 			continue
 		}
-		rs, ds, bad := s.decode(&b, []byte(payload), 1_000_000_000, nil, nil, nil)
+		rs, ds, bad := s.decode(new(document), &b, []byte(payload), 1_000_000_000, nil, nil, nil)
 		for _, r := range rs {
 			rows = append(rows, fmt.Sprintf("%s %s %g @%d", r.Entity.Path(), r.Metric, r.Value, r.Time))
 		}
@@ -107,6 +112,11 @@ mqtt:
       - topic: ups/{ups}/info
         dates:
           - {path: "dates[0]", field: replace_by}
+      - topic: obj/{ups}/{string}/{module}
+        time_field: "when[1]"
+        time_unit: ms
+        fields:
+          - {path: "[*]", metric: cell_voltage_volts}
 `
 
 func TestDecode(t *testing.T) {
@@ -174,6 +184,8 @@ func TestDecode(t *testing.T) {
 		{name: "an empty topic level", topic: "val/ups-a/1///cell_voltage_volts", payload: "3.3", reasons: []string{"bad_identity"}},
 		{name: "metric at the wrong level", topic: "val/ups-a/1/2/3/string_voltage_volts", payload: "800", reasons: []string{"wrong_level"}},
 		{name: "no template matches", topic: "other/topic", payload: "1", reasons: []string{"no_matching_template"}},
+		{name: "an empty key binds no cell", topic: "obj/ups-a/1/2", payload: `{"when":[0,1772337900123],"":3.3,"7":3.4}`,
+			rows: []string{"ups-a/1/2/7 cell_voltage_volts 3.4 @1772337900123000000"}, reasons: []string{"bad_identity", "wrong_type"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -200,6 +212,11 @@ func FuzzDecode(f *testing.F) {
 	f.Add("bms/a b/1/3", `{"time":"2026-03-01T04:05:00+02:00","module_temperature_celsius":-0}`)
 	f.Add("info/ups-a/1", `{"soh":0.9,"battery":{"installed":"09/15/2014"},"warranty_until":2041891200}`)
 	f.Add("ups/ups-a/info", `{"dates":["2001/09/25"]}`)
+	f.Add("obj/u1/2/3", `{"when":{"":1772337900123},"2":1,"1":null,"10":3e2,"1":4,"\u0031\u0031":5,"\ud800x":6}`)
+	f.Add("bms/ups-a/1", `{"ts":"2026-03-01T04:05:00.5+01:00","modules":{"b":{"cells":[{"mv":1}]},"a":{"cells":{"x":{"mv":2}}}},"":{"t":1}}`)
+	f.Add("bms/ups-a/1/3", " [1,2] \t\n")
+	f.Add("bms/ups-a/1/3", `{"time":"2026-03-01T04:05:00Z","cell_voltage_volts":[1,-0.5e-3,1E+2,"\"\/\b\f\n\r\t\u00e9"]}x`)
+	doc := new(document) // reused, as the collector does
 	f.Fuzz(func(t *testing.T, topic, payload string) {
 		rows, reasons := 0, 0
 		for _, s := range c.subs {
@@ -207,8 +224,13 @@ func FuzzDecode(f *testing.F) {
 			if !ok {
 				continue
 			}
-			rs, ds, bad := s.decode(&b, []byte(payload), 1, nil, nil, nil)
+			rs, ds, bad := s.decode(doc, &b, []byte(payload), 1, nil, nil, nil)
 			rows, reasons = len(rs)+len(ds), len(bad)
+			// The same as the encoding/json decoder it replaced.
+			lrs, lds, lbad := s.decodeLegacy(&b, []byte(payload), 1, nil, nil, nil)
+			if !sameReadings(rs, lrs) || !slices.Equal(ds, lds) || !sameErrors(bad, lbad) {
+				t.Fatalf("topic %q payload %q:\n got  %v %v %v\n want %v %v %v (encoding/json)", topic, payload, rs, ds, bad, lrs, lds, lbad)
+			}
 			for _, r := range rs {
 				if r.Metric.Level() != r.Entity.Level() && r.Entity.Validate() == nil {
 					t.Fatalf("reading %+v: metric level %s, entity level %s", r, r.Metric.Level(), r.Entity.Level())
@@ -236,6 +258,22 @@ func FuzzDecode(f *testing.F) {
 		if matched && rows+reasons == 0 {
 			t.Fatalf("topic %q payload %q: neither a reading nor a reason", topic, payload)
 		}
+	})
+}
+
+// sameReadings compares readings, NaN equal to NaN.
+func sameReadings(a, b []Reading) bool {
+	return slices.EqualFunc(a, b, func(x, y Reading) bool {
+		return x.Entity == y.Entity && x.Metric == y.Metric && x.Time == y.Time &&
+			(x.Value == y.Value || math.IsNaN(x.Value) && math.IsNaN(y.Value)) && math.Signbit(x.Value) == math.Signbit(y.Value)
+	})
+}
+
+// sameErrors compares rejections; the wording of a syntax error is the
+// scanner's own.
+func sameErrors(a, b []*DecodeError) bool {
+	return slices.EqualFunc(a, b, func(x, y *DecodeError) bool {
+		return x.Reason == y.Reason && (x.Reason == ReasonInvalidJSON || x.Detail == y.Detail)
 	})
 }
 
@@ -306,6 +344,62 @@ func TestDateConfigProblems(t *testing.T) {
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("problems lack\n  %s\ngot\n  %s", want, got)
+		}
+	}
+}
+
+// The scanner accepts exactly the payloads encoding/json accepts.
+func TestScannerValidity(t *testing.T) {
+	tests := []string{
+		`{}`, ` [ ] `, `0`, `-0`, `-0.5e-3`, `1E+2`, `01`, `1.`, `.5`, `-`, `+1`, `1e`, `1e+`, `tru`, `nul`, `null `, `nulls`,
+		`"a\u00e9\ud800\"\\\/\b\f\n\r\t"`, `"\x"`, `"\u12"`, `"\u12g4"`, "\"\x01\"", "\"\xff\xfe\"", `"unterminated`,
+		`{"a":1,}`, `[1,]`, `{"a" 1}`, `{1:2}`, `{"a":1 "b":2}`, `[1 2]`, `{"a":[{"b":{}}]}`, `{} {}`, `[]]`, "\ufeff{}",
+		strings.Repeat("[", 10000) + strings.Repeat("]", 10000), strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+		strings.Repeat(`{"a":`, 10000) + "1" + strings.Repeat("}", 10000), strings.Repeat(`{"a":`, 10001) + "1" + strings.Repeat("}", 10001),
+	}
+	var d document
+	for _, p := range tests {
+		err := d.parse([]byte(p))
+		if (err == nil) != json.Valid([]byte(p)) {
+			t.Errorf("%.40q: scanner says %v, encoding/json valid %v", p, err, json.Valid([]byte(p)))
+		}
+	}
+}
+
+// parseNumber gives strconv.ParseFloat's value, to the bit, on its short
+// way and off it.
+func TestParseNumber(t *testing.T) {
+	nums := []string{"0", "-0", "0.0", "-0.000", "3.301", "-12.5", "1e22", "1e23", "9007199254740993", "4503599627370496.5",
+		"123456789012345678", "1234567890123456789", "0.1", "1E-22", "1e-23", "1.7976931348623157e308", "1e309", "4.9e-324",
+		"1e-400", "0.000000000000000000000000000001", "25.1", "298.15", "1e+2", "100e-2", "1e0001"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 100000 {
+		m := rng.Uint64() >> rng.IntN(64)
+		var s string
+		switch rng.IntN(3) {
+		case 0:
+			s = strconv.FormatUint(m, 10)
+		case 1:
+			s = strconv.FormatUint(m, 10) + "e" + strconv.Itoa(rng.IntN(60)-30)
+		default:
+			d := strconv.FormatUint(m, 10)
+			k := rng.IntN(len(d) + 1)
+			s = cmp.Or(d[:k], "0") + "." + d[k:] + "0"
+		}
+		if rng.IntN(2) == 0 {
+			s = "-" + s
+		}
+		nums = append(nums, s)
+	}
+	var d document
+	for _, n := range nums {
+		if err := d.parse([]byte(n)); err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		got, gerr := parseNumber([]byte(n))
+		want, werr := strconv.ParseFloat(n, 64)
+		if math.Float64bits(got) != math.Float64bits(want) || (gerr == nil) != (werr == nil) {
+			t.Errorf("%s: got %v (%v), strconv %v (%v)", n, got, gerr, want, werr)
 		}
 	}
 }
