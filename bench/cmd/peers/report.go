@@ -166,11 +166,14 @@ func (r *report) markdown() string {
 
 	if len(r.Ingest) > 0 {
 		w("\n### MQTT ingest through mosquitto (QoS 1, 20 000 distinct cells, equal payloads)\n\n")
-		w("| payload | subscriber | published | received | lost | counted as dropped | wall | CPU | samples/s per core | RSS growth per cell / series |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		w("| payload | subscriber | published | received | lost | counted as dropped | wall | CPU | samples/s per core | RSS growth per cell / series | harness's /metrics polls (CPU left out) |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, row := range r.Ingest {
-			w("| %d reading(s) a message | %s | %d | %d | %d | %d | %.1f s | %.2f s | %s | %.0f B |\n", row.ReadingsPerMessage, row.Subscriber,
-				row.Published, row.Received, row.Published-row.Received, row.Dropped, row.WallSeconds, row.CPUSeconds, si(row.samplesPerCore()), row.bytesPerSeries())
+			w("| %d reading(s) a message | %s | %d | %d | %d | %d | %.1f s | %.2f s | %s | %.0f B | %d (%.2f s) |\n", row.ReadingsPerMessage, row.Subscriber,
+				row.Published, row.Received, row.Published-row.Received, row.Dropped, row.WallSeconds, row.CPUSeconds, si(row.samplesPerCore()), row.bytesPerSeries(),
+				row.Polls, row.PollCPUSeconds)
 		}
+		w("\nCPU is the subscriber's from the first publish until every message arrived, less what it spent answering the harness's own\n" +
+			"/metrics polls (which only tell the harness how many messages arrived); the resident memory is read before the first poll.\n")
 	}
 
 	if len(r.Modbus) > 0 {
