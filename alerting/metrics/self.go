@@ -9,13 +9,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors/version"
 )
 
-// Self counts what the daemon takes in and how its configuration reloads
-// went.
+// Self counts what the daemon takes in, how its configuration reloads
+// went and how its detector snapshots are written.
 type Self struct {
-	samples    *prometheus.CounterVec
-	badInput   *prometheus.CounterVec
-	reloadOK   prometheus.Gauge
-	reloadTime prometheus.Gauge
+	samples      *prometheus.CounterVec
+	badInput     *prometheus.CounterVec
+	reloadOK     prometheus.Gauge
+	reloadTime   prometheus.Gauge
+	snapFailures prometheus.Counter
+	snapTime     prometheus.Gauge
+	snapDuration prometheus.Gauge
 }
 
 // NewSelf creates the self-metrics and registers them with reg. The
@@ -32,6 +35,12 @@ func NewSelf(reg prometheus.Registerer, reasons map[string][]string) *Self {
 			Help: "1 when the last configuration (re)load succeeded."}),
 		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cellwarden_config_last_reload_success_timestamp_seconds",
 			Help: "When the configuration was last loaded successfully."}),
+		snapFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "cellwarden_snapshot_failures_total",
+			Help: "Detector snapshots that could not be written (the previous one stays in place)."}),
+		snapTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cellwarden_snapshot_last_success_timestamp_seconds",
+			Help: "When the detector snapshot was last written."}),
+		snapDuration: prometheus.NewGauge(prometheus.GaugeOpts{Name: "cellwarden_snapshot_last_duration_seconds",
+			Help: "How long the last detector snapshot took to write (fsync included)."}),
 	}
 	for src, rs := range reasons {
 		s.samples.WithLabelValues(src)
@@ -39,7 +48,7 @@ func NewSelf(reg prometheus.Registerer, reasons map[string][]string) *Self {
 			s.badInput.WithLabelValues(src, r)
 		}
 	}
-	reg.MustRegister(s.samples, s.badInput, s.reloadOK, s.reloadTime)
+	reg.MustRegister(s.samples, s.badInput, s.reloadOK, s.reloadTime, s.snapFailures, s.snapTime, s.snapDuration)
 	return s
 }
 
@@ -57,6 +66,17 @@ func (s *Self) ConfigLoaded(ok bool, at time.Time) {
 	if ok {
 		s.reloadTime.Set(seconds(at))
 	}
+}
+
+// Snapshot records a detector snapshot written at (ok) or not, and how
+// long it took.
+func (s *Self) Snapshot(ok bool, at time.Time, took time.Duration) {
+	s.snapDuration.Set(took.Seconds())
+	if !ok {
+		s.snapFailures.Inc()
+		return
+	}
+	s.snapTime.Set(seconds(at))
 }
 
 // NewRegistry returns the daemon's own registry with the build

@@ -377,12 +377,14 @@ func (d *daemon) drain() {
 // mid-write leaves the previous files.
 func (d *daemon) snapshot() {
 	d.snapDue = false
+	start := time.Now()
 	path := filepath.Join(d.o.StateDir, alertsFile)
 	err := writeAtomic(path, func(w io.Writer) error { return json.NewEncoder(w).Encode(d.status.firing()) })
 	if err == nil {
 		path = filepath.Join(d.o.StateDir, snapshotFile)
 		err = writeAtomic(path, d.eng.Snapshot)
 	}
+	d.self.Snapshot(err == nil, time.Now(), time.Since(start))
 	if err != nil {
 		d.log.Error("detector snapshot not written", zap.String("path", path), zap.Error(err))
 	}
