@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -132,23 +131,8 @@ func (c *lifecycleCommands) acknowledge(stdout io.Writer) error {
 		return nil
 	}
 	a := lifecycle.Ack{UPS: c.ups, String: c.str, State: state, Owner: c.owner, Note: c.note, Created: c.now().UTC().Truncate(time.Second)}
-	var errs []string
-	for _, d := range []struct {
-		flag, value string
-		into        *lifecycle.Date
-	}{{"planned", c.planned, &a.Planned}, {"expires", c.expires, &a.Expires}} {
-		if d.value == "" {
-			continue // Validate names it
-		}
-		v, err := lifecycle.ParseDate(d.value)
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("--%s %q %v", d.flag, d.value, err))
-			continue
-		}
-		*d.into = v
-	}
-	if len(errs) > 0 {
-		return errors.New(strings.Join(errs, "; "))
+	if err := a.SetDays(c.planned, c.expires, func(f string) string { return "--" + f }); err != nil {
+		return err
 	}
 	if err := store.Acknowledge(a); err != nil {
 		return err

@@ -304,21 +304,9 @@ func (q *ackRequest) ack(now time.Time) (lifecycle.Ack, error) {
 	if err != nil {
 		return lifecycle.Ack{}, err
 	}
-	var errs []string
-	day := func(field, value string) lifecycle.Date {
-		if value == "" {
-			return lifecycle.Date{} // Validate names it
-		}
-		d, err := lifecycle.ParseDate(value)
-		if err != nil {
-			errs = append(errs, fmt.Sprintf("%s %q %v", field, value, err))
-		}
-		return d
-	}
-	a := lifecycle.Ack{UPS: q.UPS, String: q.String, State: state, Owner: q.Owner, Note: q.Note,
-		Planned: day("planned", q.Planned), Expires: day("expires", q.Expires), Created: now.UTC().Truncate(time.Second)}
-	if len(errs) > 0 {
-		return lifecycle.Ack{}, errors.New(strings.Join(errs, "; "))
+	a := lifecycle.Ack{UPS: q.UPS, String: q.String, State: state, Owner: q.Owner, Note: q.Note, Created: now.UTC().Truncate(time.Second)}
+	if err := a.SetDays(q.Planned, q.Expires, func(f string) string { return f }); err != nil {
+		return lifecycle.Ack{}, err
 	}
 	return a, a.Validate()
 }

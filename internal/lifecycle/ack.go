@@ -86,6 +86,32 @@ func storable(t time.Time) bool {
 	return t.IsZero() || (y >= 1 && y <= 9999)
 }
 
+// SetDays parses the planned replacement and expiry days of an
+// acknowledgement as a person typed them; an empty value stays unset
+// (Validate names it). name gives a field's name in messages ("--planned"
+// on the command line, "planned" in the API).
+func (a *Ack) SetDays(planned, expires string, name func(field string) string) error {
+	var errs []string
+	for _, d := range []struct {
+		field, value string
+		into         *Date
+	}{{"planned", planned, &a.Planned}, {"expires", expires, &a.Expires}} {
+		if d.value == "" {
+			continue
+		}
+		v, err := ParseDate(d.value)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s %q %v", name(d.field), d.value, err))
+			continue
+		}
+		*d.into = v
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
+
 // Validate checks an acknowledgement before it is stored, and when it is
 // read.
 func (a *Ack) Validate() error {
