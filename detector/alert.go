@@ -98,10 +98,10 @@ const (
 // inactive), computed only from the event times given to step, like
 // Prometheus' alerting rules.
 type alertState struct {
-	phase phase
 	// since is when the condition started holding (pending, firing) or,
 	// while firing with clearing set, when it stopped holding.
 	since    int64
+	phase    phase
 	clearing bool
 }
 

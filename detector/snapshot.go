@@ -64,9 +64,14 @@ func rawBytes[T any](s []T) []byte {
 // that a restarted daemon neither relearns for hours nor pages again for
 // alerts already sent.
 func (e *Engine) Snapshot(w io.Writer) error {
-	var buf bytes.Buffer
+	// The tables go straight to w through a buffer, checksummed on the
+	// way: a fleet of 100 k cells has about 100 MB of state, which is
+	// not copied once more.
+	sum := crc32.NewIEEE()
+	buf := bufio.NewWriterSize(io.MultiWriter(w, sum), 64<<10)
+	var scratch [binary.MaxVarintLen64]byte
+	putU := func(v uint64) { buf.Write(binary.AppendUvarint(scratch[:0], v)) }
 	buf.WriteString(snapshotMagic)
-	putU := func(v uint64) { buf.Write(binary.AppendUvarint(nil, v)) }
 	putU(stateLayout())
 	n := e.reg.Len()
 	putU(uint64(n))
@@ -104,9 +109,10 @@ func (e *Engine) Snapshot(w io.Writer) error {
 	section(rawBytes(groups), len(groups))
 	section(rawBytes(upss), len(upss))
 	putU(uint64(e.stale.next))
-	sum := crc32.ChecksumIEEE(buf.Bytes())
-	buf.Write(binary.BigEndian.AppendUint32(nil, sum))
-	_, err := w.Write(buf.Bytes())
+	if err := buf.Flush(); err != nil {
+		return err
+	}
+	_, err := w.Write(sum.Sum(nil))
 	return err
 }
 

@@ -101,6 +101,9 @@ type daemon struct {
 	prom  *prometheus.Registry
 
 	in chan []telemetry.Sample
+	// free holds batches the detector is done with, for the collectors to
+	// fill again (no garbage per batch).
+	free chan []telemetry.Sample
 	// running is the collectors the health and metrics read (swapped on
 	// reload by the detector goroutine, read by scrapes).
 	running  atomic.Pointer[collectors]
@@ -168,6 +171,7 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("state directory: %w", err)
 	}
 	d := &daemon{o: o, log: log, reg: telemetry.NewRegistry(), in: make(chan []telemetry.Sample, batchQueue),
+		free:     make(chan []telemetry.Sample, batchQueue),
 		reloadCh: make(chan chan error), lifecycleCh: make(chan struct{}, 1), cfg: cfg, inv: inv}
 	d.store = metrics.NewStore(d.reg, metrics.StoreOptions{})
 	d.store.SetInventory(inv)
@@ -235,8 +239,12 @@ func Run(ctx context.Context, o Options) error {
 	d.ready.Store(false)
 	d.drain()
 	stopHTTP()
-	if herr := <-httpDone; err == nil && herr != nil && !errors.Is(herr, http.ErrServerClosed) {
-		err = herr
+	// Unless the loop ended because the server failed (it took the
+	// server's error then), the server's outcome is still to come.
+	if err == nil {
+		if herr := <-httpDone; herr != nil && !errors.Is(herr, http.ErrServerClosed) {
+			err = herr
+		}
 	}
 	return err
 }
@@ -304,6 +312,21 @@ func (d *daemon) observe(b []telemetry.Sample) {
 		d.lastEvent, d.lastEventAt = latest, d.o.Clock().UnixNano()
 	}
 	d.publish(d.changes)
+	select {
+	case d.free <- b[:0]:
+	default:
+	}
+}
+
+// batch returns an empty batch to copy samples into: one the detector is
+// done with, or a new one.
+func (d *daemon) batch() []telemetry.Sample {
+	select {
+	case b := <-d.free:
+		return b
+	default:
+		return nil
+	}
 }
 
 // eventNow is the event time the detector is ticked with: the clock, but
@@ -702,7 +725,7 @@ func (d *daemon) startCollectors(parent context.Context, cfg *config.Config) *co
 			}
 			d.self.Samples(source, len(b))
 			// The collector reuses its slice: the detector gets a copy.
-			cp := append([]telemetry.Sample(nil), b...)
+			cp := append(d.batch(), b...)
 			select {
 			case d.in <- cp:
 			case <-ctx.Done():

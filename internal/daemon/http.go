@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/cellwarden/cellwarden/alerting/metrics"
@@ -41,6 +42,13 @@ func (d *daemon) handler() (http.Handler, error) {
 		}
 		w.Write([]byte("configuration reloaded\n"))
 	})
+	// Go's profiles, as Prometheus and Alertmanager serve them, for
+	// sizing a large fleet (docs/operations.md).
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/", d.serveStatus)
 	return mux, nil
 }

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -317,6 +318,15 @@ func TestServeModbusAndMQTTPagesReloadsAndStops(t *testing.T) {
 		n := m.Count("cellwarden_cell_temperature_celsius", "ups")
 		return n[faultUPS] == faultCells && n["ups-h"] == 192 && up("sim-bms-1") && up("sim-bms-2") && up("mosquitto")
 	})
+	// serve sets the garbage collector's target (--runtime.gogc) unless
+	// GOGC in its environment says otherwise.
+	wantGOGC := 25.0
+	if v, err := strconv.ParseFloat(os.Getenv("GOGC"), 64); err == nil {
+		wantGOGC = v
+	}
+	if v, ok := s.scrape().Value("go_gc_gogc_percent", nil); !ok || v != wantGOGC {
+		t.Errorf("go_gc_gogc_percent = %v (present: %v), want %v", v, ok, wantGOGC)
+	}
 	waitLong(t, "the runaway's CellOverTemperature at the webhook", func() bool {
 		a, _ := hook.delivered()
 		return len(a) > 0
