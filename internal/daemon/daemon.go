@@ -82,6 +82,10 @@ type Options struct {
 // wait for the detector.
 const batchQueue = 4096
 
+// freeBatches is how many emptied batches are kept for reuse: enough for
+// the batches in flight at a steady pace, not a full queue's worth.
+const freeBatches = 64
+
 // snapshotFile is the detector snapshot's name in the state directory.
 const snapshotFile = "detector.snapshot"
 
@@ -171,7 +175,7 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("state directory: %w", err)
 	}
 	d := &daemon{o: o, log: log, reg: telemetry.NewRegistry(), in: make(chan []telemetry.Sample, batchQueue),
-		free:     make(chan []telemetry.Sample, batchQueue),
+		free:     make(chan []telemetry.Sample, freeBatches),
 		reloadCh: make(chan chan error), lifecycleCh: make(chan struct{}, 1), cfg: cfg, inv: inv}
 	d.store = metrics.NewStore(d.reg, metrics.StoreOptions{})
 	d.store.SetInventory(inv)
