@@ -184,42 +184,61 @@ func (f *Fleet) runSunSpec(ctx context.Context, u *unit, reg *telemetry.Registry
 	t := time.NewTicker(u.interval)
 	defer t.Stop()
 	var samples []telemetry.Sample
-	up := true
+	up, whole := true, true
 	for {
 		start := f.now()
 		rs, err := u.ss.Poll(ctx)
+		// A poll that read some models (partial) delivers them, like a
+		// register map's poll that lost a block; each model not read
+		// counts as an error of its kind.
+		var partial *sunspec.PartialError
+		ok := err == nil || errors.As(err, &partial)
+		errs := []error{err}
+		if partial != nil {
+			errs = partial.Unwrap()
+		}
 		u.mu.Lock()
 		h := &u.health
 		h.Polls++
 		h.LastPoll = f.now().Sub(start)
-		h.Up = err == nil
-		if err == nil {
+		h.Up = ok
+		if ok {
 			h.LastSuccess = start
 			u.warranty = u.ss.Warranty
-		} else {
+		}
+		for _, e := range errs {
+			if e == nil {
+				continue
+			}
 			kind := "other"
 			var re *modbus.ReadError
-			if errors.As(err, &re) {
+			if errors.As(e, &re) {
 				kind = re.Kind.String()
 			}
 			h.Errors[kind]++
 		}
 		u.mu.Unlock()
-		if err != nil && up {
+		switch {
+		case !ok && up:
 			f.log.Warn("Modbus device down", zap.String("device", u.name), zap.Error(err))
-		} else if err == nil && !up {
+		case ok && !up:
 			f.log.Info("Modbus device up", zap.String("device", u.name))
 		}
-		up = err == nil
+		if partial != nil && whole {
+			f.log.Warn("SunSpec models not read; the others are delivered", zap.String("device", u.name), zap.Error(err))
+		} else if err == nil && !whole {
+			f.log.Info("SunSpec device read whole again", zap.String("device", u.name))
+		}
+		up, whole = ok, partial == nil
 		var alarms []Alarm
-		if err == nil {
+		if ok {
 			for _, a := range u.ss.Alarms {
 				alarms = append(alarms, Alarm{Unit: u.name, UPS: u.ups, String: a.String, Name: a.Name(), Active: a.Active,
 					Point: "SunSpec " + strconv.Itoa(int(a.Model)) + " " + a.Point + " bit " + strconv.Itoa(a.Bit)})
 			}
 		}
 		f.setAlarms(u, alarms)
-		if err == nil {
+		if ok {
 			var n int
 			samples, n = u.ss.Samples(start, rs, reg, samples[:0])
 			if n > 0 {

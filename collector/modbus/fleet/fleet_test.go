@@ -54,23 +54,17 @@ func TestFleetPollsEachUnitAndKeepsItsHealth(t *testing.T) {
 	var mu sync.Mutex
 	byUPS := map[string]int{}
 	var hot []telemetry.Sample
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f.Run(ctx, reg, func(b []telemetry.Sample) {
-			mu.Lock()
-			defer mu.Unlock()
-			for _, s := range b {
-				e := reg.Info(s.Entity).Entity
-				byUPS[e.UPS]++
-				if e.Cell == "4" && s.Metric == telemetry.CellTemperatureCelsius {
-					hot = append(hot, s)
-				}
+	stop := runFleetInto(t, f, reg, func(b []telemetry.Sample) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range b {
+			e := reg.Info(s.Entity).Entity
+			byUPS[e.UPS]++
+			if e.Cell == "4" && s.Metric == telemetry.CellTemperatureCelsius {
+				hot = append(hot, s)
 			}
-		}, func(string, int) { t.Error("readings refused") })
-		f.Close()
-	}()
+		}
+	}, func(string, int) { t.Error("readings refused") })
 	health := func() map[string]Unit {
 		out := map[string]Unit{}
 		for _, u := range f.Health() {
@@ -89,8 +83,7 @@ func TestFleetPollsEachUnitAndKeepsItsHealth(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	cancel()
-	<-done
+	stop()
 
 	h := health()
 	if !h["good"].Up || h["absent"].Up || h["dead"].Up {
@@ -203,12 +196,20 @@ func sunspecBank(t *testing.T, models ...sunspecModel) string {
 
 // runFleet polls f, discarding the samples, until the test ends.
 func runFleet(t *testing.T, f *Fleet) {
+	runFleetInto(t, f, telemetry.NewRegistry(), func([]telemetry.Sample) {}, func(string, int) {})
+}
+
+// runFleetInto polls f into emit and reject until stop is called or the
+// test ends.
+func runFleetInto(t *testing.T, f *Fleet, reg *telemetry.Registry, emit func([]telemetry.Sample), reject func(string, int)) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		f.Run(ctx, telemetry.NewRegistry(), func([]telemetry.Sample) {}, func(string, int) {})
+		f.Run(ctx, reg, emit, reject)
 		f.Close()
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return stop
 }

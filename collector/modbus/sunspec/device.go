@@ -56,8 +56,42 @@ func (d *Device) read(ctx context.Context, addr, count uint16) ([]uint16, error)
 	return out, nil
 }
 
-// Poll reads and decodes every model. A failed read returns the error and
-// makes the next poll discover again.
+// PartialError is Poll's error when some models could not be read but
+// others were: Poll's readings are those of the models read.
+type PartialError struct {
+	// Models are the models not read, each with its read error.
+	Models []ModelError
+}
+
+// ModelError is a model that could not be read.
+type ModelError struct {
+	Ref ModelRef
+	Err error
+}
+
+func (e *PartialError) Error() string {
+	parts := make([]string, len(e.Models))
+	for i, m := range e.Models {
+		parts[i] = fmt.Sprintf("model %d at %d: %v", m.Ref.ID, m.Ref.Addr, m.Err)
+	}
+	return "SunSpec models not read: " + strings.Join(parts, "; ")
+}
+
+// Unwrap gives the read errors.
+func (e *PartialError) Unwrap() []error {
+	errs := make([]error, len(e.Models))
+	for i, m := range e.Models {
+		errs[i] = m.Err
+	}
+	return errs
+}
+
+// Poll reads and decodes every model. A model that cannot be read costs
+// only itself: Poll returns the readings of the others with a
+// *PartialError, and the next poll discovers again (the device may have
+// restarted with another layout; a model read at the wrong address does
+// not decode and is skipped). When no model could be read, Poll returns
+// no readings and the error.
 func (d *Device) Poll(ctx context.Context) ([]Reading, error) {
 	log := d.Log
 	if log == nil {
@@ -81,17 +115,23 @@ func (d *Device) Poll(ctx context.Context) ([]Reading, error) {
 		log.Info("SunSpec models found", zap.Uint8("unit", d.Unit), zap.Any("models", ids))
 	}
 	var decoded []Model
+	var failed []ModelError
+	read := 0
 	for _, ref := range d.models {
 		switch ref.ID {
 		case ModelCommon, ModelBattery, ModelLithiumIonBank, ModelLithiumIonString, ModelLithiumIonModule:
 		default:
 			continue
 		}
+		if ctx.Err() != nil {
+			break
+		}
 		regs, err := d.read(ctx, ref.Addr, ref.L+2)
 		if err != nil {
-			d.models = nil // rediscover: the device may have restarted with another layout
-			return nil, fmt.Errorf("model %d at %d: %w", ref.ID, ref.Addr, err)
+			failed = append(failed, ModelError{Ref: ref, Err: err})
+			continue
 		}
+		read++
 		m, err := Decode(ref.ID, regs)
 		if err != nil {
 			log.Warn("SunSpec model undecodable", zap.Uint8("unit", d.Unit), zap.Uint16("model", ref.ID),
@@ -101,13 +141,25 @@ func (d *Device) Poll(ctx context.Context) ([]Reading, error) {
 		m.Addr = ref.Addr
 		decoded = append(decoded, m)
 	}
+	if read == 0 && len(failed) > 0 {
+		d.models = nil // rediscover at the next poll
+		f := failed[0]
+		return nil, fmt.Errorf("model %d at %d: %w", f.Ref.ID, f.Ref.Addr, f.Err)
+	}
 	readings, warranty, ok := Readings(decoded)
-	d.Warranty = time.Time{}
-	if ok {
-		d.Warranty = warranty
+	// The warranty stays what the last read of model 802 said.
+	if !slices.ContainsFunc(failed, func(f ModelError) bool { return f.Ref.ID == ModelBattery }) {
+		d.Warranty = time.Time{}
+		if ok {
+			d.Warranty = warranty
+		}
 	}
 	d.Alarms = d.alarms(decoded)
-	return readings, nil
+	if len(failed) == 0 {
+		return readings, nil
+	}
+	d.models = nil // rediscover at the next poll
+	return readings, &PartialError{Models: failed}
 }
 
 // alarms lists the models' event bits for Alarms.
