@@ -21,44 +21,47 @@ const sentinelVolts = 65.535
 // track is the peer-relative state of one sensor: a cell's temperature or
 // voltage, or a module's temperature. It holds no pointers.
 type track struct {
-	seq     uint32  // group poll the pending value belongs to
+	// Fields are ordered so that the struct has no padding inside: a
+	// fleet has two tracks a cell.
+	seq uint32 // group poll the pending value belongs to
+	// Learned normal offset from the peers' median (off) and the polls
+	// learned (n).
+	n       uint32
+	off     float64
 	pending float64 // accepted reading waiting for its poll to close
 	last    float64 // last accepted reading (NaN: none)
 	held    float64 // reading held back as a possible spike (NaN: none)
 	heldT   int64   // its time
 	held2   float64 // a second one going on in the same direction (NaN: none)
 	heldT2  int64
-	// Learned normal offset from the peers' median and the polls learned.
-	off float64
-	n   uint32
 	// Noise from the absolute second differences of the residual
 	// (r[t] - 2 r[t-1] + r[t-2]), which cancel trends, so a cell warming
 	// fast is not "noisy": a long-term EWMA, and the last few values whose
 	// median is the short-term estimate (a single step gives two large
 	// values, which the median ignores).
-	absd     float64
-	recentD  [8]float32
-	nD       uint32
+	absd    float64
+	recentD [8]float32
+	nD      uint32
+	// Stuck detection: the repeated value, its run length and the peers'
+	// drift (see group.drift) when the run began.
+	stuckRun uint32
+	stuckVal float64
+	stuckMed float64
 	prevRes  float64 // NaN: none
 	prevRes2 float64 // NaN: none
 	res, thr float64 // last residual and the threshold it was judged by
 	resAt    int64   // when res was computed
-	// Stuck detection: the repeated value, its run length and the peers'
-	// drift (see group.drift) when the run began.
-	stuckVal float64
-	stuckRun uint32
-	stuckMed float64
 	// chg is how often the reading changes from one poll to the next
 	// (exponential mean over about changeMemory polls), chgN its count.
 	chg     float32
 	chgN    uint32
 	prevVal float64    // the reading of the previous poll (NaN: none)
 	lastV   [3]float64 // the last accepted readings, ring (robustValue)
+	spikeAt [4]int64   // recent spike times, ring
 	nV      uint32
-	spikeAt [4]int64 // recent spike times, ring
 	nspike  uint32
-	fault   uint8
 	dev     alertState
+	fault   uint8
 }
 
 func newTrack() track {
