@@ -3,6 +3,7 @@ package telemetry
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"unicode/utf8"
 )
@@ -145,10 +146,41 @@ type Info struct {
 // intern from their own goroutines while the detector reads. Interning an
 // entity also interns all its ancestors.
 type Registry struct {
-	mu    sync.RWMutex
-	ids   map[Entity]EntityID
+	mu sync.RWMutex
+	// ids finds an entity by its hash (the first one interned with that
+	// hash; others are in more): 16 bytes an entity where a map keyed by
+	// the entity's four strings takes about 100.
+	seed  maphash.Seed
+	ids   map[uint64]EntityID
+	more  map[Entity]EntityID
 	infos []Info // infos[id-1]
 	limit int
+}
+
+// lookup returns the ID of e. r.mu is held.
+func (r *Registry) lookup(e Entity) (EntityID, bool) {
+	id, ok := r.ids[maphash.Comparable(r.seed, e)]
+	if !ok {
+		return 0, false
+	}
+	if r.infos[id-1].Entity == e {
+		return id, true
+	}
+	id, ok = r.more[e]
+	return id, ok
+}
+
+// add makes id the ID of e. r.mu is held for writing.
+func (r *Registry) add(e Entity, id EntityID) {
+	h := maphash.Comparable(r.seed, e)
+	if _, taken := r.ids[h]; !taken {
+		r.ids[h] = id
+		return
+	}
+	if r.more == nil {
+		r.more = map[Entity]EntityID{}
+	}
+	r.more[e] = id
 }
 
 // NewRegistry returns an empty registry holding at most
@@ -158,14 +190,14 @@ func NewRegistry() *Registry { return NewRegistryWithLimit(DefaultMaxEntities) }
 // NewRegistryWithLimit returns an empty registry holding at most limit
 // entities.
 func NewRegistryWithLimit(limit int) *Registry {
-	return &Registry{ids: make(map[Entity]EntityID), limit: limit}
+	return &Registry{seed: maphash.MakeSeed(), ids: make(map[uint64]EntityID), limit: limit}
 }
 
 // Intern returns the ID of e, assigning one (and IDs for its ancestors) on
 // first sight. e must be valid (see Entity.Validate).
 func (r *Registry) Intern(e Entity) (EntityID, error) {
 	r.mu.RLock()
-	id, ok := r.ids[e]
+	id, ok := r.lookup(e)
 	r.mu.RUnlock()
 	if ok {
 		return id, nil
@@ -178,7 +210,7 @@ func (r *Registry) Intern(e Entity) (EntityID, error) {
 	// Count the entity and the ancestors it would add.
 	added := 0
 	for x := e; x.Level() != 0; x = x.Parent() {
-		if _, ok := r.ids[x]; ok {
+		if _, ok := r.lookup(x); ok {
 			break
 		}
 		added++
@@ -190,7 +222,7 @@ func (r *Registry) Intern(e Entity) (EntityID, error) {
 }
 
 func (r *Registry) internLocked(e Entity) EntityID {
-	if id, ok := r.ids[e]; ok {
+	if id, ok := r.lookup(e); ok {
 		return id
 	}
 	info := Info{Entity: e, Level: e.Level()}
@@ -210,7 +242,7 @@ func (r *Registry) internLocked(e Entity) EntityID {
 		info.Module = id
 	}
 	r.infos[id-1] = info
-	r.ids[e] = id
+	r.add(e, id)
 	return id
 }
 
@@ -218,8 +250,7 @@ func (r *Registry) internLocked(e Entity) EntityID {
 func (r *Registry) Lookup(e Entity) (EntityID, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	id, ok := r.ids[e]
-	return id, ok
+	return r.lookup(e)
 }
 
 // Info returns what the registry knows about id. It panics on an ID the
