@@ -105,9 +105,13 @@ func freePort(t *testing.T) string {
 	return addr
 }
 
+// startServer serves f on addr. It takes up to 8 clients: the tests that
+// time out requests leave their abandoned connections with it for as
+// long as the stalled read holds them (300 ms to 3 s), and a refused dial
+// would put the link in backoff, failing requests that the test counts.
 func startServer(t *testing.T, addr string, f *fakeBMS) *sv.ModbusServer {
 	t.Helper()
-	s, err := sv.NewServer(&sv.ServerConfiguration{URL: "tcp://" + addr, Timeout: 30 * time.Second, MaxClients: 4,
+	s, err := sv.NewServer(&sv.ServerConfiguration{URL: "tcp://" + addr, Timeout: 30 * time.Second, MaxClients: 8,
 		Logger: log.New(io.Discard, "", 0)}, f)
 	if err != nil {
 		t.Fatal(err)

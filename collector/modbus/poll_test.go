@@ -82,7 +82,7 @@ func TestDeadUnitCostsOneTimeoutPerPoll(t *testing.T) {
 	}
 	blocks := reads()
 	// A stall of 400 ms: the server lets go of the abandoned connections
-	// soon (it serves 4 clients at most).
+	// soon (it serves 8 clients at most).
 	f.setStall(1, 400*time.Millisecond)
 	want := []int{2, 1, 1} // the poll it dies in tries the next block once
 	for i, w := range want {

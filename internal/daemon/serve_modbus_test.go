@@ -8,14 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 
 	"github.com/cellwarden/cellwarden/collector/modbus"
 	"github.com/cellwarden/cellwarden/collector/modbus/fleet"
 	"github.com/cellwarden/cellwarden/collector/modbus/modbustest"
 	"github.com/cellwarden/cellwarden/collector/modbus/sunspec"
-	"github.com/cellwarden/cellwarden/internal/promtest"
 	"github.com/cellwarden/cellwarden/internal/telemetry"
 	"github.com/cellwarden/cellwarden/internal/yamlstrict"
 )
@@ -32,18 +33,15 @@ func TestServeExportsBMSAlarms(t *testing.T) {
 	alarm := func(name string) map[string]string {
 		return map[string]string{"collector": "rack-1", "ups": "ups-a", "string": "1", "alarm": name}
 	}
-	var m promtest.Exposition
-	waitFor(t, "rack-1's level2_cell_voltage_high at 1 in /metrics", func() bool {
-		m = d.scrape()
-		v, ok := m.Value("cellwarden_bms_alarm", alarm("level2_cell_voltage_high"))
-		return ok && v == 1
+	// The series come from the last poll, which may have missed a block:
+	// wait for a scrape of a whole poll's alarms.
+	waitFor(t, "rack-1's 19 alarm series in /metrics, level2_cell_voltage_high at 1, level1_cell_voltage_high at 0", func() bool {
+		m := d.scrape()
+		high2, ok2 := m.Value("cellwarden_bms_alarm", alarm("level2_cell_voltage_high"))
+		high1, ok1 := m.Value("cellwarden_bms_alarm", alarm("level1_cell_voltage_high"))
+		n := len(m.Find("cellwarden_bms_alarm", map[string]string{"collector": "rack-1"}))
+		return ok2 && high2 == 1 && ok1 && high1 == 0 && n == 19
 	})
-	if v, ok := m.Value("cellwarden_bms_alarm", alarm("level1_cell_voltage_high")); !ok || v != 0 {
-		t.Errorf("level1_cell_voltage_high: %v (present %v), want 0", v, ok)
-	}
-	if n := len(m.Find("cellwarden_bms_alarm", map[string]string{"collector": "rack-1"})); n != 19 {
-		t.Errorf("%d alarm series for rack-1, want the map's 19", n)
-	}
 	bms.bank.Set(1, 0x2140, []uint16{0})
 	bms.bank.Set(1, 0x2141, []uint16{1 << 3}) // level1_cell_voltage_low
 	waitFor(t, "level2_cell_voltage_high back at 0, level1_cell_voltage_low at 1", func() bool {
@@ -80,13 +78,23 @@ func TestBMSAlarmMetricLints(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 	d := &daemon{}
 	d.running.Store(&collectors{fleet: f})
-	waitFor(t, "the alarms of a poll", func() bool { return len(f.Alarms()) > 0 })
-	problems, err := testutil.CollectAndLint(&modbusMetrics{d: d}, "cellwarden_bms_alarm")
+	// The series come from the last poll, which may have missed a block:
+	// gather until one gathering holds the map's 19, and lint that one.
+	var got prometheus.Gatherer
+	waitFor(t, "a gathering of the map's 19 alarm series", func() bool {
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(&modbusMetrics{d: d})
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatalf("gather: %v", err)
+		}
+		got = prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return mfs, nil })
+		n, err := testutil.GatherAndCount(got, "cellwarden_bms_alarm")
+		return err == nil && n == 19
+	})
+	problems, err := testutil.GatherAndLint(got, "cellwarden_bms_alarm")
 	if err != nil || len(problems) != 0 {
 		t.Errorf("lint: %v %v", problems, err)
-	}
-	if n := testutil.CollectAndCount(&modbusMetrics{d: d}, "cellwarden_bms_alarm"); n != 19 {
-		t.Errorf("%d series, want 19", n)
 	}
 }
 
@@ -149,10 +157,8 @@ func TestServeTakesTheWarrantyFromSunSpec(t *testing.T) {
 	}
 	d := start(t, path, filepath.Join(dir, "state"), Shard{})
 	str := map[string]string{"ups": "ups-s", "string": "1"}
-	var m promtest.Exposition
 	waitFor(t, "ups-s/1's warranty end from SunSpec 802 WarrDt in /metrics", func() bool {
-		m = d.scrape()
-		v, ok := m.Value("cellwarden_battery_warranty_until_timestamp_seconds", str)
+		v, ok := d.scrape().Value("cellwarden_battery_warranty_until_timestamp_seconds", str)
 		return ok && v == float64(warranty.Unix())
 	})
 	eol := map[string]string{"ups": "ups-s", "string": "1", "state": "end_of_life"}
@@ -160,10 +166,13 @@ func TestServeTakesTheWarrantyFromSunSpec(t *testing.T) {
 		v, ok := d.scrape().Value("cellwarden_battery_lifecycle_state", eol)
 		return ok && v == 1
 	})
+	// The alarm series come from the last poll, which may have missed a
+	// block: wait for a scrape of one that read model 802.
 	alarm := map[string]string{"collector": "bank-1", "ups": "ups-s", "string": "", "alarm": "802.Evt1.OVER_TEMP_ALARM"}
-	if v, ok := m.Value("cellwarden_bms_alarm", alarm); !ok || v != 1 {
-		t.Errorf("802.Evt1.OVER_TEMP_ALARM: %v (present %v), want 1", v, ok)
-	}
+	waitFor(t, "802.Evt1.OVER_TEMP_ALARM at 1 in /metrics", func() bool {
+		v, ok := d.scrape().Value("cellwarden_bms_alarm", alarm)
+		return ok && v == 1
+	})
 	if err := d.stop(t); err != nil {
 		t.Errorf("Run returned %v, want nil", err)
 	}

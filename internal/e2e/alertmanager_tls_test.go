@@ -111,7 +111,7 @@ basic_auth_users:
 		return err == nil && resp.StatusCode == http.StatusOK
 	})
 
-	receiver := func(passwordFile string) string {
+	receiver := func(passwordFile, resend string) string {
 		return fmt.Sprintf(`
 outbox: {path: %s.db}
 receivers:
@@ -120,11 +120,13 @@ receivers:
     http_config:
       basic_auth: {username: cellwarden, password_file: %s}
       tls_config: {ca_file: ca.pem, cert_file: client.pem, key_file: client-key.pem}
-    alertmanager: {urls: ["https://%s"], resend_interval: 1m}
-`, passwordFile, passwordFile, amAddr)
+    alertmanager: {urls: ["https://%s"], resend_interval: %s}
+`, passwordFile, passwordFile, amAddr, resend)
 	}
-	n, _ := startNotifier(t, receiver("am.pass"), dir)
-	wrong, wrongReg := startNotifier(t, receiver("wrong.pass"), dir)
+	n, _ := startNotifier(t, receiver("am.pass", "1m"), dir)
+	// The wrong one pushes the firing alert once within the test: a resend
+	// (a new notification, refused again) would add a 401 to the count.
+	wrong, wrongReg := startNotifier(t, receiver("wrong.pass", "1h"), dir)
 
 	labels := alerting.Labels{Alertname: "ThermalRunawayRisk", Severity: "critical", UPS: "ups-a", String: "1", Module: "3", Cell: "7"}
 	fired := alerting.Alert{Time: time.Now(), Status: "firing", Labels: labels, Annotations: alerting.Annotations{Summary: "cell 7 heading for runaway"}, Value: 71}

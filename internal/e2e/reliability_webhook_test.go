@@ -15,16 +15,18 @@ import (
 	"github.com/cellwarden/cellwarden/alerting/notify"
 )
 
-// faultyReceiver is a webhook receiver on a fixed loopback address that
-// can be down (nothing listens), answer 500 to its first requests, or
-// hang (never answer) on its first requests. It records every request.
+// faultyReceiver is a webhook receiver on a loopback address it holds
+// for the whole test that can be down (every connection is reset at once,
+// no request read), answer 500 to its first requests, or hang (never
+// answer) on its first requests. It records every request.
 type faultyReceiver struct {
 	addr string
+	srv  *http.Server
 
 	mu       sync.Mutex
-	srv      *http.Server
-	fail500  int // answer 500 to this many more requests
-	hang     int // never answer this many more requests
+	serving  bool // up: serving requests; down: resetting connections
+	fail500  int  // answer 500 to this many more requests
+	hang     int  // never answer this many more requests
 	requests []receivedRequest
 }
 
@@ -35,38 +37,55 @@ type receivedRequest struct {
 	msg    notify.WebhookMessage
 }
 
-// newFaultyReceiver reserves a loopback address; it listens from up() on.
+// newFaultyReceiver listens on a loopback address until the test ends,
+// down until up() (holding the port, so that no other process takes it
+// in between).
 func newFaultyReceiver(t *testing.T) *faultyReceiver {
-	r := &faultyReceiver{addr: freeAddr(t)}
-	t.Cleanup(r.down)
-	return r
-}
-
-// up starts listening.
-func (r *faultyReceiver) up(t *testing.T) {
-	t.Helper()
-	l, err := net.Listen("tcp", r.addr)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(r.serve)}
-	r.mu.Lock()
-	r.srv = srv
-	r.mu.Unlock()
-	go srv.Serve(l)
-}
-
-// down stops listening: requests are refused.
-func (r *faultyReceiver) down() {
-	r.mu.Lock()
-	srv := r.srv
-	r.srv = nil
-	r.mu.Unlock()
-	if srv != nil {
+	r := &faultyReceiver{addr: l.Addr().String()}
+	r.srv = &http.Server{Handler: http.HandlerFunc(r.serve)}
+	go r.srv.Serve(resettingListener{l, r})
+	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		srv.Shutdown(ctx)
-		srv.Close()
+		r.srv.Shutdown(ctx)
+		r.srv.Close()
+	})
+	return r
+}
+
+// up starts serving requests.
+func (r *faultyReceiver) up(*testing.T) {
+	r.mu.Lock()
+	r.serving = true
+	r.mu.Unlock()
+}
+
+func (r *faultyReceiver) isUp() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.serving
+}
+
+// resettingListener hands the receiver's server its connections while
+// the receiver is up, and resets them (RST, nothing read) while it is
+// down: to a client, a receiver that is not there.
+type resettingListener struct {
+	net.Listener
+	r *faultyReceiver
+}
+
+func (l resettingListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || l.r.isUp() {
+			return c, err
+		}
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
 	}
 }
 
@@ -206,12 +225,13 @@ func cool(t *testing.T, d *daemonProc, bms *faultBMS) {
 	}
 }
 
-// What must hold: a webhook receiver that is down (connection refused)
+// What must hold: a webhook receiver that is down (every connection
+// reset before a request is read: no answer, as when nothing listens)
 // for 20 s, standing for the 10 minutes (nothing in the retry
 // path depends on the length: the backoff is capped at max_backoff and
 // retried for as long as it takes), loses nothing: the alert fires and
 // resolves while it is down, both notifications stay queued
-// (cellwarden_notification_queue_length), every refused attempt is
+// (cellwarden_notification_queue_length), every failed attempt is
 // counted as reason="network", and once the receiver is back the firing
 // and the resolved state each arrive exactly once, in order.
 func TestReliabilityWebhookDownThenBack(t *testing.T) {
