@@ -370,21 +370,23 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		return &c.volt
 	}
 	pc := &e.cfg.Peers
-	// Quantisation: 1 °C sensors when every temperature of the poll is a
-	// whole number.
+	// Quantisation: the coarsest of 1, 0.5 and 0.1 °C that every
+	// temperature of the poll lies on (BMSs report in whole or half
+	// degrees, or finer).
 	floor := 0.001
 	if isTemp {
-		whole := true
+		g.quantT = 1
 		for _, ci := range g.cells {
 			tr := &e.cells[ci].temp
-			if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.pending != math.Round(tr.pending) {
-				whole = false
+			if tr.seq != g.seq || math.IsNaN(tr.pending) {
+				continue
+			}
+			for g.quantT > 0.1 && !onGrid(tr.pending, g.quantT) {
+				g.quantT = coarsestBelow(g.quantT)
+			}
+			if g.quantT == 0.1 {
 				break
 			}
-		}
-		g.quantT = 0.1
-		if whole {
-			g.quantT = 1
 		}
 		floor = math.Max(0.05, 0.5*g.quantT)
 	}
@@ -894,4 +896,19 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 		}
 	}
 	return out
+}
+
+// onGrid reports whether v is a multiple of the step q.
+func onGrid(v, q float64) bool {
+	k := v / q
+	return math.Abs(k-math.Round(k)) < 1e-6
+}
+
+// coarsestBelow is the temperature step after q in 1, 0.5, 0.1 °C (each a
+// multiple of the next).
+func coarsestBelow(q float64) float64 {
+	if q > 0.5 {
+		return 0.5
+	}
+	return 0.1
 }

@@ -362,6 +362,19 @@ func TestPeerRules(t *testing.T) {
 		rig: peerRig{strings: 1, hours: 4, room: func(int) float64 { return 25 },
 			sensor: func(_ int, _ peerCell, r *peerReading) { r.temp = math.Round(r.temp) }},
 	}, {
+		name: "0.5 °C sensors over a warming and cooling day: nothing pages",
+		rig: peerRig{strings: 2, hours: 8, room: func(sec int) float64 { return 25 + 3*math.Sin(2*math.Pi*float64(sec)/(8*hour)) },
+			sensor: func(_ int, _ peerCell, r *peerReading) { r.temp = math.Round(r.temp*2) / 2 }},
+	}, {
+		name: "0.5 °C sensors: one stuck while its peers warm 3 °C is found",
+		rig: peerRig{strings: 1, hours: 4,
+			room: func(sec int) float64 { return dailyRoom(sec) + 3*ramp(sec, 2*hour, hour) },
+			sensor: func(sec int, c peerCell, r *peerReading) {
+				r.temp = math.Round(r.temp*2) / 2
+				stuckHalf(sec, c, r)
+			}},
+		want: []string{"SensorFault warning ups-a/1/2/6"},
+	}, {
 		name: "a cell 2 °C warmer than its peers that sags 10 mV (each alone below its bar)",
 		rig: peerRig{strings: 1, hours: 4, physics: only(hotSag, func(sec int, r *peerReading) {
 			r.temp += 2 * ramp(sec, 2*hour, 30*60)
@@ -401,6 +414,9 @@ func TestPeerRules(t *testing.T) {
 		})
 	}
 }
+
+// stuckHalf is a 0.5 °C sensor of cell 2/6 of string 1 stuck from hour 2.
+var stuckHalf = stuckFrom(peerCell{1, 2, 6}, 2*hour)
 
 // during reports whether from <= sec < to.
 func during(sec, from, to int) bool { return sec >= from && sec < to }
