@@ -27,10 +27,7 @@ func TestListenAddressInUseEndsRun(t *testing.T) {
 	}
 	defer taken.Close()
 	dir := t.TempDir()
-	config := filepath.Join(dir, "cellwarden.yml")
-	if err := os.WriteFile(config, []byte("collectors: {}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	config := noCollectors(t, dir)
 	off, none := false, ""
 	o := Options{ConfigPath: config, StateDir: filepath.Join(dir, "state"), SnapshotInterval: time.Hour, ShutdownTimeout: 10 * time.Second,
 		Web: &web.FlagConfig{WebListenAddresses: &[]string{taken.Addr().String()}, WebSystemdSocket: &off, WebConfigFile: &none},
@@ -56,10 +53,7 @@ func TestListenAddressInUseEndsRun(t *testing.T) {
 // profile is a gzipped protobuf.
 func TestProfilesAreServed(t *testing.T) {
 	dir := t.TempDir()
-	config := filepath.Join(dir, "cellwarden.yml")
-	if err := os.WriteFile(config, []byte("collectors: {}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	config := noCollectors(t, dir)
 	d := start(t, config, filepath.Join(dir, "state"), Shard{})
 	code, body := get(d.url + "/debug/pprof/heap")
 	if code != http.StatusOK || !strings.HasPrefix(body, "\x1f\x8b") {
@@ -68,4 +62,15 @@ func TestProfilesAreServed(t *testing.T) {
 	if code, body := get(d.url + "/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
 		t.Errorf("GET /debug/pprof/: %d, want 200 and the index of profiles", code)
 	}
+}
+
+// noCollectors writes a configuration without collectors into dir and
+// returns its path.
+func noCollectors(t *testing.T, dir string) string {
+	t.Helper()
+	config := filepath.Join(dir, "cellwarden.yml")
+	if err := os.WriteFile(config, []byte("collectors: {}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return config
 }

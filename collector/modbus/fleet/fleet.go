@@ -193,9 +193,12 @@ func (f *Fleet) runSunSpec(ctx context.Context, u *unit, reg *telemetry.Registry
 		// counts as an error of its kind.
 		var partial *sunspec.PartialError
 		ok := err == nil || errors.As(err, &partial)
-		errs := []error{err}
-		if partial != nil {
+		var errs []error
+		switch {
+		case partial != nil:
 			errs = partial.Unwrap()
+		case err != nil:
+			errs = []error{err}
 		}
 		u.mu.Lock()
 		h := &u.health
@@ -207,9 +210,6 @@ func (f *Fleet) runSunSpec(ctx context.Context, u *unit, reg *telemetry.Registry
 			u.warranty = u.ss.Warranty
 		}
 		for _, e := range errs {
-			if e == nil {
-				continue
-			}
 			kind := "other"
 			var re *modbus.ReadError
 			if errors.As(e, &re) {

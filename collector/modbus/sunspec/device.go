@@ -141,8 +141,10 @@ func (d *Device) Poll(ctx context.Context) ([]Reading, error) {
 		m.Addr = ref.Addr
 		decoded = append(decoded, m)
 	}
-	if read == 0 && len(failed) > 0 {
+	if len(failed) > 0 {
 		d.models = nil // rediscover at the next poll
+	}
+	if read == 0 && len(failed) > 0 {
 		f := failed[0]
 		return nil, fmt.Errorf("model %d at %d: %w", f.Ref.ID, f.Ref.Addr, f.Err)
 	}
@@ -158,7 +160,6 @@ func (d *Device) Poll(ctx context.Context) ([]Reading, error) {
 	if len(failed) == 0 {
 		return readings, nil
 	}
-	d.models = nil // rediscover at the next poll
 	return readings, &PartialError{Models: failed}
 }
 
