@@ -68,6 +68,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	simScenarios.Flag("out", "Directory to write the scenarios to.").Required().StringVar(&so.out)
 	simScenarios.Flag("seed", "Seed: the same seed gives the same bytes.").Default("1").Uint64Var(&so.seed)
 	simScenarios.Flag("only", "Write only this scenario (repeatable).").StringsVar(&so.only)
+	simScenarios.Flag("physics", physicsFlagHelp()).PlaceHolder("KEY=VALUE,...").StringsVar(&so.physics)
 	simServe := simCmd.Command("serve", "Play a scenario in real time and serve it over Modbus TCP in a vendor register layout (one unit id per string), publish it to an MQTT broker, or both.")
 	sso := simServeOptions{}
 	simServe.Flag("modbus", "Listen address for Modbus TCP, host:port.").StringVar(&sso.modbus)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
@@ -18,12 +19,21 @@ type simOptions struct {
 	out  string
 	seed uint64
 	only []string
+	// physics is --physics: key=value settings for sim.ParsePhysics.
+	physics []string
 }
 
 // runSimScenarios writes the standard scenario suite, generating scenarios
 // in parallel (each is independent and deterministic).
 func runSimScenarios(o simOptions, stdout io.Writer, log *zap.Logger) error {
+	phy, err := sim.ParsePhysics(o.physics)
+	if err != nil {
+		return err
+	}
 	suite := sim.Suite(o.seed)
+	for _, sc := range suite {
+		sc.Physics = phy
+	}
 	if len(o.only) > 0 {
 		var picked []*sim.Scenario
 		for _, name := range o.only {
@@ -63,8 +73,18 @@ func runSimScenarios(o simOptions, stdout io.Writer, log *zap.Logger) error {
 		return err
 	}
 	log.Debug("scenarios written", zap.String("dir", o.out), zap.Duration("took", time.Since(start)))
-	fmt.Fprintf(stdout, "wrote %d scenarios to %s in %.1f s (seed %d)\n", len(suite), o.out, time.Since(start).Seconds(), o.seed)
+	physics := ""
+	if p := phy.String(); p != "" {
+		physics = ", physics " + p
+	}
+	fmt.Fprintf(stdout, "wrote %d scenarios to %s in %.1f s (seed %d%s)\n", len(suite), o.out, time.Since(start).Seconds(), o.seed, physics)
 	return nil
+}
+
+// physicsFlagHelp is the help of sim scenarios --physics.
+func physicsFlagHelp() string {
+	return "Other physics, for robustness studies (docs/robustness.md): key=value settings, comma-separated or repeated. Keys: " +
+		strings.Join(sim.PhysicsKeys(), "; ") + "."
 }
 
 // runSimList prints the standard scenarios.

@@ -37,10 +37,14 @@ const (
 // Labels is the ground truth of one scenario, written as labels.json next
 // to its telemetry.
 type Labels struct {
-	Scenario string    `json:"scenario"`
-	Seed     uint64    `json:"seed"`
-	Start    time.Time `json:"start"`
-	End      time.Time `json:"end"`
+	Scenario string `json:"scenario"`
+	Seed     uint64 `json:"seed"`
+	// Physics names the knobs that differ from the standard physics, as
+	// cellwarden sim scenarios --physics reads them; empty (and left out)
+	// for the standard physics.
+	Physics string    `json:"physics,omitempty"`
+	Start   time.Time `json:"start"`
+	End     time.Time `json:"end"`
 	// IntervalSeconds is the poll interval of the telemetry.
 	IntervalSeconds float64 `json:"interval_seconds"`
 	// Cells and CellDays size the scenario for false-alarm rates.

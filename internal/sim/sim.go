@@ -105,6 +105,9 @@ type Scenario struct {
 	// MissingRate is the share of values reported empty ("no reading");
 	// GapRate the share of UPS polls that never arrive.
 	MissingRate, GapRate float64
+	// Physics changes the physics for robustness studies; the zero value
+	// is the standard physics.
+	Physics Physics
 }
 
 // Validate checks what Run relies on.
@@ -116,6 +119,9 @@ func (sc *Scenario) Validate() error {
 		return fmt.Errorf("scenario %s: duration must be positive", sc.Name)
 	case len(sc.Fleet) == 0:
 		return fmt.Errorf("scenario %s: empty fleet", sc.Name)
+	}
+	if err := sc.Physics.validate(); err != nil {
+		return fmt.Errorf("scenario %s: %w", sc.Name, err)
 	}
 	for _, u := range sc.Fleet {
 		if _, ok := ocvCurves[u.Chemistry]; !ok {
@@ -145,7 +151,8 @@ type cellSim struct {
 	resist    float64 // internal resistance factor
 	stuckT    float64 // value a stuck temperature sensor repeats (NaN: none yet)
 	stuckV    float64
-	vented    bool // past ventCelsius: sensors destroyed
+	tau       float64 // thermal time constant, seconds
+	vented    bool    // past ventCelsius: sensors destroyed
 	sagV      float64
 	faultHeat float64
 }
@@ -173,6 +180,9 @@ type faultState struct {
 	end      int64
 	accelAt  int64 // runaway: when acceleration starts
 	critical bool
+	// heat and sag are a runaway's self-heating (°C at equilibrium) and
+	// voltage sag now (advanceRunaways).
+	heat, sag float64
 }
 
 // Run simulates sc and writes its telemetry CSV to w. It returns the
@@ -181,11 +191,20 @@ func Run(sc *Scenario, w io.Writer) (*Labels, *inventory.Inventory, error) {
 	if err := sc.Validate(); err != nil {
 		return nil, nil, err
 	}
+	sc = sc.Physics.apply(sc)
+	if err := sc.Validate(); err != nil {
+		return nil, nil, err
+	}
+	phy := &sc.Physics
 	h := fnv.New64a()
 	h.Write([]byte(sc.Name))
 	rng := rand.New(rand.NewPCG(sc.Seed, h.Sum64()))
+	// Draws that only other physics needs come from a stream of their own,
+	// so that the main stream is the same whatever the physics.
+	prng := rand.New(rand.NewPCG(sc.Seed, h.Sum64()^0x9b4a5e1c3f27d860))
+	cellTau := float64(thermalTauSeconds) * orOne(phy.TauScale)
 	labels := &Labels{
-		Scenario: sc.Name, Seed: sc.Seed, Start: sc.Start.UTC(), End: sc.Start.Add(sc.Duration).UTC(),
+		Scenario: sc.Name, Seed: sc.Seed, Physics: phy.String(), Start: sc.Start.UTC(), End: sc.Start.Add(sc.Duration).UTC(),
 		IntervalSeconds: sc.Interval.Seconds(), Cells: sc.Cells(),
 		CellDays: float64(sc.Cells()) * sc.Duration.Hours() / 24,
 		Faults:   []FaultLabel{}, Events: []EventLabel{}, Batteries: []BatteryLabel{},
@@ -206,6 +225,10 @@ func Run(sc *Scenario, w io.Writer) (*Labels, *inventory.Inventory, error) {
 					ss.modules[mi][ci] = cellSim{
 						offT: rng.NormFloat64() * 0.35, offV: rng.NormFloat64() * 0.003,
 						resist: 1 + rng.NormFloat64()*0.08, stuckT: math.NaN(), stuckV: math.NaN(), temp: math.NaN(),
+						tau: cellTau,
+					}
+					if phy.TauSpread > 0 {
+						ss.modules[mi][ci].tau *= 1 + phy.TauSpread*(2*prng.Float64()-1)
 					}
 				}
 			}
@@ -247,19 +270,21 @@ func Run(sc *Scenario, w io.Writer) (*Labels, *inventory.Inventory, error) {
 	bw.WriteString("time,ups,string,module,cell,metric,value\n")
 	wr := &rowWriter{bw: bw}
 	dt := sc.Interval.Seconds()
+	noise := orOne(phy.NoiseScale)
 	steps := int64(sc.Duration / sc.Interval)
 	for step := int64(0); step <= steps; step++ {
 		sec := int64(time.Duration(step) * sc.Interval / time.Second)
 		now := sc.Start.Add(time.Duration(step) * sc.Interval)
 		wr.ts = now.UTC().AppendFormat(wr.ts[:0], time.RFC3339)
 		tod := float64(now.Unix()%86400) / 86400
+		advanceRunaways(faults, sec, dt)
 		for ui := range fleet {
 			us := &fleet[ui]
 			u := us.spec
 			gap := rng.Float64() < sc.GapRate
 			room := simulateRoom(sc, us, faults, sec, dt, tod)
 			wr.emit = !gap && !lost(faults, sec, u.Name, "", "")
-			wr.row(u.Name, "", "", "", "ambient_temperature_celsius", room+rng.NormFloat64()*0.05, 1, rng, sc.MissingRate)
+			wr.row(u.Name, "", "", "", "ambient_temperature_celsius", room+rng.NormFloat64()*0.05*noise, 1, rng, sc.MissingRate)
 			for si := range us.strings {
 				ss := &us.strings[si]
 				sid := strconv.Itoa(si + 1)
@@ -279,7 +304,7 @@ func Run(sc *Scenario, w io.Writer) (*Labels, *inventory.Inventory, error) {
 						volt := ocv(u.Chemistry, ss.soc) + ss.current*internalVoltsPerC[u.Chemistry]*c.resist + c.offV + c.wander - c.sagV
 						volt += overcharge(faults, sec, u.Name, sid)
 						sum += volt
-						t, v := readCell(c, faults, sec, rng, u, sid, mid, cid, volt)
+						t, v := readCell(c, faults, sec, rng, u, sid, mid, cid, volt, noise)
 						wr.emit = modOn
 						wr.row(u.Name, sid, mid, cid, "cell_temperature_celsius", t, tempPrec(u), rng, sc.MissingRate)
 						wr.row(u.Name, sid, mid, cid, "cell_voltage_volts", v, 3, rng, sc.MissingRate)
@@ -287,7 +312,7 @@ func Run(sc *Scenario, w io.Writer) (*Labels, *inventory.Inventory, error) {
 					mean /= float64(len(ss.modules[mi]))
 					wr.emit = modOn
 					wr.row(u.Name, sid, mid, "", "module_temperature_celsius",
-						quantize(mean-0.8+rng.NormFloat64()*0.08, u.TempQuantum), tempPrec(u), rng, sc.MissingRate)
+						quantize(mean-0.8+rng.NormFloat64()*0.08*noise, u.TempQuantum), tempPrec(u), rng, sc.MissingRate)
 				}
 				wr.emit = strOn
 				wr.row(u.Name, sid, "", "", "string_voltage_volts", sum, 1, rng, sc.MissingRate)
@@ -316,11 +341,19 @@ func Run(sc *Scenario, w io.Writer) (*Labels, *inventory.Inventory, error) {
 // capacityAh is every string's rated capacity.
 const capacityAh = 100.0
 
+// tempPrec is the number of decimals a UPS's temperature readings need:
+// none for 1 °C sensors, one for 0.1 or 0.5 °C, one for unquantised values.
 func tempPrec(u *UPSSpec) int {
-	if u.TempQuantum >= 1 {
-		return 0
+	q := u.TempQuantum
+	if q <= 0 {
+		return 1
 	}
-	return 1
+	for p := 0; p < 3; p++ {
+		if s := q * math.Pow10(p); math.Abs(s-math.Round(s)) < 1e-9 {
+			return p
+		}
+	}
+	return 3
 }
 
 // simulateRoom advances the room air of a UPS and returns its temperature.
@@ -375,9 +408,31 @@ func stepString(sc *Scenario, u *UPSSpec, ss *stringSim, sec int64, dt float64) 
 	}
 }
 
+// advanceRunaways advances every started runaway's self-heating and sag.
+func advanceRunaways(faults []faultState, sec int64, dt float64) {
+	for i := range faults {
+		f := &faults[i]
+		s := f.spec
+		if s.Class != ClassThermalRunaway || sec < f.onset {
+			continue
+		}
+		if sec < f.accelAt {
+			x := float64(sec-f.onset) / float64(f.accelAt-f.onset)
+			f.heat = s.Magnitude * x * x
+			f.sag = s.SagVolts * x
+		} else {
+			// Acceleration: the self-heating grows exponentially.
+			f.heat *= math.Exp(dt / (s.Rate * 60))
+			f.heat = math.Min(f.heat, 2000)
+			f.sag = s.SagVolts * math.Min(20, f.heat/math.Max(s.Magnitude, 1))
+		}
+	}
+}
+
 // stepCell advances a cell's true temperature and fault state.
 func stepCell(sc *Scenario, u *UPSSpec, ss *stringSim, c *cellSim, faults []faultState, sec int64, dt, air float64, sid, mid, cid string) {
-	heat := jouleCelsiusPerC2 * ss.current * ss.current * c.resist
+	phy := &sc.Physics
+	heat := jouleCelsiusPerC2 * orOne(phy.JouleScale) * ss.current * ss.current * c.resist
 	c.sagV = 0
 	var runaway *faultState
 	for i := range faults {
@@ -388,32 +443,31 @@ func stepCell(sc *Scenario, u *UPSSpec, ss *stringSim, c *cellSim, faults []faul
 		}
 		switch {
 		case s.Class == ClassModuleHotspot && s.Module == mid && sec < f.end:
-			heat += s.Magnitude * math.Min(1, float64(sec-f.onset)/1200)
+			heat += s.Magnitude * hotspotShape(phy, sec-f.onset)
+		case s.Class == ClassModuleHotspot && phy.NeighbourHeat > 0 && sec < f.end && adjacent(s.Module, mid):
+			heat += phy.NeighbourHeat * s.Magnitude * hotspotShape(phy, sec-f.onset)
 		case s.Class == ClassThermalRunaway && s.Module == mid && s.Cell == cid:
-			if sec < f.accelAt {
-				x := float64(sec-f.onset) / float64(f.accelAt-f.onset)
-				c.faultHeat = s.Magnitude * x * x
-				c.sagV = s.SagVolts * x
-			} else {
-				// Acceleration: the self-heating grows exponentially.
-				c.faultHeat *= math.Exp(dt / (s.Rate * 60))
-				c.faultHeat = math.Min(c.faultHeat, 2000)
-				c.sagV = s.SagVolts * math.Min(20, c.faultHeat/math.Max(s.Magnitude, 1))
-			}
+			c.faultHeat, c.sagV = f.heat, f.sag
 			heat += c.faultHeat
 			runaway = f
+		case s.Class == ClassThermalRunaway && s.Module == mid && phy.NeighbourHeat > 0:
+			heat += phy.NeighbourHeat * f.heat
 		case s.Class == ClassWeakCell && s.Module == mid && s.Cell == cid && sec < f.end:
-			c.sagV = s.Rate / 1000 * float64(sec-f.onset) / 3600
+			if phy.StepFaults {
+				c.sagV = s.Rate / 1000 * float64(f.end-f.onset) / 3600
+			} else {
+				c.sagV = s.Rate / 1000 * float64(sec-f.onset) / 3600
+			}
 		}
 	}
-	tau := thermalTauSeconds
+	tau := c.tau
 	if c.faultHeat > 20 {
 		tau = 10 * 60 // runaway heat is generated inside the cell
 	}
 	if math.IsNaN(c.temp) { // first step: start at equilibrium
 		c.temp = air + c.offT + heat
 	}
-	c.temp = relax(c.temp, air+c.offT+heat, dt, float64(tau))
+	c.temp = relax(c.temp, air+c.offT+heat, dt, tau)
 	if runaway != nil && c.temp >= criticalCelsius {
 		runaway.critical = true
 	}
@@ -423,6 +477,22 @@ func stepCell(sc *Scenario, u *UPSSpec, ss *stringSim, c *cellSim, faults []faul
 	// Balancing wander: mean-reverting over about six hours.
 	const tauW, sigmaW = 6 * 3600.0, 0.002
 	c.wander += -c.wander*dt/tauW + sigmaW*math.Sqrt(2*dt/tauW)*normal(sc, sec, c)
+}
+
+// hotspotShape is how much of its heat a hot spot gives elapsed seconds
+// after its onset: a 20-minute ramp, or all of it with StepFaults.
+func hotspotShape(phy *Physics, elapsed int64) float64 {
+	if phy.StepFaults {
+		return 1
+	}
+	return math.Min(1, float64(elapsed)/1200)
+}
+
+// adjacent reports whether modules a and b sit next to each other.
+func adjacent(a, b string) bool {
+	x, errA := strconv.Atoi(a)
+	y, errB := strconv.Atoi(b)
+	return errA == nil && errB == nil && (x-y == 1 || y-x == 1)
 }
 
 // normal draws a deterministic standard normal for a cell's wander without
@@ -440,9 +510,9 @@ func normal(sc *Scenario, sec int64, c *cellSim) float64 {
 }
 
 // readCell turns a cell's true state into what its sensors report.
-func readCell(c *cellSim, faults []faultState, sec int64, rng *rand.Rand, u *UPSSpec, sid, mid, cid string, volt float64) (float64, float64) {
-	t := c.temp + rng.NormFloat64()*0.08
-	v := volt + rng.NormFloat64()*0.0008
+func readCell(c *cellSim, faults []faultState, sec int64, rng *rand.Rand, u *UPSSpec, sid, mid, cid string, volt, noise float64) (float64, float64) {
+	t := c.temp + rng.NormFloat64()*0.08*noise
+	v := volt + rng.NormFloat64()*0.0008*noise
 	spike := rng.Float64()
 	spikeSize := 20 + rng.Float64()*25
 	noisy := rng.NormFloat64()
