@@ -3,7 +3,7 @@
 GO          ?= go
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: build test test-race bench bench-replay bench-peers lint fmt golden quality fuzz soak
+.PHONY: build test test-race bench bench-replay bench-peers lint fmt golden quality robustness fuzz soak
 
 build:
 	$(GO) build ./...
@@ -78,3 +78,31 @@ quality:
 	done; \
 	$(QUALITY_DIR)/cellwarden score $$args --seed $(QUALITY_SEED) --markdown $(QUALITY_MD)
 	@echo "wrote $(QUALITY_MD)"
+
+# Robustness: the scenario suite regenerated with other physics, one change
+# at a time (docs/robustness.md: TAG:KEY=VALUE; "std:" is the standard
+# physics), replayed with the default rules and scored. Writes
+# ROBUSTNESS_DIR/TAG/score.md and prints one line per variant: false alerts
+# per 1000 cell-days and by alert name, and the runaway's minimum lead.
+ROBUSTNESS_SEED ?= 1
+ROBUSTNESS_DIR  ?= $(QUALITY_DIR)/robustness
+ROBUSTNESS_JOBS ?= 2
+ROBUSTNESS_VARIANTS ?= std: q1:temp_quantum=1 q05:temp_quantum=0.5 n2:noise_scale=2 n05:noise_scale=0.5 \
+	p10:poll_seconds=10 tau:tau_spread=0.4 tau2:tau_scale=2 tau05:tau_scale=0.5 c2:discharge_c=2 j2:joule_scale=2 \
+	nb:neighbour_heat=0.3 step:step_faults=true m10:missing_scale=10 hvac6:hvac_step=6 fast:precursor_speed=2 nosag:no_sag=true
+robustness:
+	$(GO) build -o $(ROBUSTNESS_DIR)/cellwarden ./cmd/cellwarden
+	@set -e; cw=$(ROBUSTNESS_DIR)/cellwarden; \
+	for v in $(ROBUSTNESS_VARIANTS); do \
+		tag=$${v%%:*}; phy=$${v#*:}; dir=$(ROBUSTNESS_DIR)/$$tag; \
+		rm -rf $$dir; \
+		$$cw sim scenarios --out $$dir --seed $(ROBUSTNESS_SEED) $${phy:+--physics $$phy} > /dev/null; \
+		ls -d $$dir/*/ | xargs -P $(ROBUSTNESS_JOBS) -I{} sh -c \
+			'"$$0" replay --input "$$1/telemetry.csv.gz" --inventory "$$1/inventory.yaml" --alerts-out "$$1/alerts.ndjson" 2> "$$1/replay.log"' $$cw {}; \
+		args=""; for d in $$dir/*/; do args="$$args --labels $$d/labels.json --alerts $$d/alerts.ndjson"; done; \
+		$$cw score $$args --seed $(ROBUSTNESS_SEED) --markdown $$dir/score.md > /dev/null; \
+		printf '%-6s %-20s ' $$tag "$${phy:-standard}"; \
+		awk -F' *[|] *' '$$2=="false alerts"{f=$$3} $$2~/^warning per/{w=$$3} $$2~/^critical per/{c=$$3} $$2=="min lead"{l=$$3} \
+			$$2~/[(]count[)]$$/ && $$3>0 {sub(/ [(]count[)]/,"",$$2); n=n" "$$2"="$$3} \
+			END{printf "false alerts %s (per 1000 cell-days: warning %s, critical %s)%s; runaway min lead %s\n", f, w, c, n, l}' $$dir/score.md; \
+	done
