@@ -82,6 +82,7 @@ type group struct {
 	loaded         bool  // lastActive is set
 	quantT         float64
 	cool           coolState
+	climb          climbState // of the median cell temperature, outside load
 	// charge learns the string's normal median cell voltage
 	// (ChargeVoltageHigh).
 	charge coolState
