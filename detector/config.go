@@ -131,7 +131,7 @@ func DefaultConfig() Config {
 	// A module's temperature is the median of its cells, far less noisy
 	// than one cell's: a shorter window and a smaller rise tell a module
 	// warming against its string sooner (docs/detection.md).
-	modRising := RisingConfig{Enabled: true, Window: minutes(10), CelsiusPerHour: 2.5, MinRiseCelsius: 0.4,
+	modRising := RisingConfig{Enabled: true, Window: minutes(10), CelsiusPerHour: 2, MinRiseCelsius: 0.4,
 		Hold: Hold{For: minutes(2), ClearFor: minutes(15)}}
 	charge := ChargeConfig{Enabled: true, RiseVolts: 0.03, Learning: yamlstrict.Duration(12 * time.Hour),
 		Hold: Hold{For: minutes(3), ClearFor: minutes(15)}}
