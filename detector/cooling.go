@@ -84,6 +84,8 @@ type climbState struct {
 	climb float64
 	jump  float64 // the largest rise from one point to the next within the window
 	span  float64 // hours the points span
+	// The slopes over the older and the newer half of the window.
+	early, late float64
 }
 
 // push samples v at t and updates the slope and the climb.
@@ -107,6 +109,8 @@ func (c *climbState) push(t int64, v float64, window int64) {
 		prev = v
 	}
 	c.climb = c.ring.lineEnd(t-window, t, c.slope) - low
+	c.early, _ = c.ring.theilSen(t-window, t-window/2)
+	c.late, _ = c.ring.theilSen(t-window/2, t)
 }
 
 // steady reports whether the climb is spread over the window rather than
@@ -183,6 +187,7 @@ func (e *Engine) stringCooling(g *group, medT float64, t, _ int64, load bool, ou
 	g.cool.learn(medT, t, tau, uint32(e.cfg.Peers.WarmupPolls), frozen)
 	if !load {
 		g.climb.push(t, medT, cc.FastWindow.Nanos())
+		g.climbLong.push(t, medT, cc.FastStringsWindow.Nanos())
 	}
 	u := &e.upss[g.ups-1]
 	out = e.upsCooling(u, t, out)
@@ -194,7 +199,7 @@ func (e *Engine) stringCooling(g *group, medT float64, t, _ int64, load bool, ou
 	}
 	warming := g.cool.known && g.cool.n > uint32(e.cfg.Peers.WarmupPolls) && !load && t >= g.cool.quietUntil
 	for i, limit := range [2]float64{cc.WarningRise, cc.CriticalRise} {
-		active := warming && g.cool.rise >= limit && !e.roomWarming(u) && !e.roomClimbing(u)
+		active := warming && g.cool.rise >= limit && !e.roomWarming(u) && !e.roomClimbing(u) && !e.stringsClimbing(u)
 		if g.cool.warn[i].firing() {
 			active = g.cool.rise >= 0.6*limit
 		}
@@ -274,6 +279,39 @@ func (e *Engine) roomClimbing(u *upsState) bool {
 	return n > 0 && 2*following >= n
 }
 
+// stringsClimbing is the early evidence of a failed air conditioner for a
+// UPS without an ambient sensor: at least two usable strings, and at least
+// half of them with their median cell temperature climbing by
+// fast_strings_rise_celsius (and two quanta) within fast_strings_window,
+// half that above normal, and faster over the newer half of the window
+// than over the older. The cells lag the air by their thermal time
+// constant, so they climb more slowly than the air and the window is
+// longer. The climb must still be speeding up: cells warming towards a
+// room that keeps heating climb faster and faster for the first half hour,
+// while cells settling to a new setpoint climb fastest at first and then
+// slow down.
+func (e *Engine) stringsClimbing(u *upsState) bool {
+	cc := &e.cfg.CoolingFailure
+	if cc.FastStringsRise <= 0 || u.amb.known {
+		return false
+	}
+	win := time.Duration(cc.FastStringsWindow).Hours()
+	climbing, n := 0, 0
+	for _, gi := range u.groups {
+		g := &e.groups[gi]
+		if !e.coolingUsable(g) {
+			continue
+		}
+		n++
+		c := &g.climbLong
+		if c.span >= 0.75*win && c.climb >= math.Max(cc.FastStringsRise, 2*g.quantT) && c.late > c.early && c.late > 0 &&
+			g.cool.rise >= cc.FastStringsRise/2 {
+			climbing++
+		}
+	}
+	return n >= 2 && 2*climbing >= n
+}
+
 // coolingUsable says whether a string's temperature tells about its room:
 // learned, and neither under load nor cooling down from it.
 func (e *Engine) coolingUsable(g *group) bool {
@@ -305,7 +343,7 @@ func (e *Engine) upsCooling(u *upsState, t int64, out []Change) []Change {
 		rise, what = e.stringsRise(u), "its strings"
 	}
 	room := e.roomWarming(u)
-	climbing := e.roomClimbing(u)
+	climbing := e.roomClimbing(u) || e.stringsClimbing(u)
 	for i, limit := range [2]float64{cc.WarningRise, cc.CriticalRise} {
 		active := room && rise >= limit || i == 0 && climbing
 		if u.amb.warn[i].firing() {

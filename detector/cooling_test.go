@@ -74,3 +74,30 @@ func TestCoolingSetpointChangesPageNothing(t *testing.T) {
 		})
 	}
 }
+
+// Without an ambient sensor the cells carry the evidence, and they lag the
+// air: the warning comes from every string's cells climbing faster and
+// faster, 2.5 °C within 30 min, well before they are warning_rise_celsius
+// above normal (about 50 min into this failure). A +4 °C setpoint step
+// warms the cells nearly as much, but ever more slowly: nothing fires.
+func TestCoolingFailureWithoutAmbient(t *testing.T) {
+	from := 18 * hour
+	room, lag := failingRoom(from, 14)
+	fired, _ := peerRig{strings: 2, hours: 20, room: room, physics: lag, noAmbient: true}.run(t)
+	checkAlerts(t, fired, []string{"CoolingFailure warning ups-a"}, []string{"CoolingFailure critical ups-a"})
+	if len(fired) > 0 && fired[0].key() == "CoolingFailure warning ups-a" {
+		if d := fired[0].sec - from; d > 35*60 {
+			t.Errorf("CoolingFailure warning %d s after the cooling failed, want at most 2100 s", d)
+		}
+	}
+	t.Run("setpoint step of +4 °C", func(t *testing.T) {
+		room := func(sec int) float64 { return dailyRoom(sec) + 4*ramp(sec, from, 1) }
+		lag := func(sec int, _ peerCell, r *peerReading) {
+			if sec >= from {
+				r.temp -= 4 * math.Exp(-float64(sec-from)/(45*60))
+			}
+		}
+		fired, _ := peerRig{strings: 2, hours: 20, room: room, physics: lag, noAmbient: true}.run(t)
+		checkAlerts(t, fired, nil, nil)
+	})
+}

@@ -83,6 +83,7 @@ type group struct {
 	quantT         float64
 	cool           coolState
 	climb          climbState // of the median cell temperature, outside load
+	climbLong      climbState // the same over CoolingFailure's fast_strings_window
 	// charge learns the string's normal median cell voltage
 	// (ChargeVoltageHigh).
 	charge coolState

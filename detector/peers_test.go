@@ -42,6 +42,8 @@ type peerRig struct {
 	// sensor changes what the BMS reports, after noise and quantisation.
 	// nil: none.
 	sensor func(sec int, c peerCell, r *peerReading)
+	// noAmbient: the UPS reports no ambient temperature.
+	noAmbient bool
 }
 
 const (
@@ -100,7 +102,10 @@ func (r peerRig) run(t *testing.T) ([]peerAlert, Stats) {
 	var st Stats
 	record, observe := h.recorder(t, &fired)
 	for sec := 0; sec < r.hours*hour; sec += pollEvery {
-		observe(sec, ups, telemetry.AmbientTemperatureCelsius, quantise(room(sec)+0.05*rng.NormFloat64(), 0.1))
+		amb := quantise(room(sec)+0.05*rng.NormFloat64(), 0.1)
+		if !r.noAmbient {
+			observe(sec, ups, telemetry.AmbientTemperatureCelsius, amb)
+		}
 		for s, id := range strs {
 			observe(sec, id, telemetry.StringCurrentAmperes, quantise(current(sec, s+1)+0.1*rng.NormFloat64(), 0.1))
 		}

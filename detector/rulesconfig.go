@@ -72,7 +72,12 @@ type CoolingConfig struct {
 	FastWindow         yamlstrict.Duration `yaml:"fast_window"`
 	FastCelsiusPerHour float64             `yaml:"fast_celsius_per_hour"`
 	FastFollow         float64             `yaml:"fast_follow_celsius"`
-	Hold               `yaml:",inline"`
+	// Without an ambient sensor: at least half the UPS's strings (two or
+	// more) climbing by FastStringsRise within FastStringsWindow, faster
+	// and faster. 0 turns this off.
+	FastStringsRise   float64             `yaml:"fast_strings_rise_celsius"`
+	FastStringsWindow yamlstrict.Duration `yaml:"fast_strings_window"`
+	Hold              `yaml:",inline"`
 }
 
 // ChargeConfig configures ChargeVoltageHigh: a string's cells held above
@@ -128,6 +133,7 @@ func defaultPeerRules() (PeersConfig, DeviationConfig, DeviationConfig, Deviatio
 		RunawayConfig{Enabled: true, SagVolts: 0.005, AcceleratingPerHour: 6, CriticalCelsius: 60, Hold: Hold{For: minutes(2), ClearFor: minutes(30)}},
 		CoolingConfig{Enabled: true, WarningRise: 5, CriticalRise: 10, Learning: yamlstrict.Duration(12 * time.Hour),
 			FastRise: 4, FastWindow: minutes(15), FastCelsiusPerHour: 10, FastFollow: 0.2,
+			FastStringsRise: 2.5, FastStringsWindow: minutes(30),
 			Hold: Hold{For: minutes(3), ClearFor: minutes(20)}},
 		SensorConfig{Enabled: true, MaxJumpCelsius: 10, MaxJumpVolts: 0.5, Spikes: 2, SpikeWindow: minutes(60),
 			MinStuckPolls: 10, StuckMoveCelsius: 0.5, StuckMoveVolts: 0.005, NoisyFactor: 4, NoisyMinCelsius: 0.5, Hold: Hold{For: minutes(1), ClearFor: minutes(15)}}
@@ -197,6 +203,13 @@ func (c *CoolingConfig) validate(p *yamlstrict.Problems, path string) {
 	}
 	if finite(p, path+".fast_follow_celsius", c.FastFollow) && c.FastFollow < 0 {
 		p.Add(path+".fast_follow_celsius", c.FastFollow, "must be >= 0")
+	}
+	if finite(p, path+".fast_strings_rise_celsius", c.FastStringsRise) && finite(p, path+".warning_rise_celsius", c.WarningRise) &&
+		(c.FastStringsRise < 0 || c.FastStringsRise > c.WarningRise) {
+		p.Add(path+".fast_strings_rise_celsius", c.FastStringsRise, "must be between 0 (off) and warning_rise_celsius (%g)", c.WarningRise)
+	}
+	if c.FastStringsWindow.Nanos() < int64(2*time.Minute) {
+		p.Add(path+".fast_strings_window", c.FastStringsWindow, "must be at least 2m")
 	}
 }
 

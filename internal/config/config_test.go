@@ -158,6 +158,8 @@ func TestBadConfigs(t *testing.T) {
     fast_window: 30s
     fast_celsius_per_hour: -1
     fast_follow_celsius: -0.1
+    fast_strings_rise_celsius: -1
+    fast_strings_window: 1m
 `,
 			want: []string{
 				`c.yml: detector.module_temperature_rising.window: "1m0s" must be at least 2m (line 3)`,
@@ -166,6 +168,8 @@ func TestBadConfigs(t *testing.T) {
 				`c.yml: detector.cooling_failure.fast_window: "30s" must be at least 2m (line 7)`,
 				`c.yml: detector.cooling_failure.fast_celsius_per_hour: "-1" must be > 0 (line 8)`,
 				`c.yml: detector.cooling_failure.fast_follow_celsius: "-0.1" must be >= 0 (line 9)`,
+				`c.yml: detector.cooling_failure.fast_strings_rise_celsius: "-1" must be between 0 (off) and warning_rise_celsius (5) (line 10)`,
+				`c.yml: detector.cooling_failure.fast_strings_window: "1m0s" must be at least 2m (line 11)`,
 			},
 		},
 		{
