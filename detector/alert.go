@@ -62,6 +62,7 @@ const (
 	AlertModuleTemperatureDeviation = "ModuleTemperatureDeviation"
 	AlertCellVoltageDeviation       = "CellVoltageDeviation"
 	AlertCellTemperatureRising      = "CellTemperatureRising"
+	AlertModuleTemperatureRising    = "ModuleTemperatureRising"
 	AlertThermalRunawayRisk         = "ThermalRunawayRisk"
 	AlertCoolingFailure             = "CoolingFailure"
 	AlertSensorFault                = "SensorFault"

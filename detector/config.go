@@ -23,6 +23,7 @@ type Config struct {
 	ModuleTemperatureDeviation DeviationConfig `yaml:"module_temperature_deviation"`
 	CellVoltageDeviation       DeviationConfig `yaml:"cell_voltage_deviation"`
 	CellTemperatureRising      RisingConfig    `yaml:"cell_temperature_rising"`
+	ModuleTemperatureRising    RisingConfig    `yaml:"module_temperature_rising"`
 	ThermalRunawayRisk         RunawayConfig   `yaml:"thermal_runaway_risk"`
 	CoolingFailure             CoolingConfig   `yaml:"cooling_failure"`
 	ChargeVoltageHigh          ChargeConfig    `yaml:"charge_voltage_high"`
@@ -127,11 +128,16 @@ func DefaultConfig() Config {
 		Hold:              Hold{For: yamlstrict.Duration(20 * time.Second), ClearFor: yamlstrict.Duration(2 * time.Minute)},
 	}
 	peers, cellDev, modDev, voltDev, rising, runaway, cooling, sensor := defaultPeerRules()
+	// A module's temperature is the median of its cells, far less noisy
+	// than one cell's: a shorter window and a smaller rise tell a module
+	// warming against its string sooner (docs/detection.md).
+	modRising := RisingConfig{Enabled: true, Window: minutes(10), CelsiusPerHour: 2, MinRiseCelsius: 0.4,
+		Hold: Hold{For: minutes(2), ClearFor: minutes(15)}}
 	charge := ChargeConfig{Enabled: true, RiseVolts: 0.03, Learning: yamlstrict.Duration(12 * time.Hour),
 		Hold: Hold{For: minutes(3), ClearFor: minutes(15)}}
 	return Config{
 		Peers: peers, CellTemperatureDeviation: cellDev, ModuleTemperatureDeviation: modDev, CellVoltageDeviation: voltDev,
-		CellTemperatureRising: rising, ThermalRunawayRisk: runaway, CoolingFailure: cooling, SensorFault: sensor,
+		CellTemperatureRising: rising, ModuleTemperatureRising: modRising, ThermalRunawayRisk: runaway, CoolingFailure: cooling, SensorFault: sensor,
 		ChargeVoltageHigh:     charge,
 		CellOverTemperature:   overTemp,
 		ModuleOverTemperature: overTemp,
@@ -181,6 +187,7 @@ func StaticBaselineConfig() Config {
 	c.CellVoltageOutOfRange.HysteresisVolts, c.CellVoltageOutOfRange.Hold = 0, Hold{}
 	c.TelemetryStale.Enabled = false
 	c.CellTemperatureDeviation.Enabled, c.ModuleTemperatureDeviation.Enabled, c.CellVoltageDeviation.Enabled = false, false, false
+	c.ModuleTemperatureRising.Enabled = false
 	c.CellTemperatureRising.Enabled, c.ThermalRunawayRisk.Enabled, c.CoolingFailure.Enabled, c.SensorFault.Enabled = false, false, false, false
 	c.ChargeVoltageHigh.Enabled = false
 	return c
@@ -199,6 +206,7 @@ func (c *Config) Validate(p *yamlstrict.Problems, prefix string) {
 	c.ModuleTemperatureDeviation.validate(p, prefix+".module_temperature_deviation")
 	c.CellVoltageDeviation.validate(p, prefix+".cell_voltage_deviation")
 	c.CellTemperatureRising.validate(p, prefix+".cell_temperature_rising")
+	c.ModuleTemperatureRising.validate(p, prefix+".module_temperature_rising")
 	c.ThermalRunawayRisk.validate(p, prefix+".thermal_runaway_risk")
 	c.CoolingFailure.validate(p, prefix+".cooling_failure")
 	c.ChargeVoltageHigh.validate(p, prefix+".charge_voltage_high")

@@ -75,11 +75,55 @@ func (c *coolState) track(t int64) {
 	}
 }
 
+// climbState follows how fast a temperature climbs: its readings sampled
+// over CoolingFailure's fast window, their Theil-Sen slope (°C/h) and how
+// far the line's end stands above the lowest point of the window.
+type climbState struct {
+	ring  slopeRing
+	slope float64
+	climb float64
+	jump  float64 // the largest rise from one point to the next within the window
+	span  float64 // hours the points span
+	// The slopes over the older and the newer half of the window.
+	early, late float64
+}
+
+// push samples v at t and updates the slope and the climb.
+func (c *climbState) push(t int64, v float64, window int64) {
+	if !c.ring.push(t, v, window) {
+		return
+	}
+	c.slope, c.span = c.ring.theilSen(t-window, t)
+	low, prev := math.Inf(1), math.NaN()
+	c.jump = 0
+	for n := c.ring.n - min(c.ring.n, ringSize); n < c.ring.n; n++ { // oldest first
+		a := n % ringSize
+		if c.ring.t[a] < t-window {
+			continue
+		}
+		v := float64(c.ring.v[a])
+		low = math.Min(low, v)
+		if !math.IsNaN(prev) {
+			c.jump = math.Max(c.jump, v-prev)
+		}
+		prev = v
+	}
+	c.climb = c.ring.lineEnd(t-window, t, c.slope) - low
+	c.early, _ = c.ring.theilSen(t-window, t-window/2)
+	c.late, _ = c.ring.theilSen(t-window/2, t)
+}
+
+// steady reports whether the climb is spread over the window rather than
+// made by one jump (a setpoint step, a sensor moved): no single step
+// between points carries half of it.
+func (c *climbState) steady() bool { return c.jump < 0.5*c.climb }
+
 // upsState is a UPS's ambient and its strings.
 type upsState struct {
 	id     telemetry.EntityID
 	amb    coolState
-	groups []uint32 // indices into Engine.groups
+	climb  climbState // of the ambient
+	groups []uint32   // indices into Engine.groups
 }
 
 // upsOf returns 1 + the index of a UPS's state.
@@ -108,6 +152,7 @@ func (e *Engine) observeAmbient(s telemetry.Sample, out []Change) []Change {
 	u := &e.upss[e.upsOf(s.Entity)-1]
 	cc := &e.cfg.CoolingFailure
 	u.amb.learn(s.Value, s.Time, cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), u.amb.firing())
+	u.climb.push(s.Time, s.Value, cc.FastWindow.Nanos())
 	return e.upsCooling(u, s.Time, out)
 }
 
@@ -140,6 +185,10 @@ func (e *Engine) stringCooling(g *group, medT float64, t, _ int64, load bool, ou
 	}
 	frozen := load || g.cool.firing() || roomHold || (t < g.cool.quietUntil && !u0.amb.firing() && !adopting)
 	g.cool.learn(medT, t, tau, uint32(e.cfg.Peers.WarmupPolls), frozen)
+	if !load {
+		g.climb.push(t, medT, cc.FastWindow.Nanos())
+		g.climbLong.push(t, medT, cc.FastStringsWindow.Nanos())
+	}
 	u := &e.upss[g.ups-1]
 	out = e.upsCooling(u, t, out)
 	if u.amb.firing() {
@@ -150,7 +199,7 @@ func (e *Engine) stringCooling(g *group, medT float64, t, _ int64, load bool, ou
 	}
 	warming := g.cool.known && g.cool.n > uint32(e.cfg.Peers.WarmupPolls) && !load && t >= g.cool.quietUntil
 	for i, limit := range [2]float64{cc.WarningRise, cc.CriticalRise} {
-		active := warming && g.cool.rise >= limit && !e.roomWarming(u)
+		active := warming && g.cool.rise >= limit && !e.roomWarming(u) && !e.roomClimbing(u) && !e.stringsClimbing(u)
 		if g.cool.warn[i].firing() {
 			active = g.cool.rise >= 0.6*limit
 		}
@@ -192,6 +241,77 @@ func (e *Engine) roomWarming(u *upsState) bool {
 	return n >= 2 && 2*warming >= n && e.stringsRise(u) >= cc.WarningRise
 }
 
+// roomClimbing is the early evidence of a failed air conditioner, which
+// raises the warning before the ambient is warning_rise_celsius above
+// normal: the ambient climbing steadily (its Theil-Sen slope over
+// fast_window at least fast_celsius_per_hour), by at least
+// fast_rise_celsius within the window and half that above normal, and the
+// cells of at least half the UPS's usable strings following it (their
+// median up by fast_follow_celsius, and two quanta, within the window).
+// A room left without cooling heats at tens of °C per hour; the daily
+// swing moves it by a fraction of a degree per hour, HVAC cycling averages
+// out over the window, and a setpoint step gives a steep slope only while
+// the step sits in the middle of the window. The climb is measured within
+// the window, not against the learned normal, which a failure starting
+// at the low of the daily swing would otherwise have to make up first; it
+// must still be above normal, so a room recovering from a low is not
+// failing. The cells must follow, so a faulty or sun-lit ambient sensor
+// alone does not page.
+func (e *Engine) roomClimbing(u *upsState) bool {
+	cc := &e.cfg.CoolingFailure
+	win := time.Duration(cc.FastWindow).Hours()
+	if cc.FastRise <= 0 || !u.amb.known || u.amb.n <= uint32(e.cfg.Peers.WarmupPolls) ||
+		u.climb.span < 0.5*win || u.climb.slope < cc.FastCelsiusPerHour ||
+		u.climb.climb < cc.FastRise || !u.climb.steady() || u.amb.rise < cc.FastRise/2 {
+		return false
+	}
+	following, n := 0, 0
+	for _, gi := range u.groups {
+		g := &e.groups[gi]
+		if !e.coolingUsable(g) {
+			continue
+		}
+		n++
+		if g.climb.span >= 0.5*win && g.climb.climb >= math.Max(cc.FastFollow, 2*g.quantT) {
+			following++
+		}
+	}
+	return n > 0 && 2*following >= n
+}
+
+// stringsClimbing is the early evidence of a failed air conditioner for a
+// UPS without an ambient sensor: at least two usable strings, and at least
+// half of them with their median cell temperature climbing by
+// fast_strings_rise_celsius (and two quanta) within fast_strings_window,
+// half that above normal, and faster over the newer half of the window
+// than over the older. The cells lag the air by their thermal time
+// constant, so they climb more slowly than the air and the window is
+// longer. The climb must still be speeding up: cells warming towards a
+// room that keeps heating climb faster and faster for the first half hour,
+// while cells settling to a new setpoint climb fastest at first and then
+// slow down.
+func (e *Engine) stringsClimbing(u *upsState) bool {
+	cc := &e.cfg.CoolingFailure
+	if cc.FastStringsRise <= 0 || u.amb.known {
+		return false
+	}
+	win := time.Duration(cc.FastStringsWindow).Hours()
+	climbing, n := 0, 0
+	for _, gi := range u.groups {
+		g := &e.groups[gi]
+		if !e.coolingUsable(g) {
+			continue
+		}
+		n++
+		c := &g.climbLong
+		if c.span >= 0.75*win && c.climb >= math.Max(cc.FastStringsRise, 2*g.quantT) && c.late > c.early && c.late > 0 &&
+			g.cool.rise >= cc.FastStringsRise/2 {
+			climbing++
+		}
+	}
+	return n >= 2 && 2*climbing >= n
+}
+
 // coolingUsable says whether a string's temperature tells about its room:
 // learned, and neither under load nor cooling down from it.
 func (e *Engine) coolingUsable(g *group) bool {
@@ -223,8 +343,9 @@ func (e *Engine) upsCooling(u *upsState, t int64, out []Change) []Change {
 		rise, what = e.stringsRise(u), "its strings"
 	}
 	room := e.roomWarming(u)
+	climbing := e.roomClimbing(u) || e.stringsClimbing(u)
 	for i, limit := range [2]float64{cc.WarningRise, cc.CriticalRise} {
-		active := room && rise >= limit
+		active := room && rise >= limit || i == 0 && climbing
 		if u.amb.warn[i].firing() {
 			active = rise >= 0.6*limit
 		}

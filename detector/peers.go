@@ -25,22 +25,36 @@ type cellPeer struct {
 	temp, volt track
 	// Relative temperature (reading minus the peers' median) sampled every
 	// window/ringSize for the rising rule.
-	ringV    [ringSize]float32
-	ringT    [ringSize]int64
-	ringN    uint32
-	ringNext int64
-	slope    float64    // Theil-Sen, °C/h, over the window
-	thirds   [3]float64 // the same over each third of the window, oldest first
-	span     float64    // hours the ring covers
-	rising   alertState
-	runaway  alertState
-	sensor   alertState
+	ring    slopeRing
+	slope   float64    // Theil-Sen, °C/h, over the window
+	thirds  [3]float64 // the same over each third of the window, oldest first
+	span    float64    // hours the ring covers
+	rising  alertState
+	runaway alertState
+	sensor  alertState
+}
+
+// slopeRing holds a quantity sampled every window/ringSize for a
+// Theil-Sen slope over the window. It holds no pointers.
+type slopeRing struct {
+	v    [ringSize]float32
+	t    [ringSize]int64
+	n    uint32
+	next int64
 }
 
 // modPeer is the peer-relative state of one module.
 type modPeer struct {
-	id        telemetry.EntityID
-	temp      track
+	id   telemetry.EntityID
+	temp track
+	// The module's residual sampled for ModuleTemperatureRising, its
+	// Theil-Sen slope (°C/h) and the hours the points span.
+	ring      slopeRing
+	rslope    float64
+	rspan     float64
+	rlevel    float64 // where the Theil-Sen line ends: the residual's level, robustly
+	rising    alertState
+	warming   bool   // ModuleTemperatureRising's condition held at the last poll
 	sensorSeq uint32 // group poll of sensorVal
 	sensorVal float64
 	hot       bool    // the module stood out from its string at the last poll
@@ -68,6 +82,8 @@ type group struct {
 	loaded         bool  // lastActive is set
 	quantT         float64
 	cool           coolState
+	climb          climbState // of the median cell temperature, outside load
+	climbLong      climbState // the same over CoolingFailure's fast_strings_window
 	// charge learns the string's normal median cell voltage
 	// (ChargeVoltageHigh).
 	charge coolState
@@ -533,7 +549,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		if isTemp {
 			switch {
 			case tr.fault != 0:
-				c.ringN, c.slope, c.thirds, c.span = 0, 0, [3]float64{}, 0 // restart once the sensor is sound
+				c.ring.n, c.slope, c.thirds, c.span = 0, 0, [3]float64{}, 0 // restart once the sensor is sound
 			default:
 				e.ringPush(c, t, rel)
 			}
@@ -551,27 +567,55 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 // the Theil-Sen slopes.
 func (e *Engine) ringPush(c *cellPeer, t int64, rel float64) {
 	w := e.cfg.CellTemperatureRising.Window.Nanos()
-	if t < c.ringNext {
+	if !c.ring.push(t, rel, w) {
 		return
 	}
-	c.ringNext = t + w/ringSize
-	i := c.ringN % ringSize
-	c.ringV[i], c.ringT[i] = float32(rel), t
-	c.ringN++
-	c.slope, c.span = theilSen(c, t-w, t)
+	c.slope, c.span = c.ring.theilSen(t-w, t)
 	for i := range c.thirds {
-		c.thirds[i], _ = theilSen(c, t-w+int64(i)*w/3, t-w+int64(i+1)*w/3)
+		c.thirds[i], _ = c.ring.theilSen(t-w+int64(i)*w/3, t-w+int64(i+1)*w/3)
 	}
+}
+
+// push stores v at t when the ring is due for a point (one every
+// window/ringSize) and says whether it did.
+func (r *slopeRing) push(t int64, v float64, window int64) bool {
+	if t < r.next {
+		return false
+	}
+	r.next = t + window/ringSize
+	i := r.n % ringSize
+	r.v[i], r.t[i] = float32(v), t
+	r.n++
+	return true
+}
+
+// lineEnd is the level at to of the line with the given slope (°C/h)
+// through the ring points from from to to: the median of the points each
+// carried forward along the slope. Unlike the latest point it ignores one
+// poll's noise, and unlike a mean over the window it does not lag a climb.
+func (r *slopeRing) lineEnd(from, to int64, slope float64) float64 {
+	var v [ringSize]float64
+	k := 0
+	for a := range min(int(r.n), ringSize) {
+		if t := r.t[a]; t >= from && t <= to {
+			v[k] = float64(r.v[a]) + slope*float64(to-t)/float64(time.Hour)
+			k++
+		}
+	}
+	if k == 0 {
+		return math.NaN()
+	}
+	return median(v[:k])
 }
 
 // theilSen is the median of pairwise slopes (°C/h) of the ring points from
 // from to to (both included), and the hours they span.
-func theilSen(c *cellPeer, from, to int64) (float64, float64) {
+func (r *slopeRing) theilSen(from, to int64) (float64, float64) {
 	var in [ringSize]uint8 // ring slots inside [from, to]
 	k := 0
 	first, last := int64(math.MaxInt64), int64(math.MinInt64)
-	for a := range min(int(c.ringN), ringSize) {
-		if t := c.ringT[a]; t >= from && t <= to {
+	for a := range min(int(r.n), ringSize) {
+		if t := r.t[a]; t >= from && t <= to {
 			in[k] = uint8(a)
 			k++
 			first, last = min(first, t), max(last, t)
@@ -582,11 +626,11 @@ func theilSen(c *cellPeer, from, to int64) (float64, float64) {
 	for i := 0; i < k; i++ {
 		a := in[i]
 		for _, b := range in[i+1 : k] {
-			if c.ringT[b] == c.ringT[a] {
+			if r.t[b] == r.t[a] {
 				continue
 			}
-			hours := float64(c.ringT[b]-c.ringT[a]) / float64(time.Hour)
-			slopes[n] = float64(c.ringV[b]-c.ringV[a]) / hours
+			hours := float64(r.t[b]-r.t[a]) / float64(time.Hour)
+			slopes[n] = float64(r.v[b]-r.v[a]) / hours
 			n++
 		}
 	}
@@ -615,7 +659,7 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 	m := &e.mods[c.mod-1]
 	// Inside a module that is warming or hot as a whole, a cell must stand
 	// out from its own module (when the module has cells enough to tell).
-	moduleWide := (m.hot || m.temp.dev.firing() || m.slope >= e.cfg.CellTemperatureRising.CelsiusPerHour) &&
+	moduleWide := (m.hot || m.temp.dev.firing() || m.warming || m.rising.firing() || m.slope >= e.cfg.CellTemperatureRising.CelsiusPerHour) &&
 		!math.IsNaN(m.temp.pending) && m.nCells >= 3
 	standsOut := !moduleWide || (tempOK && tr.pending-m.temp.pending >= 0.7*tr.thr)
 
@@ -823,7 +867,7 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 	e.keep(0, vals)
 	if len(vals) < pc.MinPeers {
 		for _, mi := range g.mods {
-			e.mods[mi].hot = false
+			e.mods[mi].hot, e.mods[mi].warming = false, false
 		}
 		return out
 	}
@@ -880,6 +924,7 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 						e.path(m.id), fmtDelta(r), fmtDelta(tr.thr))
 				})
 		}
+		out = e.moduleRising(m, g, t, r, sigma, load, inhibit, out)
 		if kc.Enabled {
 			risk := hot && tr.pending >= kc.CriticalCelsius
 			if m.runaway.firing() {
@@ -897,6 +942,50 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 	}
 	return out
 }
+
+// moduleRising evaluates ModuleTemperatureRising for a module whose
+// residual r (its temperature against the other modules of its string,
+// beyond its offset) was just computed: the Theil-Sen slope of r over the
+// rule's window and the level r has reached. A failing busbar or module fan
+// shows as a steady climb long before the module is degrees hotter; the
+// module's temperature is the median of its cells, so its noise is small
+// and a fraction of a degree of steady climb is already evidence. The
+// level (not the rise within the window) must clear the bar: after a
+// discharge, a module that warmed less than its peers climbs back to its
+// offset, which is no fault.
+func (e *Engine) moduleRising(m *modPeer, g *group, t int64, r, sigma float64, load, inhibit bool, out []Change) []Change {
+	rc := &e.cfg.ModuleTemperatureRising
+	w := rc.Window.Nanos()
+	if m.ring.push(t, r, w) {
+		m.rslope, m.rspan = m.ring.theilSen(t-w, t)
+		m.rlevel = m.ring.lineEnd(t-w, t, m.rslope)
+	}
+	m.warming = false
+	if !rc.Enabled {
+		return out
+	}
+	rate := rc.CelsiusPerHour
+	if load {
+		rate *= 2 // under load modules warm at their own pace (internal resistance)
+	}
+	// A noise-aware bar: the median of a module's cells moves by half or
+	// whole quanta, and the residual's own noise must not make a rise.
+	need := max(rc.MinRiseCelsius, 2*g.quantT, moduleRisingZ*sigma)
+	warming := m.rspan >= 0.5*time.Duration(rc.Window).Hours() && m.rslope >= rate && m.rlevel >= need
+	if m.rising.firing() {
+		warming = m.rslope >= 0.6*rate || r >= m.temp.thr
+	}
+	m.warming = warming
+	return e.emit(out, m.rising.step(t, warming && !inhibit, &rc.Hold), t, AlertModuleTemperatureRising, SeverityWarning, m.id, m.rslope,
+		func() string {
+			return fmt.Sprintf("module %s is warming %.1f °C/h faster than the other modules of its string (%s °C above its usual offset)",
+				e.path(m.id), m.rslope, fmtDelta(r))
+		})
+}
+
+// moduleRisingZ is how many noise sigmas of the module's residual the level
+// must stand above its offset for ModuleTemperatureRising.
+const moduleRisingZ = 4
 
 // onGrid reports whether v is a multiple of the step q.
 func onGrid(v, q float64) bool {

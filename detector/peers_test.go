@@ -42,6 +42,8 @@ type peerRig struct {
 	// sensor changes what the BMS reports, after noise and quantisation.
 	// nil: none.
 	sensor func(sec int, c peerCell, r *peerReading)
+	// noAmbient: the UPS reports no ambient temperature.
+	noAmbient bool
 }
 
 const (
@@ -69,6 +71,7 @@ type peerAlert struct {
 	sev     Severity
 	path    string // the entity
 	summary string
+	sec     int // when it fired, seconds after base
 }
 
 // key is "Name severity entity", how the tests name an alert.
@@ -99,7 +102,10 @@ func (r peerRig) run(t *testing.T) ([]peerAlert, Stats) {
 	var st Stats
 	record, observe := h.recorder(t, &fired)
 	for sec := 0; sec < r.hours*hour; sec += pollEvery {
-		observe(sec, ups, telemetry.AmbientTemperatureCelsius, quantise(room(sec)+0.05*rng.NormFloat64(), 0.1))
+		amb := quantise(room(sec)+0.05*rng.NormFloat64(), 0.1)
+		if !r.noAmbient {
+			observe(sec, ups, telemetry.AmbientTemperatureCelsius, amb)
+		}
 		for s, id := range strs {
 			observe(sec, id, telemetry.StringCurrentAmperes, quantise(current(sec, s+1)+0.1*rng.NormFloat64(), 0.1))
 		}
@@ -155,7 +161,7 @@ func (h *harness) recorder(t *testing.T, fired *[]peerAlert) (record func([]Chan
 			path := h.reg.Info(c.Entity).Entity.Path()
 			t.Logf("%6ds %s %s %s %s: %s", (c.Time-base)/int64(time.Second), c.Status, c.Name, c.Severity, path, c.Summary)
 			if c.Status == StatusFiring {
-				*fired = append(*fired, peerAlert{c.Name, c.Severity, path, c.Summary})
+				*fired = append(*fired, peerAlert{c.Name, c.Severity, path, c.Summary, int((c.Time - base) / int64(time.Second))})
 			}
 		}
 	}
@@ -297,7 +303,7 @@ func TestPeerRules(t *testing.T) {
 				r.temp += 8 * ramp(sec, 2*hour, hour/2)
 			}
 		}},
-		want: []string{"ModuleTemperatureDeviation warning ups-a/1/3"},
+		want: []string{"ModuleTemperatureRising warning ups-a/1/3", "ModuleTemperatureDeviation warning ups-a/1/3"},
 	}, {
 		name: "a whole module warming slowly to 8 °C hotter than the others over 2 h",
 		rig: peerRig{strings: 1, hours: 5, physics: func(sec int, c peerCell, r *peerReading) {
@@ -305,7 +311,7 @@ func TestPeerRules(t *testing.T) {
 				r.temp += 8 * ramp(sec, 2*hour, 2*hour)
 			}
 		}},
-		want: []string{"ModuleTemperatureDeviation warning ups-a/1/3"},
+		want: []string{"ModuleTemperatureRising warning ups-a/1/3", "ModuleTemperatureDeviation warning ups-a/1/3"},
 	}, {
 		name: "the room (ambient and all cells of two strings) warming 15 °C over 30 min",
 		rig: peerRig{strings: 2, hours: 4, room: func(sec int) float64 {
@@ -503,4 +509,68 @@ func TestNoisySensorOfAHeatingCellStillPages(t *testing.T) {
 		}
 	}
 	t.Error("a really hot cell behind a noisy sensor raised no critical over-temperature alarm")
+}
+
+// A module whose cells all warm 0.2 °C/min from hour 2 for 30 min (a
+// failed module fan): ModuleTemperatureRising fires within 10 minutes, long
+// before the module is 3 °C hotter than the others, and no cell of it
+// raises a cell alert.
+func TestModuleWarmingAlertsWithinMinutes(t *testing.T) {
+	rig := peerRig{strings: 1, hours: 3, physics: func(sec int, c peerCell, r *peerReading) {
+		if c.mod == 2 {
+			r.temp += 6 * ramp(sec, 2*hour, 30*60)
+		}
+	}}
+	fired, _ := rig.run(t)
+	checkAlerts(t, fired, []string{"ModuleTemperatureRising warning ups-a/1/2", "ModuleTemperatureDeviation warning ups-a/1/2"}, nil)
+	if len(fired) == 0 || fired[0].name != AlertModuleTemperatureRising {
+		return
+	}
+	if d := fired[0].sec - 2*hour; d > 10*60 {
+		t.Errorf("ModuleTemperatureRising fired %d s after the module began warming, want at most 600 s", d)
+	}
+	if !strings.Contains(fired[0].summary, "°C/h faster than the other modules") {
+		t.Errorf("summary %q does not give the rate", fired[0].summary)
+	}
+}
+
+// Discharges and recharges warm modules at their own pace: here each module
+// of two strings warms by 4 to 7 °C with its own time constant (15 to 40
+// min) and cools back at its own pace, so some modules run ahead of their
+// string for a while and others catch up after the load. None of it is a
+// fault: nothing may fire.
+func TestModulesWarmingAtTheirOwnPaceUnderLoadPageNothing(t *testing.T) {
+	rig := peerRig{strings: 2, hours: 10, current: healthyDischarge, physics: func(sec int, c peerCell, r *peerReading) {
+		amp := 4 + float64((c.mod*3+c.str)%4)
+		tau := float64(15+(c.mod*7+c.str*3)%26) * 60
+		start, end := 5*hour, 5*hour+hour/2
+		switch {
+		case sec >= start && sec < end:
+			r.temp += amp * (1 - math.Exp(-float64(sec-start)/tau))
+		case sec >= end:
+			peak := amp * (1 - math.Exp(-float64(end-start)/tau))
+			r.temp += peak * math.Exp(-float64(sec-end)/tau)
+		}
+	}}
+	fired, _ := rig.run(t)
+	checkAlerts(t, fired, nil, nil)
+}
+
+// An HVAC setpoint step of +2 °C that the modules follow with different
+// time constants (20 to 50 min, top modules closer to the air): for half
+// an hour the fast modules lead their string, which is no fault.
+func TestModulesFollowingAnHVACStepAtTheirOwnPacePageNothing(t *testing.T) {
+	step := 3 * hour
+	rig := peerRig{strings: 1, hours: 5,
+		room: func(sec int) float64 { return dailyRoom(sec) + 2*ramp(sec, step, 1) },
+		physics: func(sec int, c peerCell, r *peerReading) {
+			// The rig's cells follow the room at once; hold them back by
+			// their module's lag.
+			if sec >= step {
+				tau := float64(20+10*(c.mod-1)) * 60
+				r.temp -= 2 * math.Exp(-float64(sec-step)/tau)
+			}
+		}}
+	fired, _ := rig.run(t)
+	checkAlerts(t, fired, nil, nil)
 }

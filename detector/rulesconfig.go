@@ -63,7 +63,21 @@ type CoolingConfig struct {
 	WarningRise  float64             `yaml:"warning_rise_celsius"`
 	CriticalRise float64             `yaml:"critical_rise_celsius"`
 	Learning     yamlstrict.Duration `yaml:"learning"`
-	Hold         `yaml:",inline"`
+	// A room whose ambient climbs steadily (Theil-Sen slope over
+	// FastWindow of at least FastCelsiusPerHour) raises the warning once it
+	// is FastRise above normal, instead of WarningRise, provided its
+	// strings' cells follow (at least half rose by FastFollow within the
+	// window). FastRise 0 turns this off.
+	FastRise           float64             `yaml:"fast_rise_celsius"`
+	FastWindow         yamlstrict.Duration `yaml:"fast_window"`
+	FastCelsiusPerHour float64             `yaml:"fast_celsius_per_hour"`
+	FastFollow         float64             `yaml:"fast_follow_celsius"`
+	// Without an ambient sensor: at least half the UPS's strings (two or
+	// more) climbing by FastStringsRise within FastStringsWindow, faster
+	// and faster. 0 turns this off.
+	FastStringsRise   float64             `yaml:"fast_strings_rise_celsius"`
+	FastStringsWindow yamlstrict.Duration `yaml:"fast_strings_window"`
+	Hold              `yaml:",inline"`
 }
 
 // ChargeConfig configures ChargeVoltageHigh: a string's cells held above
@@ -117,7 +131,10 @@ func defaultPeerRules() (PeersConfig, DeviationConfig, DeviationConfig, Deviatio
 		DeviationConfig{Enabled: true, Threshold: 0.015, Z: 6, Hold: Hold{For: minutes(10), ClearFor: minutes(15)}},
 		RisingConfig{Enabled: true, Window: minutes(30), CelsiusPerHour: 3, MinRiseCelsius: 1.5, Hold: Hold{For: minutes(5), ClearFor: minutes(15)}},
 		RunawayConfig{Enabled: true, SagVolts: 0.005, AcceleratingPerHour: 6, CriticalCelsius: 60, Hold: Hold{For: minutes(2), ClearFor: minutes(30)}},
-		CoolingConfig{Enabled: true, WarningRise: 5, CriticalRise: 10, Learning: yamlstrict.Duration(12 * time.Hour), Hold: Hold{For: minutes(3), ClearFor: minutes(20)}},
+		CoolingConfig{Enabled: true, WarningRise: 5, CriticalRise: 10, Learning: yamlstrict.Duration(12 * time.Hour),
+			FastRise: 4, FastWindow: minutes(15), FastCelsiusPerHour: 10, FastFollow: 0.2,
+			FastStringsRise: 2.5, FastStringsWindow: minutes(30),
+			Hold: Hold{For: minutes(3), ClearFor: minutes(20)}},
 		SensorConfig{Enabled: true, MaxJumpCelsius: 10, MaxJumpVolts: 0.5, Spikes: 2, SpikeWindow: minutes(60),
 			MinStuckPolls: 10, StuckMoveCelsius: 0.5, StuckMoveVolts: 0.005, NoisyFactor: 4, NoisyMinCelsius: 0.5, Hold: Hold{For: minutes(1), ClearFor: minutes(15)}}
 }
@@ -173,6 +190,26 @@ func (c *CoolingConfig) validate(p *yamlstrict.Problems, path string) {
 	}
 	if c.Learning.Nanos() < int64(time.Hour) {
 		p.Add(path+".learning", c.Learning, "must be at least 1h")
+	}
+	if finite(p, path+".fast_rise_celsius", c.FastRise) && finite(p, path+".warning_rise_celsius", c.WarningRise) &&
+		(c.FastRise < 0 || c.FastRise > c.WarningRise) {
+		p.Add(path+".fast_rise_celsius", c.FastRise, "must be between 0 (off) and warning_rise_celsius (%g)", c.WarningRise)
+	}
+	if c.FastWindow.Nanos() < int64(2*time.Minute) {
+		p.Add(path+".fast_window", c.FastWindow, "must be at least 2m")
+	}
+	if finite(p, path+".fast_celsius_per_hour", c.FastCelsiusPerHour) && c.FastCelsiusPerHour <= 0 {
+		p.Add(path+".fast_celsius_per_hour", c.FastCelsiusPerHour, "must be > 0")
+	}
+	if finite(p, path+".fast_follow_celsius", c.FastFollow) && c.FastFollow < 0 {
+		p.Add(path+".fast_follow_celsius", c.FastFollow, "must be >= 0")
+	}
+	if finite(p, path+".fast_strings_rise_celsius", c.FastStringsRise) && finite(p, path+".warning_rise_celsius", c.WarningRise) &&
+		(c.FastStringsRise < 0 || c.FastStringsRise > c.WarningRise) {
+		p.Add(path+".fast_strings_rise_celsius", c.FastStringsRise, "must be between 0 (off) and warning_rise_celsius (%g)", c.WarningRise)
+	}
+	if c.FastStringsWindow.Nanos() < int64(2*time.Minute) {
+		p.Add(path+".fast_strings_window", c.FastStringsWindow, "must be at least 2m")
 	}
 }
 

@@ -148,6 +148,31 @@ func TestBadConfigs(t *testing.T) {
 			},
 		},
 		{
+			name: "early-warning rules",
+			doc: `detector:
+  module_temperature_rising:
+    window: 1m
+    celsius_per_hour: 0
+  cooling_failure:
+    fast_rise_celsius: 6
+    fast_window: 30s
+    fast_celsius_per_hour: -1
+    fast_follow_celsius: -0.1
+    fast_strings_rise_celsius: -1
+    fast_strings_window: 1m
+`,
+			want: []string{
+				`c.yml: detector.module_temperature_rising.window: "1m0s" must be at least 2m (line 3)`,
+				`c.yml: detector.module_temperature_rising.celsius_per_hour: "0" must be > 0 (line 4)`,
+				`c.yml: detector.cooling_failure.fast_rise_celsius: "6" must be between 0 (off) and warning_rise_celsius (5) (line 6)`,
+				`c.yml: detector.cooling_failure.fast_window: "30s" must be at least 2m (line 7)`,
+				`c.yml: detector.cooling_failure.fast_celsius_per_hour: "-1" must be > 0 (line 8)`,
+				`c.yml: detector.cooling_failure.fast_follow_celsius: "-0.1" must be >= 0 (line 9)`,
+				`c.yml: detector.cooling_failure.fast_strings_rise_celsius: "-1" must be between 0 (off) and warning_rise_celsius (5) (line 10)`,
+				`c.yml: detector.cooling_failure.fast_strings_window: "1m0s" must be at least 2m (line 11)`,
+			},
+		},
+		{
 			name: "syntax error",
 			doc:  "detector:\n  cell_over_temperature:\n    for: [20s\n",
 			want: []string{"c.yml: line 3: invalid YAML: did not find expected ',' or ']'"},
