@@ -25,16 +25,13 @@ type cellPeer struct {
 	temp, volt track
 	// Relative temperature (reading minus the peers' median) sampled every
 	// window/ringSize for the rising rule.
-	ringV    [ringSize]float32
-	ringT    [ringSize]int64
-	ringN    uint32
-	ringNext int64
-	slope    float64    // Theil-Sen, °C/h, over the window
-	thirds   [3]float64 // the same over each third of the window, oldest first
-	span     float64    // hours the ring covers
-	rising   alertState
-	runaway  alertState
-	sensor   alertState
+	ring    slopeRing
+	slope   float64    // Theil-Sen, °C/h, over the window
+	thirds  [3]float64 // the same over each third of the window, oldest first
+	span    float64    // hours the ring covers
+	rising  alertState
+	runaway alertState
+	sensor  alertState
 }
 
 // modPeer is the peer-relative state of one module.
@@ -46,6 +43,9 @@ type modPeer struct {
 	hot       bool    // the module stood out from its string at the last poll
 	nCells    int     // cells with a sound temperature in the last poll
 	slope     float64 // median rising slope of its cells, °C/h
+	// inRunaway counts its cells whose ThermalRunawayRisk fired at the
+	// last poll: their neighbours then start no alerts of their own.
+	inRunaway uint32
 	runaway   alertState
 	cells     []uint32 // indices into Engine.cells, ascending by ID
 }
@@ -67,7 +67,11 @@ type group struct {
 	lastActive     int64 // last time the string carried load
 	loaded         bool  // lastActive is set
 	quantT         float64
-	cool           coolState
+	// The string's common temperature (driftT) sampled like a cell's ring,
+	// and its Theil-Sen slope over the rising window (°C/h).
+	slopeRing slopeRing
+	slopeT    float64
+	cool      coolState
 	// charge learns the string's normal median cell voltage
 	// (ChargeVoltageHigh).
 	charge coolState
@@ -130,6 +134,13 @@ func (e *Engine) modOf(id telemetry.EntityID) uint32 {
 	return mst.aux
 }
 
+// folded reports whether another cell of c's module is in thermal runaway:
+// its neighbours then heat for real, and their alerts would be the same
+// incident told many times, so c starts none (those already firing go on).
+func (e *Engine) folded(c *cellPeer) bool {
+	return e.mods[c.mod-1].inRunaway > 0 && !c.runaway.firing()
+}
+
 func (e *Engine) groupOfCell(c *cellPeer) *group {
 	return &e.groups[e.ents[e.ents[c.id-1].str-1].aux-1]
 }
@@ -178,7 +189,7 @@ func (e *Engine) observeCell(st *entityState, s telemetry.Sample, out []Change) 
 		}
 		if !math.IsNaN(rs.Value) {
 			if isTemp {
-				out = e.overTemperature(st, rs, &e.cfg.CellOverTemperature, AlertCellOverTemperature, out, e.coolingFiring(g))
+				out = e.overTemperature(st, rs, &e.cfg.CellOverTemperature, AlertCellOverTemperature, out, e.coolingFiring(g), e.folded(c))
 			} else {
 				out = e.voltageRange(st, rs, out)
 			}
@@ -201,7 +212,7 @@ func (e *Engine) observeModule(st *entityState, s telemetry.Sample, out []Change
 		e.stats.Implausible++
 		return out
 	}
-	out = e.overTemperature(st, s, &e.cfg.ModuleOverTemperature, AlertModuleOverTemperature, out, e.coolingFiring(g))
+	out = e.overTemperature(st, s, &e.cfg.ModuleOverTemperature, AlertModuleOverTemperature, out, e.coolingFiring(g), false)
 	if g.open && m.sensorSeq == g.seq && !math.IsNaN(m.sensorVal) {
 		out = e.closePoll(g, out)
 	}
@@ -233,19 +244,22 @@ func (e *Engine) keep(i int, b []float64) { e.bufs[i] = b }
 // change by nothing from one poll to the next, so a median would say
 // nothing moved; the clipping keeps one cell running away from dragging its
 // peers' movement with it.
-func (e *Engine) commonMove(changes []float64, quantum float64) float64 {
+// It also returns the clipping bound.
+func (e *Engine) commonMove(changes []float64, quantum float64) (move, bound float64) {
 	abs := e.scratch(2)
 	for _, x := range changes {
 		abs = append(abs, math.Abs(x))
 	}
-	bound := 2*median(abs) + quantum
+	bound = 2*median(abs) + quantum
 	e.keep(2, abs)
 	sum := 0.0
 	for _, x := range changes {
-		sum += math.Max(-bound, math.Min(bound, x))
+		sum += clip(x, bound)
 	}
-	return sum / float64(len(changes))
+	return sum / float64(len(changes)), bound
 }
+
+func clip(x, bound float64) float64 { return math.Max(-bound, math.Min(bound, x)) }
 
 // Stuck sensors by their peers' change rate: the odds below which a run of
 // one repeated value is not chance, and the polls over which the rate is
@@ -335,6 +349,15 @@ func (e *Engine) closePoll(g *group, out []Change) []Change {
 	medV, okV := e.pollTracks(g, false, dt, load, t)
 	medT, ok := e.pollTracks(g, true, dt, load, t)
 	out = e.pollModules(g, t, dt, load, inhibit, out)
+	for _, mi := range g.mods {
+		m := &e.mods[mi]
+		m.inRunaway = 0
+		for _, ci := range m.cells {
+			if e.cells[ci].runaway.firing() {
+				m.inRunaway++
+			}
+		}
+	}
 	for _, ci := range g.cells {
 		c := &e.cells[ci]
 		if c.temp.seq == g.seq && !math.IsNaN(c.temp.pending) || c.volt.seq == g.seq && !math.IsNaN(c.volt.pending) {
@@ -390,32 +413,63 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		}
 		floor = math.Max(0.05, 0.5*g.quantT)
 	}
+	drift, quant := &g.driftV, 0.001
+	if isTemp {
+		drift, quant = &g.driftT, g.quantT
+	}
+	// The peers' common movement leaves out the cells that stand out from
+	// their peers: a hot module or a cell in runaway moves on its own, and
+	// would make the sensors of still cells look stuck. What such a cell
+	// added before it stood out is taken back. Under load every cell moves
+	// on its own path and none is left out.
+	apart := func(tr *track) bool { return !load && tr.thr > 0 && math.Abs(tr.res) >= 0.5*tr.thr }
 	vals := e.scratch(0)
 	diffs := e.scratch(3)
 	for _, ci := range g.cells {
 		tr := sel(&e.cells[ci])
 		if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.fault&(faultStuck|faultNoisy) == 0 {
 			vals = append(vals, tr.pending)
-			if !math.IsNaN(tr.prevVal) {
+			switch {
+			case apart(tr):
+				*drift -= tr.moved
+				tr.moved = 0
+			case !math.IsNaN(tr.prevVal):
 				diffs = append(diffs, tr.pending-tr.prevVal)
 			}
 		}
 	}
-	drift, quant := &g.driftV, 0.001
-	if isTemp {
-		drift, quant = &g.driftT, g.quantT
-	}
 	if len(diffs) >= pc.MinPeers {
-		*drift += e.commonMove(diffs, quant)
+		move, bound := e.commonMove(diffs, quant)
+		*drift += move
+		for _, ci := range g.cells {
+			tr := sel(&e.cells[ci])
+			if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.fault&(faultStuck|faultNoisy) == 0 && !apart(tr) && !math.IsNaN(tr.prevVal) {
+				tr.moved += clip(tr.pending-tr.prevVal, bound) / float64(len(diffs))
+			}
+		}
 	}
-	stillRun := e.stillRun(g, isTemp)
+	if isTemp {
+		w := e.cfg.CellTemperatureRising.Window.Nanos()
+		if g.slopeRing.push(t, *drift, w) {
+			g.slopeT, _ = g.slopeRing.theilSen(t-w, t)
+		}
+	}
+	// Under load (and in the cooldown after) sensors change at their own
+	// pace: a still-room run length means nothing then.
+	stillRun := uint32(math.MaxUint32)
+	if !load {
+		stillRun = e.stillRun(g, isTemp)
+	}
 	e.keep(3, diffs)
 	// Runs of one repeated value, and how far the peers moved meanwhile.
 	reporting := 0
 	for _, ci := range g.cells {
 		if tr := sel(&e.cells[ci]); tr.seq == g.seq && !math.IsNaN(tr.pending) {
 			reporting++
-			if !math.IsNaN(tr.stuckVal) && tr.fault == 0 {
+			// The change rate is learned at rest only: a recharge ramp
+			// changes every reading, and the rate learned then would make
+			// the still string after it look stuck.
+			if !math.IsNaN(tr.stuckVal) && tr.fault == 0 && !load {
 				changed := float32(0)
 				if tr.pending != tr.stuckVal {
 					changed = 1
@@ -470,24 +524,31 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	if dt > 0 {
 		alpha = math.Min(1, float64(dt)/float64(pc.OffsetLearning.Nanos()))
 	}
+	// After a load the cells settle back each with its own time constant:
+	// one that is back at rest while the others still cool is not stuck,
+	// so the peers' movement in the cooldown does not count.
+	settling := load && t-g.lastActive > max(2*dt, int64(time.Minute))
 	for _, ci := range g.cells {
 		c := &e.cells[ci]
 		tr := sel(c)
 		if tr.seq != g.seq || math.IsNaN(tr.pending) {
 			continue
 		}
-		v := tr.pending
-		// Stuck: the same value poll after poll while the peers moved.
-		// In a transient (load, and the cooldown after) cells follow
-		// their own thermal paths; ask for half as much movement again.
-		need := move
-		if load {
-			need = 1.5 * move
+		if settling {
+			tr.stuckMed = *drift
 		}
-		if tr.stuckRun >= uint32(e.cfg.SensorFault.MinStuckPolls) && (math.Abs(*drift-tr.stuckMed) >= need || tr.stuckRun >= stillRun) &&
-			(tr.fault&faultStuck != 0 || e.fewAsConstant(g, isTemp, tr.stuckRun, reporting)) {
+		v := tr.pending
+		// Stuck: the same value poll after poll while the peers moved
+		// (under load, all cells heat with the current; in the cooldown
+		// after it their movement does not count, see settling).
+		// A stuck flag stays while the value keeps repeating, even when
+		// the peers come back to where they were.
+		switch {
+		case tr.fault&faultStuck != 0 && tr.stuckRun > 0:
+		case tr.stuckRun >= uint32(e.cfg.SensorFault.MinStuckPolls) && (math.Abs(*drift-tr.stuckMed) >= move || tr.stuckRun >= stillRun) &&
+			e.fewAsConstant(g, isTemp, tr.stuckRun, reporting):
 			tr.fault |= faultStuck
-		} else {
+		default:
 			tr.fault &^= faultStuck
 		}
 		rel := v - med
@@ -523,7 +584,9 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		if math.IsNaN(peerSigma) {
 			sS = math.NaN() // no sound peer to compare with: leave the flag as it is
 		}
-		if sS > e.cfg.SensorFault.NoisyFactor*peerSigma && sS > noisyMin+floor && tr.alternating() {
+		// Under load a current step moves each cell's voltage by its own
+		// internal resistance: the steps look like noise for a while.
+		if sS > e.cfg.SensorFault.NoisyFactor*peerSigma && sS > noisyMin+floor && tr.alternating() && (isTemp || !load) {
 			tr.fault |= faultNoisy
 		} else if sS < 0.7*e.cfg.SensorFault.NoisyFactor*peerSigma || sS < noisyMin {
 			tr.fault &^= faultNoisy
@@ -533,7 +596,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		if isTemp {
 			switch {
 			case tr.fault != 0:
-				c.ringN, c.slope, c.thirds, c.span = 0, 0, [3]float64{}, 0 // restart once the sensor is sound
+				c.ring.n, c.slope, c.thirds, c.span = 0, 0, [3]float64{}, 0 // restart once the sensor is sound
 			default:
 				e.ringPush(c, t, rel)
 			}
@@ -547,31 +610,49 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	return med, true
 }
 
+// slopeRing holds ringSize points of a temperature sampled every
+// window/ringSize, for Theil-Sen slopes over the window.
+type slopeRing struct {
+	v    [ringSize]float32
+	t    [ringSize]int64
+	n    uint32
+	next int64
+}
+
+// push samples v at t unless the ring's next slot is not due yet; it
+// reports whether it did.
+func (r *slopeRing) push(t int64, v float64, window int64) bool {
+	if t < r.next {
+		return false
+	}
+	r.next = t + window/ringSize
+	i := r.n % ringSize
+	r.v[i], r.t[i] = float32(v), t
+	r.n++
+	return true
+}
+
 // ringPush samples a cell's relative temperature into its ring and updates
 // the Theil-Sen slopes.
 func (e *Engine) ringPush(c *cellPeer, t int64, rel float64) {
 	w := e.cfg.CellTemperatureRising.Window.Nanos()
-	if t < c.ringNext {
+	if !c.ring.push(t, rel, w) {
 		return
 	}
-	c.ringNext = t + w/ringSize
-	i := c.ringN % ringSize
-	c.ringV[i], c.ringT[i] = float32(rel), t
-	c.ringN++
-	c.slope, c.span = theilSen(c, t-w, t)
+	c.slope, c.span = c.ring.theilSen(t-w, t)
 	for i := range c.thirds {
-		c.thirds[i], _ = theilSen(c, t-w+int64(i)*w/3, t-w+int64(i+1)*w/3)
+		c.thirds[i], _ = c.ring.theilSen(t-w+int64(i)*w/3, t-w+int64(i+1)*w/3)
 	}
 }
 
 // theilSen is the median of pairwise slopes (°C/h) of the ring points from
 // from to to (both included), and the hours they span.
-func theilSen(c *cellPeer, from, to int64) (float64, float64) {
+func (r *slopeRing) theilSen(from, to int64) (float64, float64) {
 	var in [ringSize]uint8 // ring slots inside [from, to]
 	k := 0
 	first, last := int64(math.MaxInt64), int64(math.MinInt64)
-	for a := range min(int(c.ringN), ringSize) {
-		if t := c.ringT[a]; t >= from && t <= to {
+	for a := range min(int(r.n), ringSize) {
+		if t := r.t[a]; t >= from && t <= to {
 			in[k] = uint8(a)
 			k++
 			first, last = min(first, t), max(last, t)
@@ -582,11 +663,11 @@ func theilSen(c *cellPeer, from, to int64) (float64, float64) {
 	for i := 0; i < k; i++ {
 		a := in[i]
 		for _, b := range in[i+1 : k] {
-			if c.ringT[b] == c.ringT[a] {
+			if r.t[b] == r.t[a] {
 				continue
 			}
-			hours := float64(c.ringT[b]-c.ringT[a]) / float64(time.Hour)
-			slopes[n] = float64(c.ringV[b]-c.ringV[a]) / hours
+			hours := float64(r.t[b]-r.t[a]) / float64(time.Hour)
+			slopes[n] = float64(r.v[b]-r.v[a]) / hours
 			n++
 		}
 	}
@@ -618,6 +699,7 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 	moduleWide := (m.hot || m.temp.dev.firing() || m.slope >= e.cfg.CellTemperatureRising.CelsiusPerHour) &&
 		!math.IsNaN(m.temp.pending) && m.nCells >= 3
 	standsOut := !moduleWide || (tempOK && tr.pending-m.temp.pending >= 0.7*tr.thr)
+	fold := e.folded(c)
 
 	// CellTemperatureDeviation.
 	dc := &e.cfg.CellTemperatureDeviation
@@ -626,7 +708,7 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 		hot = tr.res >= 0.6*tr.thr
 	}
 	if dc.Enabled && tempOK {
-		report := hot && !inhibit && (standsOut || tr.dev.firing())
+		report := hot && !inhibit && (standsOut && !fold || tr.dev.firing())
 		out = e.emit(out, tr.dev.step(t, report, &dc.Hold), t, AlertCellTemperatureDeviation, SeverityWarning, ent, tr.res,
 			func() string {
 				return fmt.Sprintf("cell %s is %s °C hotter than its peers beyond its usual offset (threshold %s °C)",
@@ -639,6 +721,8 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 		vdev := math.Abs(vr.res) >= vr.thr
 		if vr.dev.firing() {
 			vdev = math.Abs(vr.res) >= 0.6*vr.thr
+		} else if fold {
+			vdev = false
 		}
 		out = e.emit(out, vr.dev.step(t, vdev, &vc.Hold), t, AlertCellVoltageDeviation, SeverityWarning, ent, vr.res,
 			func() string {
@@ -659,16 +743,19 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 	rc := &e.cfg.CellTemperatureRising
 	minRise := math.Max(rc.MinRiseCelsius, 2*g.quantT)
 	slope := c.slope - math.Max(0, m.slope)
-	rate := rc.CelsiusPerHour
-	if load {
-		rate *= 2 // under load cells warm at their own pace (internal resistance)
-	}
-	rising := c.span >= 0.5*time.Duration(rc.Window).Hours() && slope >= rate && slope*c.span >= minRise
+	// A string warming or cooling fast as a whole (HVAC, a recovering
+	// room) spreads its cells' paces: ask for more than half its own rate.
+	rate := math.Max(rc.CelsiusPerHour, 0.5*math.Abs(g.slopeT))
+	// No new alert under load or in the cooldown after it: cells then heat
+	// and cool at their own pace (internal resistance, thermal mass). The
+	// cell must also already stand somewhat above its peers.
+	rising := !load && !fold && standsOut && c.span >= 0.5*time.Duration(rc.Window).Hours() &&
+		slope >= rate && slope*c.span >= minRise && tr.res >= 0.5*minRise
 	if c.rising.firing() {
 		rising = slope >= 0.6*rate // hysteresis: no flapping at the threshold
 	}
 	if rc.Enabled {
-		out = e.emit(out, c.rising.step(t, rising && !inhibit && (standsOut || c.rising.firing()), &rc.Hold), t, AlertCellTemperatureRising, SeverityWarning, ent, slope,
+		out = e.emit(out, c.rising.step(t, rising && !inhibit, &rc.Hold), t, AlertCellTemperatureRising, SeverityWarning, ent, slope,
 			func() string {
 				return fmt.Sprintf("cell %s is warming %.1f °C/h faster than its string and its module", e.path(ent), slope)
 			})
@@ -683,12 +770,16 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 	accel := !load && c.accelerating(kc.AcceleratingPerHour, m.slope)
 	crit := tr.pending >= kc.CriticalCelsius
 	warmish := tr.res >= runawayWarmish*tr.thr
-	risk := standsOut && ((warmish && sag) || (hot && (accel || crit)))
+	risk := standsOut && !fold && ((warmish && sag) || (hot && (accel || crit)))
 	if c.runaway.firing() {
 		risk = tr.res >= 0.6*tr.thr
 	}
 	if kc.Enabled {
-		out = e.emit(out, c.runaway.step(t, risk, &kc.Hold), t, AlertThermalRunawayRisk, SeverityCritical, ent, tr.pending,
+		st := c.runaway.step(t, risk, &kc.Hold)
+		if st == StatusFiring {
+			m.inRunaway++ // its neighbours start nothing from now on
+		}
+		out = e.emit(out, st, t, AlertThermalRunawayRisk, SeverityCritical, ent, tr.pending,
 			func() string {
 				var why []string
 				why = append(why, fmt.Sprintf("%s °C hotter than its peers", fmtDelta(tr.res)))
