@@ -65,6 +65,7 @@ type group struct {
 	// joining or leaving does not look like movement.
 	driftT, driftV float64
 	lastActive     int64 // last time the string carried load
+	lastDischarge  int64 // last time it discharged
 	loaded         bool  // lastActive is set
 	quantT         float64
 	// The string's common temperature (driftT) sampled like a cell's ring,
@@ -524,10 +525,11 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	if dt > 0 {
 		alpha = math.Min(1, float64(dt)/float64(pc.OffsetLearning.Nanos()))
 	}
-	// After a load the cells settle back each with its own time constant:
-	// one that is back at rest while the others still cool is not stuck,
-	// so the peers' movement in the cooldown does not count.
-	settling := load && t-g.lastActive > max(2*dt, int64(time.Minute))
+	// While a string discharges all its cells heat with the one current.
+	// After it (the recharge and the cooldown) they settle back each with
+	// its own time constant: one that is back at rest while the others
+	// still cool is not stuck, so the peers' movement then does not count.
+	settling := load && t-g.lastDischarge > max(2*dt, int64(time.Minute))
 	for _, ci := range g.cells {
 		c := &e.cells[ci]
 		tr := sel(c)
@@ -538,14 +540,21 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 			tr.stuckMed = *drift
 		}
 		v := tr.pending
-		// Stuck: the same value poll after poll while the peers moved
-		// (under load, all cells heat with the current; in the cooldown
-		// after it their movement does not count, see settling).
+		// Stuck: the same value poll after poll while the peers moved.
+		// Under load cells heat at their own pace (internal resistance,
+		// heat capacity, cooling path: ±40 % is common), so the slowest
+		// moves well behind the peers' common movement: ask for half as
+		// much again. After the load, their movement does not count at
+		// all (settling).
+		need := move
+		if load {
+			need = 1.5 * move
+		}
 		// A stuck flag stays while the value keeps repeating, even when
 		// the peers come back to where they were.
 		switch {
 		case tr.fault&faultStuck != 0 && tr.stuckRun > 0:
-		case tr.stuckRun >= uint32(e.cfg.SensorFault.MinStuckPolls) && (math.Abs(*drift-tr.stuckMed) >= move || tr.stuckRun >= stillRun) &&
+		case tr.stuckRun >= uint32(e.cfg.SensorFault.MinStuckPolls) && (math.Abs(*drift-tr.stuckMed) >= need || tr.stuckRun >= stillRun) &&
 			e.fewAsConstant(g, isTemp, tr.stuckRun, reporting):
 			tr.fault |= faultStuck
 		default:
