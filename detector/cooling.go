@@ -161,6 +161,9 @@ func (e *Engine) observeCurrent(s telemetry.Sample) {
 	if math.Abs(s.Value) > e.cfg.Peers.ActiveCurrentAmperes {
 		g := e.groupOf(s.Entity)
 		g.lastActive, g.loaded = s.Time, true
+		if s.Value < 0 {
+			g.lastDischarge = s.Time
+		}
 	}
 }
 

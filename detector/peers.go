@@ -60,6 +60,11 @@ type modPeer struct {
 	hot       bool    // the module stood out from its string at the last poll
 	nCells    int     // cells with a sound temperature in the last poll
 	slope     float64 // median rising slope of its cells, °C/h
+	// driftT and driftV accumulate its cells' common movement (moduleDrift).
+	driftT, driftV float64
+	// inRunaway counts its cells whose ThermalRunawayRisk fired at the
+	// last poll: their neighbours then start no alerts of their own.
+	inRunaway uint32
 	runaway   alertState
 	cells     []uint32 // indices into Engine.cells, ascending by ID
 }
@@ -79,11 +84,16 @@ type group struct {
 	// joining or leaving does not look like movement.
 	driftT, driftV float64
 	lastActive     int64 // last time the string carried load
+	lastDischarge  int64 // last time it discharged
 	loaded         bool  // lastActive is set
 	quantT         float64
-	cool           coolState
-	climb          climbState // of the median cell temperature, outside load
-	climbLong      climbState // the same over CoolingFailure's fast_strings_window
+	// The string's common temperature (driftT) sampled like a cell's ring,
+	// and its Theil-Sen slope over the rising window (°C/h).
+	slopeRing slopeRing
+	slopeT    float64
+	cool      coolState
+	climb     climbState // of the median cell temperature, outside load
+	climbLong climbState // the same over CoolingFailure's fast_strings_window
 	// charge learns the string's normal median cell voltage
 	// (ChargeVoltageHigh).
 	charge coolState
@@ -146,6 +156,13 @@ func (e *Engine) modOf(id telemetry.EntityID) uint32 {
 	return mst.aux
 }
 
+// folded reports whether another cell of c's module is in thermal runaway:
+// its neighbours then heat for real, and their alerts would be the same
+// incident told many times, so c starts none (those already firing go on).
+func (e *Engine) folded(c *cellPeer) bool {
+	return e.mods[c.mod-1].inRunaway > 0 && !c.runaway.firing()
+}
+
 func (e *Engine) groupOfCell(c *cellPeer) *group {
 	return &e.groups[e.ents[e.ents[c.id-1].str-1].aux-1]
 }
@@ -194,7 +211,7 @@ func (e *Engine) observeCell(st *entityState, s telemetry.Sample, out []Change) 
 		}
 		if !math.IsNaN(rs.Value) {
 			if isTemp {
-				out = e.overTemperature(st, rs, &e.cfg.CellOverTemperature, AlertCellOverTemperature, out, e.coolingFiring(g))
+				out = e.overTemperature(st, rs, &e.cfg.CellOverTemperature, AlertCellOverTemperature, out, e.coolingFiring(g), e.folded(c))
 			} else {
 				out = e.voltageRange(st, rs, out)
 			}
@@ -217,7 +234,7 @@ func (e *Engine) observeModule(st *entityState, s telemetry.Sample, out []Change
 		e.stats.Implausible++
 		return out
 	}
-	out = e.overTemperature(st, s, &e.cfg.ModuleOverTemperature, AlertModuleOverTemperature, out, e.coolingFiring(g))
+	out = e.overTemperature(st, s, &e.cfg.ModuleOverTemperature, AlertModuleOverTemperature, out, e.coolingFiring(g), false)
 	if g.open && m.sensorSeq == g.seq && !math.IsNaN(m.sensorVal) {
 		out = e.closePoll(g, out)
 	}
@@ -249,19 +266,22 @@ func (e *Engine) keep(i int, b []float64) { e.bufs[i] = b }
 // change by nothing from one poll to the next, so a median would say
 // nothing moved; the clipping keeps one cell running away from dragging its
 // peers' movement with it.
-func (e *Engine) commonMove(changes []float64, quantum float64) float64 {
+// It also returns the clipping bound.
+func (e *Engine) commonMove(changes []float64, quantum float64) (move, bound float64) {
 	abs := e.scratch(2)
 	for _, x := range changes {
 		abs = append(abs, math.Abs(x))
 	}
-	bound := 2*median(abs) + quantum
+	bound = 2*median(abs) + quantum
 	e.keep(2, abs)
 	sum := 0.0
 	for _, x := range changes {
-		sum += math.Max(-bound, math.Min(bound, x))
+		sum += clip(x, bound)
 	}
-	return sum / float64(len(changes))
+	return sum / float64(len(changes)), bound
 }
+
+func clip(x, bound float64) float64 { return math.Max(-bound, math.Min(bound, x)) }
 
 // Stuck sensors by their peers' change rate: the odds below which a run of
 // one repeated value is not chance, and the polls over which the rate is
@@ -322,6 +342,54 @@ func (e *Engine) fewAsConstant(g *group, isTemp bool, run uint32, reporting int)
 	return 4*constant <= reporting
 }
 
+// moduleDrift accumulates each module's common movement: the mean change
+// of its sound cells since the last poll, clipped like the string's. A
+// stuck sensor's module-mates must have moved too: a module warming on its
+// own moves its string's drift, but not the readings of the still modules
+// beside it.
+func (e *Engine) moduleDrift(g *group, isTemp bool, bound float64) {
+	for _, mi := range g.mods {
+		m := &e.mods[mi]
+		sum, n := 0.0, 0
+		for _, ci := range m.cells {
+			tr := &e.cells[ci].volt
+			if isTemp {
+				tr = &e.cells[ci].temp
+			}
+			if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.fault&(faultStuck|faultNoisy) == 0 && !math.IsNaN(tr.prevVal) {
+				sum += clip(tr.pending-tr.prevVal, bound)
+				n++
+			}
+		}
+		if n > 0 {
+			if isTemp {
+				m.driftT += sum / float64(n)
+			} else {
+				m.driftV += sum / float64(n)
+			}
+		}
+	}
+}
+
+func (m *modPeer) drift(isTemp bool) float64 {
+	if isTemp {
+		return m.driftT
+	}
+	return m.driftV
+}
+
+// moduleMoved reports whether a cell's module-mates moved by need since
+// its run of one value began. The cell's own unchanged reading is a 1/n
+// share of the module's mean, taken out. Modules of fewer than three cells
+// are too small to tell, and leave it to the string.
+func moduleMoved(m *modPeer, tr *track, isTemp bool, need float64) bool {
+	n := len(m.cells)
+	if n < 3 {
+		return true
+	}
+	return math.Abs(m.drift(isTemp)-tr.stuckModMed)*float64(n)/float64(n-1) >= need
+}
+
 // spread is 1.4826 × the median absolute deviation of v around med (the
 // standard deviation for normal data), computed in place.
 func spread(v []float64, med float64) float64 {
@@ -351,6 +419,15 @@ func (e *Engine) closePoll(g *group, out []Change) []Change {
 	medV, okV := e.pollTracks(g, false, dt, load, t)
 	medT, ok := e.pollTracks(g, true, dt, load, t)
 	out = e.pollModules(g, t, dt, load, inhibit, out)
+	for _, mi := range g.mods {
+		m := &e.mods[mi]
+		m.inRunaway = 0
+		for _, ci := range m.cells {
+			if e.cells[ci].runaway.firing() {
+				m.inRunaway++
+			}
+		}
+	}
 	for _, ci := range g.cells {
 		c := &e.cells[ci]
 		if c.temp.seq == g.seq && !math.IsNaN(c.temp.pending) || c.volt.seq == g.seq && !math.IsNaN(c.volt.pending) {
@@ -406,32 +483,72 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		}
 		floor = math.Max(0.05, 0.5*g.quantT)
 	}
+	drift, quant := &g.driftV, 0.001
+	if isTemp {
+		drift, quant = &g.driftT, g.quantT
+	}
+	// The peers' common movement leaves out the cells that stand out from
+	// their peers: a hot module or a cell in runaway moves on its own, and
+	// would make the sensors of still cells look stuck. What such a cell
+	// added on its way out is taken back. Under load every cell moves
+	// on its own path and none is left out.
+	apart := func(tr *track) bool { return !load && tr.thr > 0 && math.Abs(tr.res) >= 0.5*tr.thr }
 	vals := e.scratch(0)
 	diffs := e.scratch(3)
 	for _, ci := range g.cells {
 		tr := sel(&e.cells[ci])
 		if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.fault&(faultStuck|faultNoisy) == 0 {
 			vals = append(vals, tr.pending)
-			if !math.IsNaN(tr.prevVal) {
+			switch {
+			case apart(tr):
+				*drift -= tr.moved
+				tr.moved = 0
+			case !math.IsNaN(tr.prevVal):
 				diffs = append(diffs, tr.pending-tr.prevVal)
 			}
 		}
 	}
-	drift, quant := &g.driftV, 0.001
-	if isTemp {
-		drift, quant = &g.driftT, g.quantT
-	}
 	if len(diffs) >= pc.MinPeers {
-		*drift += e.commonMove(diffs, quant)
+		move, bound := e.commonMove(diffs, quant)
+		*drift += move
+		e.moduleDrift(g, isTemp, bound)
+		for _, ci := range g.cells {
+			tr := sel(&e.cells[ci])
+			if tr.seq != g.seq || math.IsNaN(tr.pending) || tr.fault&(faultStuck|faultNoisy) != 0 || apart(tr) || math.IsNaN(tr.prevVal) {
+				continue
+			}
+			// Only what it added while already leaving its peers (beyond
+			// its noise, or a quarter of its threshold) is its own
+			// movement; before that it moved with them.
+			if leaving := tr.thr > 0 && math.Abs(tr.res) >= math.Min(0.25*tr.thr, 3*tr.sigma(floor)); leaving {
+				tr.moved += clip(tr.pending-tr.prevVal, bound) / float64(len(diffs))
+			} else {
+				tr.moved = 0
+			}
+		}
 	}
-	stillRun := e.stillRun(g, isTemp)
+	if isTemp {
+		w := e.cfg.CellTemperatureRising.Window.Nanos()
+		if g.slopeRing.push(t, *drift, w) {
+			g.slopeT, _ = g.slopeRing.theilSen(t-w, t)
+		}
+	}
+	// Under load (and in the cooldown after) sensors change at their own
+	// pace: a still-room run length means nothing then.
+	stillRun := uint32(math.MaxUint32)
+	if !load {
+		stillRun = e.stillRun(g, isTemp)
+	}
 	e.keep(3, diffs)
 	// Runs of one repeated value, and how far the peers moved meanwhile.
 	reporting := 0
 	for _, ci := range g.cells {
 		if tr := sel(&e.cells[ci]); tr.seq == g.seq && !math.IsNaN(tr.pending) {
 			reporting++
-			if !math.IsNaN(tr.stuckVal) && tr.fault == 0 {
+			// The change rate is learned at rest only: a recharge ramp
+			// changes every reading, and the rate learned then would make
+			// the still string after it look stuck.
+			if !math.IsNaN(tr.stuckVal) && tr.fault == 0 && !load {
 				changed := float32(0)
 				if tr.pending != tr.stuckVal {
 					changed = 1
@@ -443,6 +560,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 				tr.stuckRun++
 			} else {
 				tr.stuckVal, tr.stuckRun, tr.stuckMed = tr.pending, 0, *drift
+				tr.stuckModMed = e.mods[e.cells[ci].mod-1].drift(isTemp)
 			}
 			tr.prevVal = tr.pending
 		}
@@ -486,24 +604,40 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	if dt > 0 {
 		alpha = math.Min(1, float64(dt)/float64(pc.OffsetLearning.Nanos()))
 	}
+	// While a string discharges all its cells heat with the one current.
+	// After it (the recharge and the cooldown) they settle back each with
+	// its own time constant: one that is back at rest while the others
+	// still cool is not stuck, so the peers' movement then does not count.
+	settling := load && t-g.lastDischarge > max(2*dt, int64(time.Minute))
 	for _, ci := range g.cells {
 		c := &e.cells[ci]
 		tr := sel(c)
 		if tr.seq != g.seq || math.IsNaN(tr.pending) {
 			continue
 		}
+		m := &e.mods[c.mod-1]
+		if settling {
+			tr.stuckMed, tr.stuckModMed = *drift, m.drift(isTemp)
+		}
 		v := tr.pending
 		// Stuck: the same value poll after poll while the peers moved.
-		// In a transient (load, and the cooldown after) cells follow
-		// their own thermal paths; ask for half as much movement again.
+		// Under load cells heat at their own pace (internal resistance,
+		// heat capacity, cooling path: ±40 % is common), so the slowest
+		// moves well behind the peers' common movement: ask for half as
+		// much again. After the load, their movement does not count at
+		// all (settling).
 		need := move
 		if load {
 			need = 1.5 * move
 		}
-		if tr.stuckRun >= uint32(e.cfg.SensorFault.MinStuckPolls) && (math.Abs(*drift-tr.stuckMed) >= need || tr.stuckRun >= stillRun) &&
-			(tr.fault&faultStuck != 0 || e.fewAsConstant(g, isTemp, tr.stuckRun, reporting)) {
+		// A stuck flag stays while the value keeps repeating, even when
+		// the peers come back to where they were.
+		switch {
+		case tr.fault&faultStuck != 0 && tr.stuckRun > 0:
+		case tr.stuckRun >= uint32(e.cfg.SensorFault.MinStuckPolls) && (moduleMoved(m, tr, isTemp, need) && math.Abs(*drift-tr.stuckMed) >= need || tr.stuckRun >= stillRun) &&
+			e.fewAsConstant(g, isTemp, tr.stuckRun, reporting):
 			tr.fault |= faultStuck
-		} else {
+		default:
 			tr.fault &^= faultStuck
 		}
 		rel := v - med
@@ -539,7 +673,9 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		if math.IsNaN(peerSigma) {
 			sS = math.NaN() // no sound peer to compare with: leave the flag as it is
 		}
-		if sS > e.cfg.SensorFault.NoisyFactor*peerSigma && sS > noisyMin+floor && tr.alternating() {
+		// Under load a current step moves each cell's voltage by its own
+		// internal resistance: the steps look like noise for a while.
+		if sS > e.cfg.SensorFault.NoisyFactor*peerSigma && sS > noisyMin+floor && tr.alternating() && (isTemp || !load) {
 			tr.fault |= faultNoisy
 		} else if sS < 0.7*e.cfg.SensorFault.NoisyFactor*peerSigma || sS < noisyMin {
 			tr.fault &^= faultNoisy
@@ -662,6 +798,7 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 	moduleWide := (m.hot || m.temp.dev.firing() || m.warming || m.rising.firing() || m.slope >= e.cfg.CellTemperatureRising.CelsiusPerHour) &&
 		!math.IsNaN(m.temp.pending) && m.nCells >= 3
 	standsOut := !moduleWide || (tempOK && tr.pending-m.temp.pending >= 0.7*tr.thr)
+	fold := e.folded(c)
 
 	// CellTemperatureDeviation.
 	dc := &e.cfg.CellTemperatureDeviation
@@ -670,7 +807,7 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 		hot = tr.res >= 0.6*tr.thr
 	}
 	if dc.Enabled && tempOK {
-		report := hot && !inhibit && (standsOut || tr.dev.firing())
+		report := hot && !inhibit && (standsOut && !fold || tr.dev.firing())
 		out = e.emit(out, tr.dev.step(t, report, &dc.Hold), t, AlertCellTemperatureDeviation, SeverityWarning, ent, tr.res,
 			func() string {
 				return fmt.Sprintf("cell %s is %s °C hotter than its peers beyond its usual offset (threshold %s °C)",
@@ -683,6 +820,8 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 		vdev := math.Abs(vr.res) >= vr.thr
 		if vr.dev.firing() {
 			vdev = math.Abs(vr.res) >= 0.6*vr.thr
+		} else if fold {
+			vdev = false
 		}
 		out = e.emit(out, vr.dev.step(t, vdev, &vc.Hold), t, AlertCellVoltageDeviation, SeverityWarning, ent, vr.res,
 			func() string {
@@ -703,16 +842,19 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 	rc := &e.cfg.CellTemperatureRising
 	minRise := math.Max(rc.MinRiseCelsius, 2*g.quantT)
 	slope := c.slope - math.Max(0, m.slope)
-	rate := rc.CelsiusPerHour
-	if load {
-		rate *= 2 // under load cells warm at their own pace (internal resistance)
-	}
-	rising := c.span >= 0.5*time.Duration(rc.Window).Hours() && slope >= rate && slope*c.span >= minRise
+	// A string warming or cooling fast as a whole (HVAC, a recovering
+	// room) spreads its cells' paces: ask for more than half its own rate.
+	rate := math.Max(rc.CelsiusPerHour, 0.5*math.Abs(g.slopeT))
+	// No new alert under load or in the cooldown after it: cells then heat
+	// and cool at their own pace (internal resistance, thermal mass). The
+	// cell must also already stand somewhat above its peers.
+	rising := !load && !fold && standsOut && c.span >= 0.5*time.Duration(rc.Window).Hours() &&
+		slope >= rate && slope*c.span >= minRise && tr.res >= 0.5*minRise
 	if c.rising.firing() {
 		rising = slope >= 0.6*rate // hysteresis: no flapping at the threshold
 	}
 	if rc.Enabled {
-		out = e.emit(out, c.rising.step(t, rising && !inhibit && (standsOut || c.rising.firing()), &rc.Hold), t, AlertCellTemperatureRising, SeverityWarning, ent, slope,
+		out = e.emit(out, c.rising.step(t, rising && !inhibit, &rc.Hold), t, AlertCellTemperatureRising, SeverityWarning, ent, slope,
 			func() string {
 				return fmt.Sprintf("cell %s is warming %.1f °C/h faster than its string and its module", e.path(ent), slope)
 			})
@@ -727,12 +869,16 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 	accel := !load && c.accelerating(kc.AcceleratingPerHour, m.slope)
 	crit := tr.pending >= kc.CriticalCelsius
 	warmish := tr.res >= runawayWarmish*tr.thr
-	risk := standsOut && ((warmish && sag) || (hot && (accel || crit)))
+	risk := standsOut && !fold && ((warmish && sag) || (hot && (accel || crit)))
 	if c.runaway.firing() {
 		risk = tr.res >= 0.6*tr.thr
 	}
 	if kc.Enabled {
-		out = e.emit(out, c.runaway.step(t, risk, &kc.Hold), t, AlertThermalRunawayRisk, SeverityCritical, ent, tr.pending,
+		st := c.runaway.step(t, risk, &kc.Hold)
+		if st == StatusFiring {
+			m.inRunaway++ // its neighbours start nothing from now on
+		}
+		out = e.emit(out, st, t, AlertThermalRunawayRisk, SeverityCritical, ent, tr.pending,
 			func() string {
 				var why []string
 				why = append(why, fmt.Sprintf("%s °C hotter than its peers", fmtDelta(tr.res)))
@@ -911,8 +1057,9 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 		sigma := math.Hypot(tr.sigma(floor), sp)
 		tr.thr = math.Max(mc.Threshold, mc.Z*sigma)
 		// Combined evidence: half the threshold while the module warms as a
-		// whole faster than the rising rule's rate.
-		hot := r >= tr.thr || (r >= 0.5*tr.thr && m.slope >= e.cfg.CellTemperatureRising.CelsiusPerHour)
+		// whole faster than the rising rule's rate, unless a hotter
+		// neighbour is what warms it.
+		hot := r >= tr.thr || (r >= 0.5*tr.thr && m.slope >= e.cfg.CellTemperatureRising.CelsiusPerHour && !e.warmedByNeighbour(g, m))
 		if tr.dev.firing() {
 			hot = r >= 0.6*tr.thr
 		}
@@ -971,7 +1118,7 @@ func (e *Engine) moduleRising(m *modPeer, g *group, t int64, r, sigma float64, l
 	// A noise-aware bar: the median of a module's cells moves by half or
 	// whole quanta, and the residual's own noise must not make a rise.
 	need := max(rc.MinRiseCelsius, 2*g.quantT, moduleRisingZ*sigma)
-	warming := m.rspan >= 0.5*time.Duration(rc.Window).Hours() && m.rslope >= rate && m.rlevel >= need
+	warming := m.rspan >= 0.5*time.Duration(rc.Window).Hours() && m.rslope >= rate && m.rlevel >= need && !e.warmedByNeighbour(g, m)
 	if m.rising.firing() {
 		warming = m.rslope >= 0.6*rate || r >= m.temp.thr
 	}
@@ -981,6 +1128,20 @@ func (e *Engine) moduleRising(m *modPeer, g *group, t int64, r, sigma float64, l
 			return fmt.Sprintf("module %s is warming %.1f °C/h faster than the other modules of its string (%s °C above its usual offset)",
 				e.path(m.id), m.rslope, fmtDelta(r))
 		})
+}
+
+// warmedByNeighbour reports whether another module of m's string is
+// already alerting as hot or warming, and warms faster than m: a module
+// shares its heat with its neighbours, and their warming is the same
+// incident (a second, hotter one still stands out).
+func (e *Engine) warmedByNeighbour(g *group, m *modPeer) bool {
+	for _, mi := range g.mods {
+		o := &e.mods[mi]
+		if o != m && (o.rising.firing() || o.temp.dev.firing()) && o.rslope > m.rslope {
+			return true
+		}
+	}
+	return false
 }
 
 // moduleRisingZ is how many noise sigmas of the module's residual the level

@@ -344,12 +344,26 @@ func TestPeerRules(t *testing.T) {
 		want:   []string{"SensorFault warning ups-a/1/4/2"},
 		spikes: 4,
 	}, {
-		name: "one single-reading spike of +30 °C pages nothing",
+		// A jump of 30 °C and back within a poll is physically impossible:
+		// the sensor is at fault, and the reading never pages as a fire.
+		name: "one single-reading spike of +30 °C",
 		rig: peerRig{strings: 1, hours: 3, sensor: only(spiky, func(sec int, r *peerReading) {
 			if sec == 2*hour {
 				r.temp += 30
 			}
 		})},
+		want:   []string{"SensorFault warning ups-a/1/4/2"},
+		spikes: 1,
+	}, {
+		// Three readings at +15 °C look like a real step until the sensor
+		// jumps back: no cell cools 15 °C in a poll.
+		name: "an excursion of +15 °C over three readings, then back",
+		rig: peerRig{strings: 1, hours: 3, sensor: only(spiky, func(sec int, r *peerReading) {
+			if during(sec, 2*hour, 2*hour+3*pollEvery) {
+				r.temp += 15
+			}
+		})},
+		want:   []string{"SensorFault warning ups-a/1/4/2"},
 		spikes: 1,
 	}, {
 		name: "a temperature sensor stuck while its peers warm 3 °C",

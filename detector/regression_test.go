@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -28,8 +29,11 @@ type regRig struct {
 	// between voltage readings; the string currents come with the
 	// voltages, the ambient with the temperatures.
 	tempEvery, voltEvery int
-	noAmbient            bool                  // the UPS has no ambient sensor
-	room                 func(sec int) float64 // nil: 23 °C
+	noAmbient            bool // the UPS has no ambient sensor
+	// tempStep is the temperature sensors' resolution (0: 0.1 °C);
+	// noise scales the sensors' noise (0: 1, that is 0.05 °C and 0.5 mV).
+	tempStep, noise float64
+	room            func(sec int) float64 // nil: 23 °C
 	// current is string str's current (A). nil: idle.
 	current func(sec, str int) float64
 	// physics changes a cell's true readings, before noise and
@@ -68,6 +72,7 @@ func (r regRig) run(t *testing.T) regChanges {
 	if sensor == nil {
 		sensor = func(int, peerCell, *peerReading) {}
 	}
+	tempStep, noise := cmp.Or(r.tempStep, 0.1), cmp.Or(r.noise, 1)
 	h := newHarness(t, DefaultConfig(), nil)
 	rng := rand.New(rand.NewPCG(45, 2026))
 	cells, strs := layoutRig(h, rng, r.strings, r.modules, r.cells)
@@ -110,8 +115,8 @@ func (r regRig) run(t *testing.T) regChanges {
 		for _, cs := range cells {
 			rd := peerReading{temp: room(sec) + 2 + cs.offT, volt: 3.95 + cs.offV}
 			physics(sec, cs.c, &rd)
-			rd.temp = quantise(rd.temp+0.05*rng.NormFloat64(), 0.1)
-			rd.volt = quantise(rd.volt+0.0005*rng.NormFloat64(), 0.001)
+			rd.temp = quantise(rd.temp+noise*0.05*rng.NormFloat64(), tempStep)
+			rd.volt = quantise(rd.volt+noise*0.0005*rng.NormFloat64(), 0.001)
 			sensor(sec, cs.c, &rd)
 			if temps && !math.IsNaN(rd.temp) {
 				feed(sec, cs.id, telemetry.CellTemperatureCelsius, rd.temp)

@@ -135,7 +135,7 @@ func defaultPeerRules() (PeersConfig, DeviationConfig, DeviationConfig, Deviatio
 			FastRise: 4, FastWindow: minutes(15), FastCelsiusPerHour: 10, FastFollow: 0.2,
 			FastStringsRise: 2.5, FastStringsWindow: minutes(30),
 			Hold: Hold{For: minutes(3), ClearFor: minutes(20)}},
-		SensorConfig{Enabled: true, MaxJumpCelsius: 10, MaxJumpVolts: 0.5, Spikes: 2, SpikeWindow: minutes(60),
+		SensorConfig{Enabled: true, MaxJumpCelsius: 10, MaxJumpVolts: 0.5, Spikes: 1, SpikeWindow: minutes(60),
 			MinStuckPolls: 10, StuckMoveCelsius: 0.5, StuckMoveVolts: 0.005, NoisyFactor: 4, NoisyMinCelsius: 0.5, Hold: Hold{For: minutes(1), ClearFor: minutes(15)}}
 }
 

@@ -12,15 +12,16 @@ func fmtNum(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 // overTemperature evaluates an absolute temperature limit, warning and
 // critical, with hysteresis on clearing.
 // Under a CoolingFailure (inhibit) the warning stays silent: the room's
-// alert says it; the critical limit always pages.
-func (e *Engine) overTemperature(st *entityState, s telemetry.Sample, c *OverTemperatureConfig, name string, out []Change, inhibit bool) []Change {
+// alert says it; the critical limit always pages, unless the cell is folded
+// into a neighbour's thermal runaway (its ThermalRunawayRisk pages).
+func (e *Engine) overTemperature(st *entityState, s telemetry.Sample, c *OverTemperatureConfig, name string, out []Change, inhibit, fold bool) []Change {
 	if !c.Enabled {
 		return out
 	}
 	limits := [2]float64{c.WarningCelsius, c.CriticalCelsius}
 	for i, limit := range limits {
 		a := &st.overTemp[i]
-		active := s.Value > limit && (i == 1 || !inhibit)
+		active := s.Value > limit && (i == 1 || !inhibit) && !fold
 		if a.firing() {
 			active = s.Value > limit-c.HysteresisCelsius
 		}

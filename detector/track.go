@@ -3,6 +3,7 @@ package detector
 import (
 	"math"
 	"slices"
+	"time"
 )
 
 // Sensor fault flags of a track.
@@ -34,19 +35,29 @@ type track struct {
 	heldT   int64   // its time
 	held2   float64 // a second one going on in the same direction (NaN: none)
 	heldT2  int64
+	// The level before the last jump that was taken as real, and when
+	// (NaN: none): a jump back to it soon after makes both spikes.
+	jumpFrom float64
+	jumpAt   int64
 	// Noise from the absolute second differences of the residual
 	// (r[t] - 2 r[t-1] + r[t-2]), which cancel trends, so a cell warming
 	// fast is not "noisy": a long-term EWMA, and the last few values whose
 	// median is the short-term estimate (a single step gives two large
-	// values, which the median ignores).
+	// values, and two neighbouring outliers four, which the median of
+	// twelve ignores).
 	absd    float64
-	recentD [8]float32
+	recentD [12]float32
 	nD      uint32
 	// Stuck detection: the repeated value, its run length and the peers'
 	// drift (see group.drift) when the run began.
 	stuckRun uint32
 	stuckVal float64
 	stuckMed float64
+	// stuckModMed is the module's drift when the run began (moduleDrift).
+	stuckModMed float64
+	// moved is what this sensor's changes added to its group's drift
+	// while it was leaving its peers (taken back when it stands out).
+	moved    float64
 	prevRes  float64 // NaN: none
 	prevRes2 float64 // NaN: none
 	res, thr float64 // last residual and the threshold it was judged by
@@ -65,7 +76,7 @@ type track struct {
 }
 
 func newTrack() track {
-	return track{last: math.NaN(), held: math.NaN(), held2: math.NaN(), prevRes: math.NaN(), prevRes2: math.NaN(), stuckVal: math.NaN(), pending: math.NaN(), prevVal: math.NaN()}
+	return track{last: math.NaN(), held: math.NaN(), held2: math.NaN(), jumpFrom: math.NaN(), prevRes: math.NaN(), prevRes2: math.NaN(), stuckVal: math.NaN(), pending: math.NaN(), prevVal: math.NaN()}
 }
 
 // secondDiffToSigma converts the mean absolute second difference of white
@@ -111,7 +122,7 @@ func (t *track) shortSigma(limit float64) float64 {
 	}
 	slices.Sort(v[:])
 	// median |N(0, 6σ²)| = 0.6745·√6·σ.
-	return float64(v[3]+v[4]) / 2 * 0.6052
+	return float64(v[len(v)/2-1]+v[len(v)/2]) / 2 * 0.6052
 }
 
 func abs32(x float32) float32 {
@@ -138,7 +149,7 @@ func (t *track) alternating() bool {
 			changes++
 		}
 	}
-	return changes >= 3
+	return changes >= len(t.recentD)/3
 }
 
 // pushValue remembers an accepted reading among the last three.
@@ -159,13 +170,24 @@ func (t *track) robustValue() float64 {
 	return max(min(a, b), min(max(a, b), c))
 }
 
+// excursionWindow is how soon after a jump taken as real a jump back to
+// the level before it shows that both were spikes: a cell does not warm by
+// max_jump in one poll and cool back as fast (its thermal time constant is
+// tens of minutes), so a plateau of a few readings is a sensor excursion.
+const excursionWindow = int64(10 * time.Minute)
+
 // accept runs the jump check on a plausible reading: a reading further than
 // maxJump from the last accepted one is held back; the next readings tell
 // whether it was a spike (they come back) or a real change (they stay, or a
 // second and a third reading go on in the same direction, as in a fast
-// runaway). It returns the readings to use now (0 to 3 of them, oldest
-// first, with their times) and whether a spike was just confirmed.
+// runaway). A jump back to where the sensor was before a jump taken as real,
+// within excursionWindow, was a spike of several readings. It returns the
+// readings to use now (0 to 3 of them, oldest first, with their times) and
+// whether a spike was just confirmed.
 func (t *track) accept(v float64, at int64, maxJump float64) (use [3]float64, times [3]int64, n int, spike bool) {
+	if !math.IsNaN(t.jumpFrom) && at-t.jumpAt > excursionWindow {
+		t.jumpFrom = math.NaN()
+	}
 	switch {
 	case math.IsNaN(t.last):
 		t.last = v
@@ -175,6 +197,7 @@ func (t *track) accept(v float64, at int64, maxJump float64) (use [3]float64, ti
 		t.held, t.held2 = math.NaN(), math.NaN()
 		switch {
 		case math.Abs(v-h2) <= maxJump/2, (h2-h)*(v-h2) > 0: // a trend, confirmed
+			t.jumpFrom, t.jumpAt = t.last, ht
 			t.last = v
 			return [3]float64{h, h2, v}, [3]int64{ht, ht2, at}, 3, false
 		case math.Abs(v-t.last) <= maxJump: // came back: both were spikes
@@ -187,6 +210,7 @@ func (t *track) accept(v float64, at int64, maxJump float64) (use [3]float64, ti
 		h, ht := t.held, t.heldT
 		switch {
 		case math.Abs(v-h) <= maxJump/2: // the jump was real: it stayed
+			t.jumpFrom, t.jumpAt = t.last, ht
 			t.held, t.last = math.NaN(), v
 			return [3]float64{h, v}, [3]int64{ht, at}, 2, false
 		case math.Abs(v-t.last) <= maxJump: // came back: a spike
@@ -198,6 +222,10 @@ func (t *track) accept(v float64, at int64, maxJump float64) (use [3]float64, ti
 		}
 		t.held, t.heldT = v, at // another jump the other way: hold it instead
 		return use, times, 0, false
+	case math.Abs(v-t.last) > maxJump && !math.IsNaN(t.jumpFrom) && math.Abs(v-t.jumpFrom) <= maxJump/2:
+		// Back where it was before the last jump: an excursion.
+		t.last, t.jumpFrom = v, math.NaN()
+		return [3]float64{v}, [3]int64{at}, 1, true
 	case math.Abs(v-t.last) > maxJump:
 		t.held, t.heldT = v, at
 		return use, times, 0, false
