@@ -60,10 +60,13 @@ type modPeer struct {
 	hot       bool    // the module stood out from its string at the last poll
 	nCells    int     // cells with a sound temperature in the last poll
 	slope     float64 // median rising slope of its cells, °C/h
-	// driftT and driftV accumulate its cells' common movement (moduleDrift).
+	// driftT and driftV accumulate its cells' common movement
+	// (moduleDrift), from accSum over accN changes at each poll.
 	driftT, driftV float64
-	// inRunaway counts its cells whose ThermalRunawayRisk fired at the
-	// last poll: their neighbours then start no alerts of their own.
+	accSum         float64
+	accN           uint32
+	// inRunaway counts its cells whose ThermalRunawayRisk fires: their
+	// neighbours then start no alerts of their own.
 	inRunaway uint32
 	runaway   alertState
 	cells     []uint32 // indices into Engine.cells, ascending by ID
@@ -342,32 +345,22 @@ func (e *Engine) fewAsConstant(g *group, isTemp bool, run uint32, reporting int)
 	return 4*constant <= reporting
 }
 
-// moduleDrift accumulates each module's common movement: the mean change
-// of its sound cells since the last poll, clipped like the string's. A
-// stuck sensor's module-mates must have moved too: a module warming on its
-// own moves its string's drift, but not the readings of the still modules
-// beside it.
-func (e *Engine) moduleDrift(g *group, isTemp bool, bound float64) {
+// moduleDrift adds to each module's common movement the mean of its sound
+// cells' changes since the last poll (clipped like the string's), summed
+// into accSum and accN by pollTracks. A stuck sensor's module-mates must
+// have moved too: a module warming on its own moves its string's drift,
+// but not the readings of the still modules beside it.
+func (e *Engine) moduleDrift(g *group, isTemp bool) {
 	for _, mi := range g.mods {
 		m := &e.mods[mi]
-		sum, n := 0.0, 0
-		for _, ci := range m.cells {
-			tr := &e.cells[ci].volt
+		if m.accN > 0 {
 			if isTemp {
-				tr = &e.cells[ci].temp
-			}
-			if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.fault&(faultStuck|faultNoisy) == 0 && !math.IsNaN(tr.prevVal) {
-				sum += clip(tr.pending-tr.prevVal, bound)
-				n++
-			}
-		}
-		if n > 0 {
-			if isTemp {
-				m.driftT += sum / float64(n)
+				m.driftT += m.accSum / float64(m.accN)
 			} else {
-				m.driftV += sum / float64(n)
+				m.driftV += m.accSum / float64(m.accN)
 			}
 		}
+		m.accSum, m.accN = 0, 0
 	}
 }
 
@@ -419,15 +412,6 @@ func (e *Engine) closePoll(g *group, out []Change) []Change {
 	medV, okV := e.pollTracks(g, false, dt, load, t)
 	medT, ok := e.pollTracks(g, true, dt, load, t)
 	out = e.pollModules(g, t, dt, load, inhibit, out)
-	for _, mi := range g.mods {
-		m := &e.mods[mi]
-		m.inRunaway = 0
-		for _, ci := range m.cells {
-			if e.cells[ci].runaway.firing() {
-				m.inRunaway++
-			}
-		}
-	}
 	for _, ci := range g.cells {
 		c := &e.cells[ci]
 		if c.temp.seq == g.seq && !math.IsNaN(c.temp.pending) || c.volt.seq == g.seq && !math.IsNaN(c.volt.pending) {
@@ -511,21 +495,29 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	if len(diffs) >= pc.MinPeers {
 		move, bound := e.commonMove(diffs, quant)
 		*drift += move
-		e.moduleDrift(g, isTemp, bound)
 		for _, ci := range g.cells {
-			tr := sel(&e.cells[ci])
-			if tr.seq != g.seq || math.IsNaN(tr.pending) || tr.fault&(faultStuck|faultNoisy) != 0 || apart(tr) || math.IsNaN(tr.prevVal) {
+			c := &e.cells[ci]
+			tr := sel(c)
+			if tr.seq != g.seq || math.IsNaN(tr.pending) || tr.fault&(faultStuck|faultNoisy) != 0 || math.IsNaN(tr.prevVal) {
+				continue
+			}
+			ch := clip(tr.pending-tr.prevVal, bound)
+			m := &e.mods[c.mod-1]
+			m.accSum += ch
+			m.accN++
+			if apart(tr) {
 				continue
 			}
 			// Only what it added while already leaving its peers (beyond
 			// its noise, or a quarter of its threshold) is its own
 			// movement; before that it moved with them.
 			if leaving := tr.thr > 0 && math.Abs(tr.res) >= math.Min(0.25*tr.thr, 3*tr.sigma(floor)); leaving {
-				tr.moved += clip(tr.pending-tr.prevVal, bound) / float64(len(diffs))
+				tr.moved += ch / float64(len(diffs))
 			} else {
 				tr.moved = 0
 			}
 		}
+		e.moduleDrift(g, isTemp)
 	}
 	if isTemp {
 		w := e.cfg.CellTemperatureRising.Window.Nanos()
@@ -875,8 +867,11 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 	}
 	if kc.Enabled {
 		st := c.runaway.step(t, risk, &kc.Hold)
-		if st == StatusFiring {
+		switch st {
+		case StatusFiring:
 			m.inRunaway++ // its neighbours start nothing from now on
+		case StatusResolved:
+			m.inRunaway--
 		}
 		out = e.emit(out, st, t, AlertThermalRunawayRisk, SeverityCritical, ent, tr.pending,
 			func() string {
