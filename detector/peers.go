@@ -27,7 +27,8 @@ type cellPeer struct {
 	// window/ringSize for the rising rule.
 	ring    slopeRing
 	slope   float64    // Theil-Sen, °C/h, over the window
-	thirds  [3]float64 // the same over each third of the window, oldest first
+	thirds  [3]float64 // the same over each third of the window, oldest first (thirdsOf)
+	thirdsN uint32     // ring.n when thirds were worked out
 	span    float64    // hours the ring covers
 	rising  alertState
 	runaway alertState
@@ -284,7 +285,16 @@ func (e *Engine) commonMove(changes []float64, quantum float64) (move, bound flo
 	return sum / float64(len(changes)), bound
 }
 
-func clip(x, bound float64) float64 { return math.Max(-bound, math.Min(bound, x)) }
+// clip limits x to ±bound (bound ≥ 0, x not NaN).
+func clip(x, bound float64) float64 {
+	if x > bound {
+		return bound
+	}
+	if x < -bound {
+		return -bound
+	}
+	return x
+}
 
 // Stuck sensors by their peers' change rate: the odds below which a run of
 // one repeated value is not chance, and the polls over which the rate is
@@ -677,7 +687,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		if isTemp {
 			switch {
 			case tr.fault != 0:
-				c.ring.n, c.slope, c.thirds, c.span = 0, 0, [3]float64{}, 0 // restart once the sensor is sound
+				c.ring.n, c.slope, c.thirds, c.thirdsN, c.span = 0, 0, [3]float64{}, 0, 0 // restart once the sensor is sound
 			default:
 				e.ringPush(c, t, rel)
 			}
@@ -699,9 +709,22 @@ func (e *Engine) ringPush(c *cellPeer, t int64, rel float64) {
 		return
 	}
 	c.slope, c.span = c.ring.theilSen(t-w, t)
-	for i := range c.thirds {
-		c.thirds[i], _ = c.ring.theilSen(t-w+int64(i)*w/3, t-w+int64(i+1)*w/3)
+}
+
+// thirdsOf works out, when the ring has a new point, the Theil-Sen slopes
+// of the three thirds of the window ending at its latest point. Only a hot
+// cell needs them (accelerating), so they are not worked out on every
+// push.
+func (e *Engine) thirdsOf(c *cellPeer) *[3]float64 {
+	if c.thirdsN != c.ring.n {
+		c.thirdsN = c.ring.n
+		w := e.cfg.CellTemperatureRising.Window.Nanos()
+		t := c.ring.t[(c.ring.n-1)%ringSize]
+		for i := range c.thirds {
+			c.thirds[i], _ = c.ring.theilSen(t-w+int64(i)*w/3, t-w+int64(i+1)*w/3)
+		}
 	}
+	return &c.thirds
 }
 
 // push stores v at t when the ring is due for a point (one every
@@ -858,7 +881,7 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 	// counts then.
 	kc := &e.cfg.ThermalRunawayRisk
 	sag := !load && voltRecent && vr.res <= -math.Max(kc.SagVolts, 4*vr.sigma(0.001))
-	accel := !load && c.accelerating(kc.AcceleratingPerHour, m.slope)
+	accel := !load && hot && accelerating(e.thirdsOf(c), kc.AcceleratingPerHour, m.slope)
 	crit := tr.pending >= kc.CriticalCelsius
 	warmish := tr.res >= runawayWarmish*tr.thr
 	risk := standsOut && !fold && ((warmish && sag) || (hot && (accel || crit)))
@@ -900,9 +923,9 @@ const runawayWarmish = 0.5
 // rising window, each third's slope (relative to the module's) above the
 // previous, the last above limit and the middle already rising: a one-off
 // step sits in a single third and is not acceleration.
-func (c *cellPeer) accelerating(limit, moduleSlope float64) bool {
+func accelerating(thirds *[3]float64, limit, moduleSlope float64) bool {
 	base := math.Max(0, moduleSlope)
-	s1, s2, s3 := c.thirds[0]-base, c.thirds[1]-base, c.thirds[2]-base
+	s1, s2, s3 := thirds[0]-base, thirds[1]-base, thirds[2]-base
 	return s3 >= limit && s2 >= 0.25*limit && s3 > 1.3*s2 && s2 > s1
 }
 

@@ -109,12 +109,14 @@ func (t *track) shortSigma(limit float64) float64 {
 	if t.nD < uint32(len(t.recentD)) {
 		return 0
 	}
-	top := float32(0)
+	// The largest |d|: a non-negative float32's bits order as integers,
+	// so the scan needs no branches on floats.
+	top := uint32(0)
 	for _, d := range t.recentD {
-		top = max(top, abs32(d))
+		top = max(top, math.Float32bits(d)&0x7fffffff)
 	}
-	if float64(top)*0.6052 <= limit {
-		return float64(top) * 0.6052
+	if est := float64(math.Float32frombits(top)) * 0.6052; est <= limit {
+		return est
 	}
 	v := t.recentD
 	for i := range v {
