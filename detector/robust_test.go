@@ -61,6 +61,18 @@ func unevenDischarge(sec int, c peerCell, r *peerReading) {
 	}
 }
 
+// hotModuleWithNeighbour: module 2 heats 8 °C over 30 min from hour 2,
+// module 3 beside it 30 % as much.
+func hotModuleWithNeighbour(sec int, c peerCell, r *peerReading) {
+	heat := 8 * ramp(sec, 2*hour, hour/2)
+	switch c.mod {
+	case 2:
+		r.temp += heat
+	case 3:
+		r.temp += 0.3 * heat
+	}
+}
+
 func TestRobustnessToOtherPhysics(t *testing.T) {
 	hot := peerCell{1, 2, 3}
 	cases := []struct {
@@ -82,37 +94,21 @@ func TestRobustnessToOtherPhysics(t *testing.T) {
 			})
 		},
 	}, {
-		// A hot module warms its neighbour for real; the neighbour's own
-		// warming alert would be the same incident again.
 		// A quarter of the string warming on its own moves the peers'
 		// common movement; the still modules' sensors did not move, and
 		// are not stuck.
 		name: "a module of four heating 8 °C: the sensors of the still modules are not stuck",
 		rig: regRig{strings: 1, modules: 4, cells: 8, secs: 5 * hour, tempEvery: 30, voltEvery: 30,
-			physics: func(sec int, c peerCell, r *peerReading) {
-				heat := 8 * ramp(sec, 2*hour, hour/2)
-				switch c.mod {
-				case 2:
-					r.temp += heat
-				case 3:
-					r.temp += 0.3 * heat
-				}
-			}},
+			physics: hotModuleWithNeighbour},
 		check: func(t *testing.T, cs regChanges) {
 			expectNone(t, cs.firings(), "sensor faults", func(c regChange) bool { return c.name == AlertSensorFault })
 		},
 	}, {
+		// A hot module warms its neighbour for real; the neighbour's own
+		// warming alert would be the same incident again.
 		name: "a module heating 8 °C, its neighbour warming 30 % as much",
 		rig: regRig{strings: 1, modules: 8, cells: 4, secs: 5 * hour, tempEvery: 30, voltEvery: 30,
-			physics: func(sec int, c peerCell, r *peerReading) {
-				heat := 8 * ramp(sec, 2*hour, hour/2)
-				switch c.mod {
-				case 2:
-					r.temp += heat
-				case 3:
-					r.temp += 0.3 * heat
-				}
-			}},
+			physics: hotModuleWithNeighbour},
 		check: func(t *testing.T, cs regChanges) {
 			expectFiring(t, cs, 2*hour+15*60, math.Inf(1), "ModuleTemperatureRising warning ups-a/1/2")
 			expectNone(t, cs.firings(), "alerts for the neighbouring module", func(c regChange) bool {
