@@ -1018,6 +1018,8 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 		m.nCells = len(cells)
 		m.temp.pending = math.NaN()
 		switch {
+		case len(cells) >= 4 && g.quantT >= 0.5:
+			m.temp.pending = midMean(cells)
 		case len(cells) > 0:
 			m.temp.pending = median(cells)
 		case m.sensorSeq == g.seq && !math.IsNaN(m.sensorVal):
@@ -1072,7 +1074,14 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 		r := rel - tr.off
 		tr.noise(r, 1.0/50)
 		tr.res = r
-		sigma := math.Hypot(tr.sigma(floor), sp)
+		mfloor := floor
+		if m.nCells >= 4 && g.quantT >= 0.5 {
+			// The mean of the middle half of coarse readings moves by a
+			// fraction of a quantum: cells sit at their own offsets across
+			// the steps, so their readings flip at different temperatures.
+			mfloor = math.Max(0.05, floor*math.Sqrt(2/float64(m.nCells)))
+		}
+		sigma := math.Hypot(tr.sigma(mfloor), sp)
 		tr.thr = math.Max(mc.Threshold, mc.Z*sigma)
 		// Combined evidence: half the threshold while the module warms as a
 		// whole faster than the rising rule's rate, unless a hotter
@@ -1135,7 +1144,13 @@ func (e *Engine) moduleRising(m *modPeer, g *group, t int64, r, sigma float64, l
 	}
 	// A noise-aware bar: the median of a module's cells moves by half or
 	// whole quanta, and the residual's own noise must not make a rise.
-	need := max(rc.MinRiseCelsius, 2*g.quantT, moduleRisingZ*sigma)
+	// A median of coarse readings moves by half or whole quanta; the mean
+	// of the middle half by less, but a module whose cells all sit near
+	// one step still moves by nearly a whole quantum at once.
+	need := max(rc.MinRiseCelsius, moduleRisingZ*sigma, 1.5*g.quantT)
+	if m.nCells < 4 {
+		need = max(need, 2*g.quantT)
+	}
 	warming := m.rspan >= 0.5*time.Duration(rc.Window).Hours() && m.rslope >= rate && m.rlevel >= need && !e.warmedByNeighbour(g, m)
 	if m.rising.firing() {
 		warming = m.rslope >= 0.6*rate || r >= m.temp.thr
@@ -1165,6 +1180,19 @@ func (e *Engine) warmedByNeighbour(g *group, m *modPeer) bool {
 // moduleRisingZ is how many noise sigmas of the module's residual the level
 // must stand above its offset for ModuleTemperatureRising.
 const moduleRisingZ = 4
+
+// midMean is the mean of the middle half of v (the interquartile mean),
+// sorting v in place: robust to a cell or two running away, and, unlike a
+// median, not stuck on the quantisation steps of coarse sensors.
+func midMean(v []float64) float64 {
+	slices.Sort(v)
+	lo, hi := len(v)/4, len(v)-len(v)/4
+	sum := 0.0
+	for _, x := range v[lo:hi] {
+		sum += x
+	}
+	return sum / float64(hi-lo)
+}
 
 // onGrid reports whether v is a multiple of the step q.
 func onGrid(v, q float64) bool {

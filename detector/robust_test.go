@@ -94,6 +94,33 @@ func TestRobustnessToOtherPhysics(t *testing.T) {
 			})
 		},
 	}, {
+		// Behind 1 °C sensors a module's median moves by whole steps; the
+		// mean of its middle half sees the climb earlier (20 min here; 23
+		// with the median and its two-quanta bar).
+		name: "1 °C sensors, a module warming 6 °C an hour",
+		rig: regRig{strings: 1, modules: 8, cells: 12, secs: 4 * hour, tempEvery: 30, voltEvery: 30, tempStep: 1,
+			physics: func(sec int, c peerCell, r *peerReading) {
+				if c.mod == 5 {
+					r.temp += 6 * ramp(sec, 2*hour, hour)
+				}
+			}},
+		check: func(t *testing.T, cs regChanges) {
+			expectFiring(t, cs, 2*hour+21*60, math.Inf(1), "ModuleTemperatureRising warning ups-a/1/5", "ModuleTemperatureDeviation warning ups-a/1/5")
+		},
+	}, {
+		// Every cell of a module just below a step of its 1 °C sensors:
+		// 0.3 °C of warming flips them all at once.
+		name: "1 °C sensors, a module whose cells all sit just below a step warms 0.3 °C",
+		rig: regRig{strings: 1, modules: 8, cells: 12, secs: 5 * hour, tempEvery: 30, voltEvery: 30, tempStep: 1,
+			physics: func(sec int, c peerCell, r *peerReading) {
+				if c.mod == 5 {
+					r.temp = 25.35 + 0.3*ramp(sec, 2*hour, hour/2)
+				}
+			}},
+		check: func(t *testing.T, cs regChanges) {
+			expectNone(t, cs.firings(), "alerts", func(regChange) bool { return true })
+		},
+	}, {
 		// A quarter of the string warming on its own moves the peers'
 		// common movement; the still modules' sensors did not move, and
 		// are not stuck.
