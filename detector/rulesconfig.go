@@ -109,8 +109,9 @@ type SensorConfig struct {
 	Spikes      int                 `yaml:"spikes"`
 	SpikeWindow yamlstrict.Duration `yaml:"spike_window"`
 	// A sensor repeating one value for at least MinStuckPolls polls while
-	// its peers' median moved by StuckMoveCelsius (or StuckMoveVolts, and
-	// at least two quanta) is stuck.
+	// its peers' and its module-mates' common movement reached
+	// StuckMoveCelsius (or StuckMoveVolts; at least 1.5 quanta, 1.5 × that
+	// while the string discharges) is stuck.
 	MinStuckPolls    int     `yaml:"min_stuck_polls"`
 	StuckMoveCelsius float64 `yaml:"stuck_move_celsius"`
 	StuckMoveVolts   float64 `yaml:"stuck_move_volts"`
