@@ -268,17 +268,9 @@ func (e *Engine) roomClimbing(u *upsState) bool {
 		u.climb.climb < cc.FastRise || !u.climb.steady() || u.amb.rise < cc.FastRise/2 {
 		return false
 	}
-	following, n := 0, 0
-	for _, gi := range u.groups {
-		g := &e.groups[gi]
-		if !e.coolingUsable(g) {
-			continue
-		}
-		n++
-		if g.climb.span >= 0.5*win && g.climb.climb >= math.Max(cc.FastFollow, 2*g.quantT) {
-			following++
-		}
-	}
+	following, n := e.usableStrings(u, func(g *group) bool {
+		return g.climb.span >= 0.5*win && g.climb.climb >= math.Max(cc.FastFollow, 2*g.quantT)
+	})
 	return n > 0 && 2*following >= n
 }
 
@@ -299,20 +291,28 @@ func (e *Engine) stringsClimbing(u *upsState) bool {
 		return false
 	}
 	win := time.Duration(cc.FastStringsWindow).Hours()
-	climbing, n := 0, 0
+	climbing, n := e.usableStrings(u, func(g *group) bool {
+		c := &g.climbLong
+		return c.span >= 0.75*win && c.climb >= math.Max(cc.FastStringsRise, 2*g.quantT) && c.late > c.early && c.late > 0 &&
+			g.cool.rise >= cc.FastStringsRise/2
+	})
+	return n >= 2 && 2*climbing >= n
+}
+
+// usableStrings counts a UPS's strings that tell about its room
+// (coolingUsable), and how many of them show what show reports.
+func (e *Engine) usableStrings(u *upsState, show func(g *group) bool) (showing, usable int) {
 	for _, gi := range u.groups {
 		g := &e.groups[gi]
 		if !e.coolingUsable(g) {
 			continue
 		}
-		n++
-		c := &g.climbLong
-		if c.span >= 0.75*win && c.climb >= math.Max(cc.FastStringsRise, 2*g.quantT) && c.late > c.early && c.late > 0 &&
-			g.cool.rise >= cc.FastStringsRise/2 {
-			climbing++
+		usable++
+		if show(g) {
+			showing++
 		}
 	}
-	return n >= 2 && 2*climbing >= n
+	return showing, usable
 }
 
 // coolingUsable says whether a string's temperature tells about its room:

@@ -278,15 +278,27 @@ func noCooling(t *testing.T, cs regChanges) {
 	expectNone(t, cs, "cooling failures", func(c regChange) bool { return c.name == AlertCoolingFailure })
 }
 
+// regCase is a rig and what a user must see from it.
+type regCase struct {
+	name  string
+	rig   regRig
+	check func(t *testing.T, cs regChanges)
+}
+
+// runRegCases runs each case as a subtest.
+func runRegCases(t *testing.T, cases []regCase) {
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.check(t, tc.rig.run(t))
+		})
+	}
+}
+
 func TestReviewRegressions(t *testing.T) {
 	hot := peerCell{1, 2, 3}
 	hotPath := hot.path()
 	runaway := "ThermalRunawayRisk critical " + hotPath
-	cases := []struct {
-		name  string
-		rig   regRig
-		check func(t *testing.T, cs regChanges)
-	}{{
+	runRegCases(t, []regCase{{
 		// Rules stepped on every poll, so a voltage-only poll reset the
 		// runaway rule's hold before it could fire.
 		name: "mixed cadence: voltages every 10 s, temperatures every 60 s, one cell heating and sagging",
@@ -395,10 +407,5 @@ func TestReviewRegressions(t *testing.T) {
 			expectFiring(t, cs, 4*hour, math.Inf(1), "CellTemperatureDeviation warning ups-a/1/1/2")
 			expectNone(t, cs, "runaway risk", func(c regChange) bool { return c.name == AlertThermalRunawayRisk })
 		},
-	}}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			tc.check(t, tc.rig.run(t))
-		})
-	}
+	}})
 }
