@@ -13,6 +13,7 @@ package sim
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"hash/fnv"
 	"io"
@@ -202,7 +203,7 @@ func Run(sc *Scenario, w io.Writer) (*Labels, *inventory.Inventory, error) {
 	// Draws that only other physics needs come from a stream of their own,
 	// so that the main stream is the same whatever the physics.
 	prng := rand.New(rand.NewPCG(sc.Seed, h.Sum64()^0x9b4a5e1c3f27d860))
-	cellTau := float64(thermalTauSeconds) * orOne(phy.TauScale)
+	cellTau := float64(thermalTauSeconds) * cmp.Or(phy.TauScale, 1)
 	labels := &Labels{
 		Scenario: sc.Name, Seed: sc.Seed, Physics: phy.String(), Start: sc.Start.UTC(), End: sc.Start.Add(sc.Duration).UTC(),
 		IntervalSeconds: sc.Interval.Seconds(), Cells: sc.Cells(),
@@ -270,7 +271,7 @@ func Run(sc *Scenario, w io.Writer) (*Labels, *inventory.Inventory, error) {
 	bw.WriteString("time,ups,string,module,cell,metric,value\n")
 	wr := &rowWriter{bw: bw}
 	dt := sc.Interval.Seconds()
-	noise := orOne(phy.NoiseScale)
+	noise := cmp.Or(phy.NoiseScale, 1)
 	steps := int64(sc.Duration / sc.Interval)
 	for step := int64(0); step <= steps; step++ {
 		sec := int64(time.Duration(step) * sc.Interval / time.Second)
@@ -432,7 +433,7 @@ func advanceRunaways(faults []faultState, sec int64, dt float64) {
 // stepCell advances a cell's true temperature and fault state.
 func stepCell(sc *Scenario, u *UPSSpec, ss *stringSim, c *cellSim, faults []faultState, sec int64, dt, air float64, sid, mid, cid string) {
 	phy := &sc.Physics
-	heat := jouleCelsiusPerC2 * orOne(phy.JouleScale) * ss.current * ss.current * c.resist
+	heat := jouleCelsiusPerC2 * cmp.Or(phy.JouleScale, 1) * ss.current * ss.current * c.resist
 	c.sagV = 0
 	var runaway *faultState
 	for i := range faults {

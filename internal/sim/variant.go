@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -67,14 +68,6 @@ type Physics struct {
 	PrecursorSpeed float64
 	// NoSag makes runaways heat without any voltage sag.
 	NoSag bool
-}
-
-// orOne is x, or 1 when x is 0 (an unset scale).
-func orOne(x float64) float64 {
-	if x == 0 {
-		return 1
-	}
-	return x
 }
 
 // physicsKey is one key of ParsePhysics.
@@ -263,7 +256,7 @@ func (p Physics) apply(sc *Scenario) *Scenario {
 	if p.PollInterval > 0 {
 		c.Interval = p.PollInterval
 	}
-	c.MissingRate = math.Min(1, sc.MissingRate*orOne(p.MissingScale))
+	c.MissingRate = math.Min(1, sc.MissingRate*cmp.Or(p.MissingScale, 1))
 	c.Events = slices.Clone(sc.Events)
 	if p.DischargeC > 0 {
 		for i := range c.Events {
