@@ -381,16 +381,23 @@ func (m *modPeer) drift(isTemp bool) float64 {
 	return m.driftV
 }
 
-// moduleMoved reports whether a cell's module-mates moved by need since
-// its run of one value began. The cell's own unchanged reading is a 1/n
-// share of the module's mean, taken out. Modules of fewer than three cells
-// are too small to tell, and leave it to the string.
-func moduleMoved(m *modPeer, tr *track, isTemp bool, need float64) bool {
+// moduleMoved reports whether a cell's module-mates swept a range of need
+// since its run of one value began. The cell's own unchanged reading is a
+// 1/n share of the module's mean, taken out. Modules of fewer than three
+// cells are too small to tell, and leave it to the string.
+func moduleMoved(m *modPeer, tr *track, need float64) bool {
 	n := len(m.cells)
 	if n < 3 {
 		return true
 	}
-	return math.Abs(m.drift(isTemp)-tr.stuckModMed)*float64(n)/float64(n-1) >= need
+	return (tr.stuckModHi-tr.stuckModLo)*float64(n)/float64(n-1) >= need
+}
+
+// resetSweep starts the ranges the peers' drift sweeps from where they
+// are now.
+func (tr *track) resetSweep(drift, modDrift float64) {
+	tr.stuckLo, tr.stuckHi = drift, drift
+	tr.stuckModLo, tr.stuckModHi = modDrift, modDrift
 }
 
 // spread is 1.4826 × the median absolute deviation of v around med (the
@@ -561,8 +568,8 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 			if tr.pending == tr.stuckVal {
 				tr.stuckRun++
 			} else {
-				tr.stuckVal, tr.stuckRun, tr.stuckMed = tr.pending, 0, *drift
-				tr.stuckModMed = e.mods[e.cells[ci].mod-1].drift(isTemp)
+				tr.stuckVal, tr.stuckRun = tr.pending, 0
+				tr.resetSweep(*drift, e.mods[e.cells[ci].mod-1].drift(isTemp))
 			}
 			tr.prevVal = tr.pending
 		}
@@ -619,7 +626,11 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		}
 		m := &e.mods[c.mod-1]
 		if settling {
-			tr.stuckMed, tr.stuckModMed = *drift, m.drift(isTemp)
+			tr.resetSweep(*drift, m.drift(isTemp))
+		} else {
+			md := m.drift(isTemp)
+			tr.stuckLo, tr.stuckHi = min(tr.stuckLo, *drift), max(tr.stuckHi, *drift)
+			tr.stuckModLo, tr.stuckModHi = min(tr.stuckModLo, md), max(tr.stuckModHi, md)
 		}
 		v := tr.pending
 		// Stuck: the same value poll after poll while the peers moved.
@@ -636,7 +647,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		// the peers come back to where they were.
 		switch {
 		case tr.fault&faultStuck != 0 && tr.stuckRun > 0:
-		case tr.stuckRun >= uint32(e.cfg.SensorFault.MinStuckPolls) && (moduleMoved(m, tr, isTemp, need) && math.Abs(*drift-tr.stuckMed) >= need || tr.stuckRun >= stillRun) &&
+		case tr.stuckRun >= uint32(e.cfg.SensorFault.MinStuckPolls) && (moduleMoved(m, tr, need) && tr.stuckHi-tr.stuckLo >= need || tr.stuckRun >= stillRun) &&
 			e.fewAsConstant(g, isTemp, tr.stuckRun, reporting):
 			tr.fault |= faultStuck
 		default:

@@ -395,6 +395,23 @@ func TestPeerRules(t *testing.T) {
 			}},
 		want: []string{"SensorFault warning ups-a/1/2/6"},
 	}, {
+		// Down 1 °C and up 2 °C: 1 °C net, short of the 1.5 °C a stuck 1 °C
+		// sensor's peers must move, but a sound sensor that swept 2 °C
+		// must have changed its reading.
+		name: "1 °C sensors: one stuck while its peers cool 1 °C, then warm 2 °C, is found",
+		rig: peerRig{strings: 1, hours: 5,
+			room: func(sec int) float64 { return 25.3 - ramp(sec, 2*hour, hour) + 2*ramp(sec, 3*hour, hour) },
+			sensor: func(sec int, c peerCell, r *peerReading) {
+				r.temp = math.Round(r.temp)
+				stuckWhole(sec, c, r)
+			}},
+		want: []string{"SensorFault warning ups-a/1/2/6"},
+	}, {
+		name: "1 °C sensors: peers cooling 1 °C and warming back page nothing",
+		rig: peerRig{strings: 1, hours: 5,
+			room:   func(sec int) float64 { return 25.3 - ramp(sec, 2*hour, hour) + ramp(sec, 3*hour, hour) },
+			sensor: func(_ int, _ peerCell, r *peerReading) { r.temp = math.Round(r.temp) }},
+	}, {
 		name: "a cell 2 °C warmer than its peers that sags 10 mV (each alone below its bar)",
 		rig: peerRig{strings: 1, hours: 4, physics: only(hotSag, func(sec int, r *peerReading) {
 			r.temp += 2 * ramp(sec, 2*hour, 30*60)
@@ -437,6 +454,9 @@ func TestPeerRules(t *testing.T) {
 
 // stuckHalf is a 0.5 °C sensor of cell 2/6 of string 1 stuck from hour 2.
 var stuckHalf = stuckFrom(peerCell{1, 2, 6}, 2*hour)
+
+// stuckWhole is a 1 °C sensor of cell 2/6 of string 1 stuck from hour 2.
+var stuckWhole = stuckFrom(peerCell{1, 2, 6}, 2*hour)
 
 // during reports whether from <= sec < to.
 func during(sec, from, to int) bool { return sec >= from && sec < to }

@@ -109,7 +109,7 @@ type SensorConfig struct {
 	Spikes      int                 `yaml:"spikes"`
 	SpikeWindow yamlstrict.Duration `yaml:"spike_window"`
 	// A sensor repeating one value for at least MinStuckPolls polls while
-	// its peers' and its module-mates' common movement reached
+	// its peers' and its module-mates' common movement swept a range of
 	// StuckMoveCelsius (or StuckMoveVolts; at least 1.5 quanta, 1.5 × that
 	// while the string discharges) is stuck.
 	MinStuckPolls    int     `yaml:"min_stuck_polls"`

@@ -48,13 +48,14 @@ type track struct {
 	absd    float64
 	recentD [12]float32
 	nD      uint32
-	// Stuck detection: the repeated value, its run length and the peers'
-	// drift (see group.drift) when the run began.
-	stuckRun uint32
-	stuckVal float64
-	stuckMed float64
-	// stuckModMed is the module's drift when the run began (moduleDrift).
-	stuckModMed float64
+	// Stuck detection: the repeated value, its run length, and the lowest
+	// and highest the peers' drift (see group.drift) has been since the
+	// run began. A sound sensor whose value swept a range of a quantum
+	// must have changed its reading, whichever way the sweep went.
+	stuckRun               uint32
+	stuckVal               float64
+	stuckLo, stuckHi       float64
+	stuckModLo, stuckModHi float64 // the same for the module's drift (moduleDrift)
 	// moved is what this sensor's changes added to its group's drift
 	// while it was leaving its peers (taken back when it stands out).
 	moved    float64
