@@ -138,3 +138,39 @@ func BenchmarkPollAgainstBareGoburrow(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDecode decodes one poll of a 256-cell BMS (512 registers) from
+// the dense image a Device fills, and from a Registers map: the CPU the
+// collector spends on a poll beyond the network.
+func BenchmarkDecode(b *testing.B) {
+	m, err := ParseMap([]byte(bmsMap), "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	blocks := m.Plan(0)
+	regs := Registers{}
+	im := newImage(blocks)
+	for _, blk := range blocks {
+		vals := make([]uint16, blk.Count)
+		for i := range vals {
+			vals[i] = uint16(3300 + i)
+			regs[blk.Start+uint16(i)] = vals[i]
+		}
+		im.store(blk.Start, vals)
+	}
+	for _, bc := range []struct {
+		name string
+		d    dump
+	}{{"image", im}, {"map", regs}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var buf []Reading
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = m.decode(bc.d, buf).Readings
+			}
+			if len(buf) != 512 {
+				b.Fatalf("decoded %d readings, want 512", len(buf))
+			}
+		})
+	}
+}

@@ -49,7 +49,7 @@ type Device struct {
 	spare, late []Block
 	answered    bool
 
-	regs     Registers // the dump of the poll in progress, reused
+	regs     *image    // the dump of the poll in progress, reused
 	readings []Reading // the last poll's readings, reused by the next
 	ids      idCache   // the entity of each reading, from the last poll
 
@@ -69,8 +69,9 @@ func NewDevice(cfg DeviceConfig, link *Link) *Device {
 	if now == nil {
 		now = time.Now
 	}
-	return &Device{cfg: cfg, link: link, blocks: cfg.Map.Plan(cfg.MaxGap), now: now,
-		health: Health{Errors: map[string]uint64{}}, unreadable: map[Block]bool{}, regs: Registers{}}
+	blocks := cfg.Map.Plan(cfg.MaxGap)
+	return &Device{cfg: cfg, link: link, blocks: blocks, now: now,
+		health: Health{Errors: map[string]uint64{}}, unreadable: map[Block]bool{}, regs: newImage(blocks)}
 }
 
 // Name is the device's name from its configuration.
@@ -91,7 +92,7 @@ func (d *Device) Health() Health {
 // readSplit reads b by bisection after an "illegal data address": it
 // returns the sub-blocks that were read (their registers stored in regs),
 // and an error that is not an illegal address (which ends the bisection).
-func (d *Device) readSplit(ctx context.Context, b Block, regs Registers, depth int) ([]Block, *ReadError) {
+func (d *Device) readSplit(ctx context.Context, b Block, regs *image, depth int) ([]Block, *ReadError) {
 	halves := [2]Block{{b.Start, b.Count / 2}, {b.Start + b.Count/2, b.Count - b.Count/2}}
 	var good []Block
 	for _, h := range halves {
@@ -99,9 +100,7 @@ func (d *Device) readSplit(ctx context.Context, b Block, regs Registers, depth i
 		switch {
 		case err == nil:
 			good = append(good, h)
-			for i, v := range vals {
-				regs[h.Start+uint16(i)] = v
-			}
+			regs.store(h.Start, vals)
 		case err.Kind == ErrException && err.Exception == 2 && h.Count > 1 && depth < 12:
 			g, herr := d.readSplit(ctx, h, regs, depth+1)
 			good = append(good, g...)
@@ -157,7 +156,7 @@ func (d *Device) Poll(ctx context.Context) Poll {
 	start := d.now()
 	p := Poll{Device: d.cfg.Name, Time: start}
 	regs := d.regs
-	clear(regs)
+	regs.reset()
 	ok := 0
 	input := d.cfg.Map.Function == "input"
 	// The next poll's order: the blocks in this poll's order, then those
@@ -174,9 +173,7 @@ func (d *Device) Poll(ctx context.Context) Poll {
 		case err == nil:
 			d.answered = true
 			ok++
-			for i, v := range vals {
-				regs[b.Start+uint16(i)] = v
-			}
+			regs.store(b.Start, vals)
 			next = append(next, b)
 		case err.Kind == ErrException && err.Exception == 2 && b.Count > 1 && !d.unreadable[b]:
 			// "Illegal data address": the map reaches registers the

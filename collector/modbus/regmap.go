@@ -304,7 +304,7 @@ func (m *Map) Decode(regs Registers) Decoded { return m.decode(regs, nil) }
 
 // decode is Decode appending the readings to buf[:0], which it grows once
 // to the map's size when it is too small.
-func (m *Map) decode(regs Registers, buf []Reading) Decoded {
+func (m *Map) decode(regs dump, buf []Reading) Decoded {
 	n := 0
 	for i := range m.Points {
 		if m.Points[i].Metric != "" {
@@ -312,17 +312,23 @@ func (m *Map) decode(regs Registers, buf []Reading) Decoded {
 		}
 	}
 	d := Decoded{Readings: slices.Grow(buf[:0], n)}
+	var wordBuf [8]uint16
 	for i := range m.Points {
 		p := &m.Points[i]
 		metric, _ := telemetry.ParseMetric(p.Metric)
+		bo, wo := orders(m, p)
+		var words []uint16
+		if n := p.words(); n <= len(wordBuf) {
+			words = wordBuf[:n]
+		} else {
+			words = make([]uint16, n)
+		}
 		for n := 0; n < p.count(); n++ {
 			addr := uint16(int(p.Address) + n*p.stride())
-			words, ok := regs.words(addr, p.words())
-			if !ok {
+			if !regs.read(addr, words) {
 				d.Missing++
 				continue
 			}
-			bo, wo := orders(m, p)
 			switch p.Type {
 			case "string":
 				if d.Strings == nil {
@@ -431,16 +437,70 @@ func orders(m *Map, p *Point) (byteOrder, wordOrder string) {
 	return byteOrder, wordOrder
 }
 
-func (r Registers) words(addr uint16, n int) ([]uint16, bool) {
-	out := make([]uint16, n)
-	for i := range out {
+// dump is where decode finds the registers: a Registers map, or the dense
+// image a Device fills at each poll.
+type dump interface {
+	// read fills dst with the registers from addr on (wrapping past
+	// 65535), false when one of them is missing.
+	read(addr uint16, dst []uint16) bool
+}
+
+func (r Registers) read(addr uint16, dst []uint16) bool {
+	for i := range dst {
 		v, ok := r[addr+uint16(i)]
 		if !ok {
-			return nil, false
+			return false
 		}
-		out[i] = v
+		dst[i] = v
 	}
-	return out, true
+	return true
+}
+
+// image is a dense register dump over the addresses a device's blocks
+// span: cheaper to fill and read at every poll than a map.
+type image struct {
+	base uint16
+	vals []uint16
+	have []uint64 // a bit per register: read in this poll
+}
+
+// newImage makes an image spanning blocks.
+func newImage(blocks []Block) *image {
+	if len(blocks) == 0 {
+		return &image{}
+	}
+	lo, hi := int(blocks[0].Start), 0
+	for _, b := range blocks {
+		lo, hi = min(lo, int(b.Start)), max(hi, int(b.Start)+int(b.Count))
+	}
+	n := max(hi-lo, 0)
+	return &image{base: uint16(lo), vals: make([]uint16, n), have: make([]uint64, (n+63)/64)}
+}
+
+// reset forgets every register, for the next poll.
+func (im *image) reset() { clear(im.have) }
+
+// store records vals read from start on; registers outside the image's
+// span are dropped (the device's blocks never reach there).
+func (im *image) store(start uint16, vals []uint16) {
+	for i, v := range vals {
+		j := int(start+uint16(i)) - int(im.base)
+		if j >= 0 && j < len(im.vals) {
+			im.vals[j] = v
+			im.have[j>>6] |= 1 << (j & 63)
+		}
+	}
+}
+
+func (im *image) read(addr uint16, dst []uint16) bool {
+	for i := range dst {
+		j := int(addr+uint16(i)) - int(im.base)
+		if j < 0 || j >= len(im.vals) || im.have[j>>6]&(1<<(j&63)) == 0 {
+			return false
+		}
+		dst[i] = im.vals[j]
+	}
+	return true
 }
 
 func swapBytes(w uint16, byteOrder string) uint16 {
