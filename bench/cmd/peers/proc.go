@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -147,10 +149,34 @@ var httpClient = &http.Client{Timeout: 60 * time.Second}
 // get fetches a URL and returns the body and how long the whole request
 // took (headers and body).
 func get(url string) ([]byte, time.Duration, error) {
-	start := time.Now()
-	resp, err := httpClient.Get(url)
+	b, _, d, err := fetch(url, nil)
+	return b, d, err
+}
+
+// getGzip fetches a URL asking for gzip, as Prometheus does, and returns
+// the body as it came (compressed) and how long the response took up to
+// its last byte. Setting Accept-Encoding itself keeps the transport from
+// decompressing on the fly.
+func getGzip(url string) ([]byte, time.Duration, error) {
+	b, h, d, err := fetch(url, http.Header{"Accept-Encoding": {"gzip"}})
+	if err == nil && h.Get("Content-Encoding") != "gzip" {
+		err = fmt.Errorf("GET %s: asked for gzip, got Content-Encoding %q", url, h.Get("Content-Encoding"))
+	}
+	return b, d, err
+}
+
+// fetch GETs url with the given request headers and returns the body, the
+// response headers and the time up to the body's last byte.
+func fetch(url string, header http.Header) ([]byte, http.Header, time.Duration, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
+	}
+	maps.Copy(req.Header, header)
+	start := time.Now()
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return nil, nil, 0, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
@@ -158,7 +184,16 @@ func get(url string) ([]byte, time.Duration, error) {
 	if err == nil && resp.StatusCode != http.StatusOK {
 		err = fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
-	return b, d, err
+	return b, resp.Header, d, err
+}
+
+// gunzip decompresses a gzip body.
+func gunzip(b []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(zr)
 }
 
 // metricSum adds up every sample of a metric family in an exposition.
