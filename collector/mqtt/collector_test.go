@@ -584,8 +584,8 @@ func TestQueuedMessagesReachEmitTogether(t *testing.T) {
 // The acknowledgement and read delays are bounded.
 func TestAckAndReadDelayConfig(t *testing.T) {
 	c := parseCollector(t, collectorYAML("127.0.0.1:1883", ""))
-	if c.AckDelay.Nanos() != int64(time.Millisecond) || c.ReadDelay.Nanos() != int64(time.Millisecond) {
-		t.Errorf("default ack_delay %v, read_delay %v, want 1ms and 1ms", c.AckDelay, c.ReadDelay)
+	if c.AckDelay.Nanos() != int64(time.Millisecond) || c.ReadDelay.Nanos() != int64(2*time.Millisecond) {
+		t.Errorf("default ack_delay %v, read_delay %v, want 1ms and 2ms", c.AckDelay, c.ReadDelay)
 	}
 	for _, key := range []string{"ack_delay", "read_delay"} {
 		for _, d := range []string{"0s", "100ms"} {

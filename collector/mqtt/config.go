@@ -61,9 +61,10 @@ type CollectorConfig struct {
 	// message read, before it reads the connection again: the messages
 	// that arrive meanwhile are read, passed through paho and acknowledged
 	// together, with one wake-up of each of paho's goroutines for many
-	// messages. A message after a quiet spell is read at once. 0 reads as
-	// soon as data arrives. The broker's in-flight window bounds the rate
-	// to about its size per ReadDelay.
+	// messages. A message after a quiet spell is read at once, and a read
+	// of maxAcksWaiting QoS 1 messages or more (perhaps the broker's whole
+	// in-flight window) is followed by the next at once. 0 reads as soon
+	// as data arrives.
 	ReadDelay yamlstrict.Duration `yaml:"read_delay"`
 	// Credentials: at most one of each trio (inline, a file relative to the
 	// configuration file, an environment variable). Never logged.
@@ -159,7 +160,7 @@ func DefaultCollector() CollectorConfig {
 		ConnectTimeout:       yamlstrict.Duration(2 * time.Second),
 		MaxReconnectInterval: yamlstrict.Duration(10 * time.Second),
 		AckDelay:             yamlstrict.Duration(time.Millisecond),
-		ReadDelay:            yamlstrict.Duration(time.Millisecond),
+		ReadDelay:            yamlstrict.Duration(2 * time.Millisecond),
 		QueueSize:            10000, QueueBytes: 32 << 20, MaxPayloadBytes: 64 << 10,
 		BrokerStats: slices.Clone(defaultBrokerStats)}
 }

@@ -53,7 +53,10 @@ const maxAcksWaiting = 16
 // messages on one after the other while they are running) takes every
 // message that arrived meanwhile, rather than one wake-up of each of them
 // per message. A message after a quiet spell is read as soon as it comes:
-// the reader is blocked in the read by then. With read coalescing on, the
+// the reader is blocked in the read by then. Nor does the reader wait
+// after a read that brought maxAcksWaiting QoS 1 messages or more: they
+// may be the broker's whole in-flight window (mosquitto's default is 20),
+// which only the PUBACKs open again. With read coalescing on, the
 // PUBACKs of what a read brought are written as soon as paho has
 // acknowledged every QoS 1 message read so far, so that the broker's
 // in-flight window is freed as soon as the batch has been taken in.
@@ -69,6 +72,10 @@ type bufferedConn struct {
 	// read, and the count of QoS 1 PUBLISH packets among them.
 	walk     headerWalk
 	qos1Read atomic.Uint64
+	// windowFull: the last read brought maxAcksWaiting QoS 1 messages or
+	// more, which may be all the broker's in-flight window lets through
+	// before their PUBACKs: the next read does not wait.
+	windowFull bool
 	// gate, when set, learns where the reader is in its cycle.
 	gate *readGate
 
@@ -82,7 +89,7 @@ type bufferedConn struct {
 
 func (c *bufferedConn) Read(p []byte) (int, error) {
 	if c.readDelay > 0 && c.r.Buffered() == 0 {
-		if c.walk.state == 0 { // not inside a packet
+		if c.walk.state == 0 && !c.windowFull { // not inside a packet
 			time.Sleep(c.readDelay)
 		}
 		c.gate.enterRead()
@@ -90,9 +97,9 @@ func (c *bufferedConn) Read(p []byte) (int, error) {
 		if _, err := c.r.Peek(1); err == nil {
 			c.gate.leaveRead()
 			b, _ := c.r.Peek(c.r.Buffered())
-			if n := c.walk.qos1Publishes(b); n > 0 {
-				c.qos1Read.Add(uint64(n))
-			}
+			n := c.walk.qos1Publishes(b)
+			c.qos1Read.Add(uint64(n))
+			c.windowFull = n >= maxAcksWaiting
 		}
 	}
 	return c.r.Read(p)

@@ -248,7 +248,9 @@ func (c *streamConn) Read(p []byte) (int, error) {
 // With a read delay, what arrives while the reader waits comes in one
 // read; a message after a quiet spell is read at once; the PUBACKs of what
 // a read brought go out in one write as soon as every QoS 1 message read
-// is acknowledged, without waiting for the acknowledgement delay.
+// is acknowledged, without waiting for the acknowledgement delay; after a
+// read that may be the broker's whole in-flight window the reader does not
+// wait.
 func TestReadDelayGathersMessages(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rc := &recordingConn{start: time.Now()}
@@ -296,6 +298,20 @@ func TestReadDelayGathersMessages(t *testing.T) {
 		}
 		if len(wat) > 0 && wat[0]-start != 10*time.Millisecond {
 			t.Errorf("PUBACKs written %v after the first message, want at once (10ms)", wat[0]-start)
+		}
+		// A read that may be the broker's whole in-flight window: the
+		// next read does not wait.
+		time.Sleep(time.Second)
+		start = time.Since(rc.start)
+		sc.send(bytes.Repeat(publish(1, false, 3), maxAcksWaiting))
+		time.Sleep(time.Millisecond)
+		sc.send(publish(1, false, 3))
+		at = at[:0]
+		for range maxAcksWaiting + 1 {
+			at = append(at, <-got-start)
+		}
+		if at[0] != 0 || at[maxAcksWaiting] != time.Millisecond {
+			t.Errorf("after a read of %d QoS 1 messages the next one was read after %v, want at once (1ms)", maxAcksWaiting, at[maxAcksWaiting])
 		}
 		close(sc.in)
 		for range got {
