@@ -639,7 +639,15 @@ func TestConsumerWokenOncePerRead(t *testing.T) {
 	msg := &fakeMessage{topic: "bms/ups-a/1/2", payload: []byte(`{"t":25}`)}
 	c, _ := newOffline(t)
 	n := 0
-	c.gate.leaveRead() // a read brought messages
+	conn := &bufferedConn{}
+	c.gate.conn.Store(conn)
+	c.gate.leaveRead(&bufferedConn{}) // a read of an earlier connection
+	c.onMessage(nil, msg)
+	if !woken(c) {
+		t.Error("consumer not woken: an earlier connection's reader marked the current one busy")
+	}
+	c.drain(func([]telemetry.Sample) {})
+	c.gate.leaveRead(conn) // a read brought messages
 	for range 3 {
 		c.onMessage(nil, msg)
 	}
@@ -663,7 +671,7 @@ func TestConsumerWokenOncePerRead(t *testing.T) {
 		t.Error("consumer not woken by a message while the reader waits in a read")
 	}
 	c.drain(func([]telemetry.Sample) {})
-	c.gate.leaveRead()
+	c.gate.leaveRead(conn)
 	for range maxBatchMessages {
 		c.onMessage(nil, msg)
 	}

@@ -94,13 +94,14 @@ func (c *bufferedConn) Read(p []byte) (int, error) {
 		}
 		c.gate.enterRead()
 		// One read of the connection; the bytes it brought are all new.
-		if _, err := c.r.Peek(1); err == nil {
-			c.gate.leaveRead()
-			b, _ := c.r.Peek(c.r.Buffered())
-			n := c.walk.qos1Publishes(b)
-			c.qos1Read.Add(uint64(n))
-			c.windowFull = n >= maxAcksWaiting
+		if _, err := c.r.Peek(1); err != nil {
+			return 0, err
 		}
+		c.gate.leaveRead(c)
+		b, _ := c.r.Peek(c.r.Buffered())
+		n := c.walk.qos1Publishes(b)
+		c.qos1Read.Add(uint64(n))
+		c.windowFull = n >= maxAcksWaiting
 	}
 	return c.r.Read(p)
 }
@@ -118,6 +119,9 @@ type readGate struct {
 	// message handler after it has queued a message: one of the two
 	// sees the other's message.
 	reading atomic.Bool
+	// conn is the connection of the last dial: the reader of an earlier
+	// one, closed, cannot mark the reader of this one busy.
+	conn atomic.Pointer[bufferedConn]
 	// wake wakes the consumer if messages wait.
 	wake func()
 }
@@ -133,10 +137,10 @@ func (g *readGate) enterRead() {
 	g.wake()
 }
 
-// leaveRead is called when a read has brought data: the messages in it
-// are about to be handed on, and enterRead wakes the consumer for them.
-func (g *readGate) leaveRead() {
-	if g != nil {
+// leaveRead is called when a read of c has brought data: the messages in
+// it are about to be handed on, and enterRead wakes the consumer for them.
+func (g *readGate) leaveRead(c *bufferedConn) {
+	if g != nil && g.conn.Load() == c {
 		g.reading.Store(false)
 	}
 }
@@ -285,7 +289,11 @@ func dialer(ackDelay, readDelay time.Duration, gate *readGate) paho.OpenConnecti
 		if err != nil {
 			return nil, err
 		}
-		return &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, readBufferSize), writeTimeout: o.WriteTimeout, ackDelay: ackDelay, readDelay: readDelay, gate: gate}, nil
+		bc := &bufferedConn{Conn: conn, r: bufio.NewReaderSize(conn, readBufferSize), writeTimeout: o.WriteTimeout, ackDelay: ackDelay, readDelay: readDelay, gate: gate}
+		if gate != nil {
+			gate.conn.Store(bc)
+		}
+		return bc, nil
 	}
 }
 
