@@ -97,11 +97,15 @@ func (c *bufferedConn) Read(p []byte) (int, error) {
 		if _, err := c.r.Peek(1); err != nil {
 			return 0, err
 		}
-		c.gate.leaveRead(c)
 		b, _ := c.r.Peek(c.r.Buffered())
-		n := c.walk.qos1Publishes(b)
-		c.qos1Read.Add(uint64(n))
-		c.windowFull = n >= maxAcksWaiting
+		pubs, qos1 := c.walk.publishes(b)
+		if pubs > 1 {
+			// A lone message (after a quiet spell) wakes the consumer
+			// at once; several are taken together.
+			c.gate.leaveRead(c)
+		}
+		c.qos1Read.Add(uint64(qos1))
+		c.windowFull = qos1 >= maxAcksWaiting
 	}
 	return c.r.Read(p)
 }
@@ -159,12 +163,11 @@ type headerWalk struct {
 	skip   int // bytes of the body still to come
 }
 
-// qos1Publishes walks the next bytes of the stream and returns how many
-// QoS 1 PUBLISH packets begin in them (counted once their header is
-// whole). A malformed length ends paho's connection; the walk then stops
-// counting.
-func (w *headerWalk) qos1Publishes(b []byte) int {
-	n := 0
+// publishes walks the next bytes of the stream and returns how many
+// PUBLISH packets, and QoS 1 ones among them, begin in them (counted once
+// their header is whole). A malformed length ends paho's connection; the
+// walk then stops counting.
+func (w *headerWalk) publishes(b []byte) (pubs, qos1 int) {
 	for i := 0; i < len(b); {
 		switch w.state {
 		case 0:
@@ -182,8 +185,11 @@ func (w *headerWalk) qos1Publishes(b []byte) int {
 			if x&0x80 != 0 {
 				continue
 			}
-			if w.first&0xf6 == 0x32 { // PUBLISH, QoS 1
-				n++
+			if w.first>>4 == 3 { // PUBLISH
+				pubs++
+				if w.first&0x06 == 0x02 {
+					qos1++
+				}
 			}
 			w.skip, w.state = w.length, 2
 			if w.skip == 0 {
@@ -197,10 +203,10 @@ func (w *headerWalk) qos1Publishes(b []byte) int {
 				w.state = 0
 			}
 		default:
-			return n
+			return pubs, qos1
 		}
 	}
-	return n
+	return pubs, qos1
 }
 
 // isPuback reports whether p is exactly one PUBACK packet.

@@ -184,7 +184,7 @@ func publish(qos byte, dup bool, body int) []byte {
 	return append(p, rest...)
 }
 
-// The walk counts the QoS 1 PUBLISH packets of a stream cut anywhere:
+// The walk counts the (QoS 1) PUBLISH packets of a stream cut anywhere:
 // inside a length of several bytes, inside a body, between packets.
 func TestHeaderWalkCountsQoS1Publishes(t *testing.T) {
 	var stream []byte
@@ -198,14 +198,15 @@ func TestHeaderWalkCountsQoS1Publishes(t *testing.T) {
 	}
 	for _, cut := range []int{1, 2, 3, 7, 64, 1000, len(stream)} {
 		var w headerWalk
-		n := 0
+		pubs, qos1 := 0, 0
 		for b := stream; len(b) > 0; {
 			k := min(cut, len(b))
-			n += w.qos1Publishes(b[:k])
+			p, q := w.publishes(b[:k])
+			pubs, qos1 = pubs+p, qos1+q
 			b = b[k:]
 		}
-		if n != 4 || w.state != 0 {
-			t.Errorf("pieces of %d bytes: %d QoS 1 publishes, state %d; want 4 and 0", cut, n, w.state)
+		if pubs != 6 || qos1 != 4 || w.state != 0 {
+			t.Errorf("pieces of %d bytes: %d publishes, %d QoS 1, state %d; want 6, 4 and 0", cut, pubs, qos1, w.state)
 		}
 	}
 }
@@ -312,6 +313,43 @@ func TestReadDelayGathersMessages(t *testing.T) {
 		}
 		if at[0] != 0 || at[maxAcksWaiting] != time.Millisecond {
 			t.Errorf("after a read of %d QoS 1 messages the next one was read after %v, want at once (1ms)", maxAcksWaiting, at[maxAcksWaiting])
+		}
+		close(sc.in)
+		for range got {
+		}
+	})
+}
+
+// A read of several messages marks the reader busy, so that the consumer
+// is woken once for them when it reads again; a read of one message
+// (after a quiet spell) does not: the handler wakes the consumer at once.
+func TestReadGateAfterLoneAndSeveralMessages(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rc := &recordingConn{start: time.Now()}
+		sc := &streamConn{recordingConn: rc, in: make(chan []byte, 10)}
+		gate := &readGate{wake: func() {}}
+		c := &bufferedConn{Conn: sc, r: bufio.NewReaderSize(sc, readBufferSize), readDelay: 10 * time.Millisecond, gate: gate}
+		gate.conn.Store(c)
+		got := make(chan bool)
+		go func() {
+			for {
+				if _, err := packets.ReadPacket(c); err != nil {
+					close(got)
+					return
+				}
+				got <- gate.waitsInRead()
+			}
+		}()
+		time.Sleep(time.Second)
+		sc.send(publish(1, false, 3))
+		if !<-got {
+			t.Error("a lone message marked the reader busy")
+		}
+		time.Sleep(time.Second)
+		sc.send(append(publish(1, false, 3), publish(0, false, 3)...))
+		first, second := <-got, <-got
+		if first || second {
+			t.Error("a read of two messages left the consumer to the handler")
 		}
 		close(sc.in)
 		for range got {
