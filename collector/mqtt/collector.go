@@ -108,6 +108,10 @@ type Collector struct {
 	queuedBytes int
 	stopping    bool
 	wake        chan struct{}
+	// gate tells the handler when the reader gathers messages (read
+	// delay on): the consumer is then woken once the read's messages
+	// are all queued, not at the first one.
+	gate *readGate
 
 	// messages and bytes count data messages received (paho's handler).
 	messages, bytes atomic.Uint64
@@ -223,6 +227,10 @@ func New(cfg CollectorConfig, reg *telemetry.Registry, log *zap.Logger) (*Collec
 		wake: make(chan struct{}, 1), lost: make(chan error, 1), bySub: make([]uint64, len(cfg.subs)),
 		sources: map[telemetry.EntityID]int64{}, limiter: limiter{every: time.Minute}, dates: map[dateKey]DeviceDate{}}
 	c.acc.bySub = make([]uint64, len(cfg.subs))
+	if cfg.ReadDelay > 0 {
+		c.gate = &readGate{wake: c.wakeIfQueued}
+		c.gate.reading.Store(true)
+	}
 	c.creds = credentials{cfg: &c.cfg, log: c.log}
 	if _, _, err := c.creds.read(); err != nil {
 		return nil, err
@@ -357,7 +365,7 @@ func (c *Collector) options() *paho.ClientOptions {
 	o := paho.NewClientOptions().AddBroker(c.cfg.Broker).SetClientID(c.clientID()).
 		SetCleanSession(c.cfg.CleanSession).SetOrderMatters(true).
 		// Buffered reads; no store of received messages (see nopStore).
-		SetCustomOpenConnectionFn(dialer(time.Duration(c.cfg.AckDelay))).SetStore(nopStore{}).
+		SetCustomOpenConnectionFn(dialer(time.Duration(c.cfg.AckDelay), time.Duration(c.cfg.ReadDelay), c.gate)).SetStore(nopStore{}).
 		SetKeepAlive(time.Duration(c.cfg.KeepAlive)).SetPingTimeout(time.Duration(c.cfg.ConnectTimeout)).
 		SetConnectTimeout(time.Duration(c.cfg.ConnectTimeout)).SetWriteTimeout(time.Duration(c.cfg.ConnectTimeout)).
 		// Reconnects are ours (connectLoop), so that every failure is seen.
@@ -591,17 +599,35 @@ func (c *Collector) onMessage(_ paho.Client, m paho.Message) {
 		c.queued++
 		c.queuedBytes += len(payload)
 	}
-	first := reason == "" && len(c.pending) == 1
+	// The first message queued wakes the consumer, unless the reader
+	// is gathering (the gate wakes it once the read's messages are all
+	// queued); so does a full batch.
+	n := len(c.pending)
 	c.qmu.Unlock()
 	if reason != "" {
 		c.drop(topic, reason)
 		return
 	}
-	if first {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
+	if n == 1 && c.gate.waitsInRead() || n == maxBatchMessages {
+		c.wakeConsumer()
+	}
+}
+
+// wakeConsumer wakes the consumer goroutine (or leaves it a wake-up).
+func (c *Collector) wakeConsumer() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// wakeIfQueued wakes the consumer if messages wait in the queue.
+func (c *Collector) wakeIfQueued() {
+	c.qmu.Lock()
+	n := len(c.pending)
+	c.qmu.Unlock()
+	if n > 0 {
+		c.wakeConsumer()
 	}
 }
 

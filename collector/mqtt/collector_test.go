@@ -581,17 +581,20 @@ func TestQueuedMessagesReachEmitTogether(t *testing.T) {
 	}
 }
 
-// The acknowledgement delay is bounded.
-func TestAckDelayConfig(t *testing.T) {
-	if c := parseCollector(t, collectorYAML("127.0.0.1:1883", "")); c.AckDelay.Nanos() != int64(time.Millisecond) {
-		t.Errorf("default ack_delay %v, want 1ms", c.AckDelay)
+// The acknowledgement and read delays are bounded.
+func TestAckAndReadDelayConfig(t *testing.T) {
+	c := parseCollector(t, collectorYAML("127.0.0.1:1883", ""))
+	if c.AckDelay.Nanos() != int64(time.Millisecond) || c.ReadDelay.Nanos() != int64(2*time.Millisecond) {
+		t.Errorf("default ack_delay %v, read_delay %v, want 1ms and 2ms", c.AckDelay, c.ReadDelay)
 	}
-	for _, d := range []string{"0s", "100ms"} {
-		parseCollector(t, collectorYAML("127.0.0.1:1883", "    ack_delay: "+d+"\n"))
-	}
-	_, err := validateDoc(t, collectorYAML("127.0.0.1:1883", "    ack_delay: 1s\n"))
-	if want := `mqtt[0].ack_delay: "1s" must be 0s..100ms (line 7)`; !strings.Contains(fmt.Sprint(err), want) {
-		t.Errorf("problems %v, want %s", err, want)
+	for _, key := range []string{"ack_delay", "read_delay"} {
+		for _, d := range []string{"0s", "100ms"} {
+			parseCollector(t, collectorYAML("127.0.0.1:1883", "    "+key+": "+d+"\n"))
+		}
+		_, err := validateDoc(t, collectorYAML("127.0.0.1:1883", "    "+key+": 1s\n"))
+		if want := `mqtt[0].` + key + `: "1s" must be 0s..100ms (line 7)`; !strings.Contains(fmt.Sprint(err), want) {
+			t.Errorf("problems %v, want %s", err, want)
+		}
 	}
 }
 
@@ -616,5 +619,72 @@ func TestTopicEntityIDsFollowTheMessages(t *testing.T) {
 	}
 	if h := c.Health(); h.DecodeErrors["bad_identity"] != 1 || h.DecodeErrors["missing_field"] != 2 {
 		t.Errorf("decode errors %v", h.DecodeErrors)
+	}
+}
+
+// While the reader gathers messages the handler queues them without
+// waking the consumer; the reader's next read wakes it once for all of
+// them. While the reader waits in a read (a message after a quiet spell,
+// or one passed on late), or without a read delay, the first message
+// queued wakes it; a full batch always does.
+func TestConsumerWokenOncePerRead(t *testing.T) {
+	woken := func(c *Collector) bool {
+		select {
+		case <-c.wake:
+			return true
+		default:
+			return false
+		}
+	}
+	msg := &fakeMessage{topic: "bms/ups-a/1/2", payload: []byte(`{"t":25}`)}
+	c, _ := newOffline(t)
+	n := 0
+	conn := &bufferedConn{}
+	c.gate.conn.Store(conn)
+	c.gate.leaveRead(&bufferedConn{}) // a read of an earlier connection
+	c.onMessage(nil, msg)
+	if !woken(c) {
+		t.Error("consumer not woken: an earlier connection's reader marked the current one busy")
+	}
+	c.drain(func([]telemetry.Sample) {})
+	c.gate.leaveRead(conn) // a read brought messages
+	for range 3 {
+		c.onMessage(nil, msg)
+	}
+	if woken(c) {
+		t.Error("consumer woken while the reader gathers")
+	}
+	c.gate.enterRead()
+	if !woken(c) {
+		t.Error("consumer not woken when the reader reads again")
+	}
+	c.drain(func(b []telemetry.Sample) { n += len(b) })
+	if n != 3 {
+		t.Errorf("%d samples, want 3", n)
+	}
+	c.gate.enterRead()
+	if woken(c) {
+		t.Error("consumer woken with nothing queued")
+	}
+	c.onMessage(nil, msg)
+	if !woken(c) {
+		t.Error("consumer not woken by a message while the reader waits in a read")
+	}
+	c.drain(func([]telemetry.Sample) {})
+	c.gate.leaveRead(conn)
+	for range maxBatchMessages {
+		c.onMessage(nil, msg)
+	}
+	if !woken(c) {
+		t.Errorf("consumer not woken by a full batch (%d messages)", maxBatchMessages)
+	}
+
+	now, err := New(parseCollector(t, collectorYAML("127.0.0.1:1883", "    read_delay: 0s\n")), telemetry.NewRegistry(), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now.onMessage(nil, msg)
+	if now.gate != nil || !woken(now) {
+		t.Error("without a read delay: consumer not woken by the first message")
 	}
 }

@@ -57,6 +57,15 @@ type CollectorConfig struct {
 	// once. The broker's in-flight window (mosquitto's
 	// max_inflight_messages) must not fill up within it.
 	AckDelay yamlstrict.Duration `yaml:"ack_delay"`
+	// ReadDelay is how long the reader waits, once it has taken every
+	// message read, before it reads the connection again: the messages
+	// that arrive meanwhile are read, passed through paho and acknowledged
+	// together, with one wake-up of each of paho's goroutines for many
+	// messages. A message after a quiet spell is read at once, and a read
+	// of maxAcksWaiting QoS 1 messages or more (perhaps the broker's whole
+	// in-flight window) is followed by the next at once. 0 reads as soon
+	// as data arrives.
+	ReadDelay yamlstrict.Duration `yaml:"read_delay"`
 	// Credentials: at most one of each trio (inline, a file relative to the
 	// configuration file, an environment variable). Never logged.
 	Username     string `yaml:"username"`
@@ -151,6 +160,7 @@ func DefaultCollector() CollectorConfig {
 		ConnectTimeout:       yamlstrict.Duration(2 * time.Second),
 		MaxReconnectInterval: yamlstrict.Duration(10 * time.Second),
 		AckDelay:             yamlstrict.Duration(time.Millisecond),
+		ReadDelay:            yamlstrict.Duration(2 * time.Millisecond),
 		QueueSize:            10000, QueueBytes: 32 << 20, MaxPayloadBytes: 64 << 10,
 		BrokerStats: slices.Clone(defaultBrokerStats)}
 }
@@ -240,6 +250,9 @@ func ValidateCollectors(cs []CollectorConfig, p *yamlstrict.Problems, path, base
 		}
 		if ad := c.AckDelay.Nanos(); ad < 0 || ad > int64(100*time.Millisecond) {
 			p.Add(key("ack_delay"), c.AckDelay, "must be 0s..100ms")
+		}
+		if rd := c.ReadDelay.Nanos(); rd < 0 || rd > int64(100*time.Millisecond) {
+			p.Add(key("read_delay"), c.ReadDelay, "must be 0s..100ms")
 		}
 		validateSecret(p, ip, "username", c.Username, &c.UsernameFile, c.UsernameEnv, baseDir)
 		validateSecret(p, ip, "password", c.Password, &c.PasswordFile, c.PasswordEnv, baseDir)
