@@ -26,13 +26,59 @@ type cellPeer struct {
 	// Relative temperature (reading minus the peers' median) sampled every
 	// window/ringSize for the rising rule.
 	ring    slopeRing
-	slope   float64    // Theil-Sen, °C/h, over the window
-	thirds  [3]float64 // the same over each third of the window, oldest first (thirdsOf)
-	thirdsN uint32     // ring.n when thirds were worked out
-	span    float64    // hours the ring covers
+	slope   float64 // Theil-Sen, °C/h, over the window (thirdsOf: over each third)
+	span    float64 // hours the ring covers
 	rising  alertState
 	runaway alertState
 	sensor  alertState
+}
+
+// cellChunk is how many cells' peer states one allocation of a cellTable
+// holds (about 1 MB).
+const cellChunk = 1024
+
+// cellTable holds the cells' peer states in chunks of cellChunk: a growing
+// fleet neither copies the whole table nor holds it twice while it grows,
+// and no more than one chunk is allocated ahead of the cells.
+type cellTable struct {
+	chunks [][]cellPeer // all full but the last
+	n      int
+}
+
+// at returns cell i (0 ≤ i < len).
+func (t *cellTable) at(i uint32) *cellPeer { return &t.chunks[i/cellChunk][i%cellChunk] }
+
+func (t *cellTable) len() int { return t.n }
+
+// add appends c and returns its index. The first chunk grows as a slice
+// does, so that a small fleet stays small.
+func (t *cellTable) add(c cellPeer) uint32 {
+	k := t.n / cellChunk
+	if k == len(t.chunks) {
+		var ch []cellPeer
+		if k > 0 {
+			ch = make([]cellPeer, 0, cellChunk)
+		}
+		t.chunks = append(t.chunks, ch)
+	}
+	if ch := t.chunks[k]; len(ch) == cap(ch) {
+		t.chunks[k] = slices.Grow(ch, min(max(2*len(ch), 8), cellChunk)-len(ch))
+	}
+	t.chunks[k] = append(t.chunks[k], c)
+	t.n++
+	return uint32(t.n - 1)
+}
+
+// cellTableOf takes over a table of cells (a restored snapshot's) without
+// copying it.
+func cellTableOf(cells []cellPeer) cellTable {
+	t := cellTable{n: len(cells)}
+	for len(cells) > 0 {
+		k := min(len(cells), cellChunk)
+		t.chunks = append(t.chunks, cells[:k:k])
+		cells = cells[k:]
+	}
+	return t
 }
 
 // slopeRing holds a quantity sampled every window/ringSize for a
@@ -115,15 +161,14 @@ func (e *Engine) cellOf(st *entityState) *cellPeer {
 	if st.aux == 0 {
 		m := e.modOf(st.module)
 		g := e.groupOf(st.str)
-		e.cells = append(e.cells, cellPeer{id: st.self, temp: newTrack(), volt: newTrack()})
-		idx := uint32(len(e.cells) - 1)
+		idx := e.cells.add(cellPeer{id: st.self, temp: newTrack(), volt: newTrack()})
 		st.aux = idx + 1
-		e.cells[idx].mod = m
-		g.cells = insertByID(g.cells, idx, func(i uint32) telemetry.EntityID { return e.cells[i].id })
+		e.cells.at(idx).mod = m
+		g.cells = insertByID(g.cells, idx, func(i uint32) telemetry.EntityID { return e.cells.at(i).id })
 		mp := &e.mods[m-1]
-		mp.cells = insertByID(mp.cells, idx, func(i uint32) telemetry.EntityID { return e.cells[i].id })
+		mp.cells = insertByID(mp.cells, idx, func(i uint32) telemetry.EntityID { return e.cells.at(i).id })
 	}
-	return &e.cells[st.aux-1]
+	return e.cells.at(st.aux - 1)
 }
 
 func insertByID(list []uint32, idx uint32, id func(uint32) telemetry.EntityID) []uint32 {
@@ -315,9 +360,9 @@ const (
 func (e *Engine) stillRun(g *group, isTemp bool) uint32 {
 	rates := e.scratch(4)
 	for _, ci := range g.cells {
-		tr := &e.cells[ci].volt
+		tr := &e.cells.at(ci).volt
 		if isTemp {
-			tr = &e.cells[ci].temp
+			tr = &e.cells.at(ci).temp
 		}
 		if tr.seq == g.seq && tr.fault == 0 && tr.chgN >= changeMemory/2 {
 			rates = append(rates, float64(tr.chg))
@@ -344,9 +389,9 @@ func (e *Engine) stillRun(g *group, isTemp bool) uint32 {
 func (e *Engine) fewAsConstant(g *group, isTemp bool, run uint32, reporting int) bool {
 	constant := 0
 	for _, ci := range g.cells {
-		tr := &e.cells[ci].volt
+		tr := &e.cells.at(ci).volt
 		if isTemp {
-			tr = &e.cells[ci].temp
+			tr = &e.cells.at(ci).temp
 		}
 		if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.stuckRun >= run {
 			constant++
@@ -430,7 +475,7 @@ func (e *Engine) closePoll(g *group, out []Change) []Change {
 	medT, ok := e.pollTracks(g, true, dt, load, t)
 	out = e.pollModules(g, t, dt, load, inhibit, out)
 	for _, ci := range g.cells {
-		c := &e.cells[ci]
+		c := e.cells.at(ci)
 		if c.temp.seq == g.seq && !math.IsNaN(c.temp.pending) || c.volt.seq == g.seq && !math.IsNaN(c.volt.pending) {
 			out = e.cellRules(c, t, inhibit, out)
 		}
@@ -442,7 +487,7 @@ func (e *Engine) closePoll(g *group, out []Change) []Change {
 		out = e.stringCharge(g, medV, t, load, out)
 	}
 	for _, ci := range g.cells {
-		c := &e.cells[ci]
+		c := e.cells.at(ci)
 		c.temp.pending, c.volt.pending = math.NaN(), math.NaN()
 	}
 	for _, mi := range g.mods {
@@ -471,7 +516,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	if isTemp {
 		g.quantT = 1
 		for _, ci := range g.cells {
-			tr := &e.cells[ci].temp
+			tr := &e.cells.at(ci).temp
 			if tr.seq != g.seq || math.IsNaN(tr.pending) {
 				continue
 			}
@@ -497,7 +542,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	vals := e.scratch(0)
 	diffs := e.scratch(3)
 	for _, ci := range g.cells {
-		tr := sel(&e.cells[ci])
+		tr := sel(e.cells.at(ci))
 		if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.fault&(faultStuck|faultNoisy) == 0 {
 			vals = append(vals, tr.pending)
 			switch {
@@ -513,7 +558,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		move, bound := e.commonMove(diffs, quant)
 		*drift += move
 		for _, ci := range g.cells {
-			c := &e.cells[ci]
+			c := e.cells.at(ci)
 			tr := sel(c)
 			if tr.seq != g.seq || math.IsNaN(tr.pending) || tr.fault&(faultStuck|faultNoisy) != 0 || math.IsNaN(tr.prevVal) {
 				continue
@@ -552,7 +597,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	// Runs of one repeated value, and how far the peers moved meanwhile.
 	reporting := 0
 	for _, ci := range g.cells {
-		if tr := sel(&e.cells[ci]); tr.seq == g.seq && !math.IsNaN(tr.pending) {
+		if tr := sel(e.cells.at(ci)); tr.seq == g.seq && !math.IsNaN(tr.pending) {
 			reporting++
 			// The change rate is learned at rest only: a recharge ramp
 			// changes every reading, and the rate learned then would make
@@ -569,7 +614,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 				tr.stuckRun++
 			} else {
 				tr.stuckVal, tr.stuckRun = tr.pending, 0
-				tr.resetSweep(*drift, e.mods[e.cells[ci].mod-1].drift(isTemp))
+				tr.resetSweep(*drift, e.mods[e.cells.at(ci).mod-1].drift(isTemp))
 			}
 			tr.prevVal = tr.pending
 		}
@@ -579,7 +624,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		// No peer comparison this poll: no residual either, so the
 		// rules hold their state instead of judging a stale one.
 		for _, ci := range g.cells {
-			if tr := sel(&e.cells[ci]); tr.seq == g.seq {
+			if tr := sel(e.cells.at(ci)); tr.seq == g.seq {
 				tr.res, tr.thr = math.NaN(), math.NaN()
 			}
 		}
@@ -590,7 +635,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	res := e.scratch(1)
 	sig := e.scratch(2)
 	for _, ci := range g.cells {
-		tr := sel(&e.cells[ci])
+		tr := sel(e.cells.at(ci))
 		if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.n >= uint32(pc.WarmupPolls) && tr.fault == 0 {
 			res = append(res, tr.pending-med-tr.off)
 			sig = append(sig, tr.sigma(floor))
@@ -619,7 +664,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	// still cool is not stuck, so the peers' movement then does not count.
 	settling := load && t-g.lastDischarge > max(2*dt, int64(time.Minute))
 	for _, ci := range g.cells {
-		c := &e.cells[ci]
+		c := e.cells.at(ci)
 		tr := sel(c)
 		if tr.seq != g.seq || math.IsNaN(tr.pending) {
 			continue
@@ -698,7 +743,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		if isTemp {
 			switch {
 			case tr.fault != 0:
-				c.ring.n, c.slope, c.thirds, c.thirdsN, c.span = 0, 0, [3]float64{}, 0, 0 // restart once the sensor is sound
+				c.ring.n, c.slope, c.span = 0, 0, 0 // restart once the sensor is sound
 			default:
 				e.ringPush(c, t, rel)
 			}
@@ -722,20 +767,20 @@ func (e *Engine) ringPush(c *cellPeer, t int64, rel float64) {
 	c.slope, c.span = c.ring.theilSen(t-w, t)
 }
 
-// thirdsOf works out, when the ring has a new point, the Theil-Sen slopes
-// of the three thirds of the window ending at its latest point. Only a hot
-// cell needs them (accelerating), so they are not worked out on every
-// push.
-func (e *Engine) thirdsOf(c *cellPeer) *[3]float64 {
-	if c.thirdsN != c.ring.n {
-		c.thirdsN = c.ring.n
-		w := e.cfg.CellTemperatureRising.Window.Nanos()
-		t := c.ring.t[(c.ring.n-1)%ringSize]
-		for i := range c.thirds {
-			c.thirds[i], _ = c.ring.theilSen(t-w+int64(i)*w/3, t-w+int64(i+1)*w/3)
-		}
+// thirdsOf works out the Theil-Sen slopes of the three thirds of the
+// window ending at the ring's latest point, oldest first (zero while the
+// ring is empty). Only a hot cell needs them (accelerating), so they are
+// not kept: that would cost every cell 32 bytes.
+func (e *Engine) thirdsOf(c *cellPeer) (thirds [3]float64) {
+	if c.ring.n == 0 {
+		return thirds
 	}
-	return &c.thirds
+	w := e.cfg.CellTemperatureRising.Window.Nanos()
+	t := c.ring.t[(c.ring.n-1)%ringSize]
+	for i := range thirds {
+		thirds[i], _ = c.ring.theilSen(t-w+int64(i)*w/3, t-w+int64(i+1)*w/3)
+	}
+	return thirds
 }
 
 // push stores v at t when the ring is due for a point (one every
@@ -892,7 +937,12 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 	// counts then.
 	kc := &e.cfg.ThermalRunawayRisk
 	sag := !load && voltRecent && vr.res <= -math.Max(kc.SagVolts, 4*vr.sigma(0.001))
-	accel := !load && hot && accelerating(e.thirdsOf(c), kc.AcceleratingPerHour, m.slope)
+	accel := false
+	var thirds [3]float64
+	if !load && hot {
+		thirds = e.thirdsOf(c)
+		accel = accelerating(&thirds, kc.AcceleratingPerHour, m.slope)
+	}
 	crit := tr.pending >= kc.CriticalCelsius
 	warmish := tr.res >= runawayWarmish*tr.thr
 	risk := standsOut && !fold && ((warmish && sag) || (hot && (accel || crit)))
@@ -915,7 +965,7 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 					why = append(why, fmt.Sprintf("voltage %.0f mV below its peers", -vr.res*1000))
 				}
 				if accel {
-					why = append(why, fmt.Sprintf("rise accelerating to %.1f °C/h", c.thirds[2]-math.Max(0, m.slope)))
+					why = append(why, fmt.Sprintf("rise accelerating to %.1f °C/h", thirds[2]-math.Max(0, m.slope)))
 				}
 				if crit {
 					why = append(why, fmt.Sprintf("at %s °C, above %s °C", fmtNum(tr.pending), fmtNum(kc.CriticalCelsius)))
@@ -1010,14 +1060,14 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 		m := &e.mods[mi]
 		cells := e.scratch(3)
 		for _, ci := range m.cells {
-			tr := &e.cells[ci].temp
+			tr := &e.cells.at(ci).temp
 			if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.fault == 0 {
 				cells = append(cells, tr.pending)
 			}
 		}
 		slopes := e.scratch(2)
 		for _, ci := range m.cells {
-			if c := &e.cells[ci]; c.temp.fault == 0 && c.span > 0 {
+			if c := e.cells.at(ci); c.temp.fault == 0 && c.span > 0 {
 				slopes = append(slopes, c.slope)
 			}
 		}

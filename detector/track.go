@@ -30,7 +30,6 @@ type track struct {
 	n       uint32
 	off     float64
 	pending float64 // accepted reading waiting for its poll to close
-	last    float64 // last accepted reading (NaN: none)
 	held    float64 // reading held back as a possible spike (NaN: none)
 	heldT   int64   // its time
 	held2   float64 // a second one going on in the same direction (NaN: none)
@@ -68,7 +67,7 @@ type track struct {
 	chg     float32
 	chgN    uint32
 	prevVal float64    // the reading of the previous poll (NaN: none)
-	lastV   [3]float64 // the last accepted readings, ring (robustValue)
+	lastV   [3]float64 // the last accepted readings, ring (robustValue, lastValue)
 	spikeAt [4]int64   // recent spike times, ring
 	nV      uint32
 	nspike  uint32
@@ -77,7 +76,7 @@ type track struct {
 }
 
 func newTrack() track {
-	return track{last: math.NaN(), held: math.NaN(), held2: math.NaN(), jumpFrom: math.NaN(), prevRes: math.NaN(), prevRes2: math.NaN(), stuckVal: math.NaN(), pending: math.NaN(), prevVal: math.NaN()}
+	return track{held: math.NaN(), held2: math.NaN(), jumpFrom: math.NaN(), prevRes: math.NaN(), prevRes2: math.NaN(), stuckVal: math.NaN(), pending: math.NaN(), prevVal: math.NaN()}
 }
 
 // secondDiffToSigma converts the mean absolute second difference of white
@@ -161,6 +160,16 @@ func (t *track) pushValue(v float64) {
 	t.nV++
 }
 
+// lastValue is the last accepted reading (NaN: none). accept returns every
+// reading it accepts, and each is pushed: the last of them is the last
+// pushed.
+func (t *track) lastValue() float64 {
+	if t.nV == 0 {
+		return math.NaN()
+	}
+	return t.lastV[(t.nV-1)%3]
+}
+
 // robustValue is the median of the last three accepted readings (NaN until
 // there are three): what the absolute limits judge for a sensor flagged
 // noisy or stuck, whose single readings cannot be trusted but whose level
@@ -191,20 +200,18 @@ func (t *track) accept(v float64, at int64, maxJump float64) (use [3]float64, ti
 	if !math.IsNaN(t.jumpFrom) && at-t.jumpAt > excursionWindow {
 		t.jumpFrom = math.NaN()
 	}
+	last := t.lastValue() // v becomes it when accepted (the caller pushes it)
 	switch {
-	case math.IsNaN(t.last):
-		t.last = v
+	case math.IsNaN(last):
 		return [3]float64{v}, [3]int64{at}, 1, false
 	case !math.IsNaN(t.held2):
 		h, ht, h2, ht2 := t.held, t.heldT, t.held2, t.heldT2
 		t.held, t.held2 = math.NaN(), math.NaN()
 		switch {
 		case math.Abs(v-h2) <= maxJump/2, (h2-h)*(v-h2) > 0: // a trend, confirmed
-			t.jumpFrom, t.jumpAt = t.last, ht
-			t.last = v
+			t.jumpFrom, t.jumpAt = last, ht
 			return [3]float64{h, h2, v}, [3]int64{ht, ht2, at}, 3, false
-		case math.Abs(v-t.last) <= maxJump: // came back: both were spikes
-			t.last = v
+		case math.Abs(v-last) <= maxJump: // came back: both were spikes
 			return [3]float64{v}, [3]int64{at}, 1, true
 		}
 		t.held, t.heldT = v, at
@@ -213,27 +220,26 @@ func (t *track) accept(v float64, at int64, maxJump float64) (use [3]float64, ti
 		h, ht := t.held, t.heldT
 		switch {
 		case math.Abs(v-h) <= maxJump/2: // the jump was real: it stayed
-			t.jumpFrom, t.jumpAt = t.last, ht
-			t.held, t.last = math.NaN(), v
+			t.jumpFrom, t.jumpAt = last, ht
+			t.held = math.NaN()
 			return [3]float64{h, v}, [3]int64{ht, at}, 2, false
-		case math.Abs(v-t.last) <= maxJump: // came back: a spike
-			t.held, t.last = math.NaN(), v
+		case math.Abs(v-last) <= maxJump: // came back: a spike
+			t.held = math.NaN()
 			return [3]float64{v}, [3]int64{at}, 1, true
-		case (h-t.last)*(v-h) > 0: // going on: wait for one more reading
+		case (h-last)*(v-h) > 0: // going on: wait for one more reading
 			t.held2, t.heldT2 = v, at
 			return use, times, 0, false
 		}
 		t.held, t.heldT = v, at // another jump the other way: hold it instead
 		return use, times, 0, false
-	case math.Abs(v-t.last) > maxJump && !math.IsNaN(t.jumpFrom) && math.Abs(v-t.jumpFrom) <= maxJump/2:
+	case math.Abs(v-last) > maxJump && !math.IsNaN(t.jumpFrom) && math.Abs(v-t.jumpFrom) <= maxJump/2:
 		// Back where it was before the last jump: an excursion.
-		t.last, t.jumpFrom = v, math.NaN()
+		t.jumpFrom = math.NaN()
 		return [3]float64{v}, [3]int64{at}, 1, true
-	case math.Abs(v-t.last) > maxJump:
+	case math.Abs(v-last) > maxJump:
 		t.held, t.heldT = v, at
 		return use, times, 0, false
 	}
-	t.last = v
 	return [3]float64{v}, [3]int64{at}, 1, false
 }
 
