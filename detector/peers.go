@@ -602,18 +602,18 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 			// The change rate is learned at rest only: a recharge ramp
 			// changes every reading, and the rate learned then would make
 			// the still string after it look stuck.
-			if !math.IsNaN(tr.stuckVal) && tr.fault == 0 && !load {
+			if !math.IsNaN(tr.prevVal) && tr.fault == 0 && !load {
 				changed := float32(0)
-				if tr.pending != tr.stuckVal {
+				if tr.pending != tr.prevVal {
 					changed = 1
 				}
 				tr.chgN = min(tr.chgN+1, changeMemory)
 				tr.chg += (changed - tr.chg) / float32(tr.chgN)
 			}
-			if tr.pending == tr.stuckVal {
+			if tr.pending == tr.prevVal { // the value of the run
 				tr.stuckRun++
 			} else {
-				tr.stuckVal, tr.stuckRun = tr.pending, 0
+				tr.stuckRun = 0
 				tr.resetSweep(*drift, e.mods[e.cells.at(ci).mod-1].drift(isTemp))
 			}
 			tr.prevVal = tr.pending

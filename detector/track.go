@@ -22,7 +22,7 @@ const sentinelVolts = 65.535
 // track is the peer-relative state of one sensor: a cell's temperature or
 // voltage, or a module's temperature. It holds no pointers.
 type track struct {
-	// Fields are ordered so that the struct has no padding inside: a
+	// Fields are ordered so that the struct has almost no padding: a
 	// fleet has two tracks a cell.
 	seq uint32 // group poll the pending value belongs to
 	// Learned normal offset from the peers' median (off) and the polls
@@ -47,12 +47,12 @@ type track struct {
 	absd    float64
 	recentD [12]float32
 	nD      uint32
-	// Stuck detection: the repeated value, its run length, and the lowest
-	// and highest the peers' drift (see group.drift) has been since the
-	// run began. A sound sensor whose value swept a range of a quantum
-	// must have changed its reading, whichever way the sweep went.
+	// Stuck detection: the run length of the repeated value (prevVal),
+	// and the lowest and highest the peers' drift (see group.drift) has
+	// been since the run began. A sound sensor whose value swept a range of
+	// a quantum must have changed its reading, whichever way the sweep
+	// went.
 	stuckRun               uint32
-	stuckVal               float64
 	stuckLo, stuckHi       float64
 	stuckModLo, stuckModHi float64 // the same for the module's drift (moduleDrift)
 	// moved is what this sensor's changes added to its group's drift
@@ -65,18 +65,18 @@ type track struct {
 	// chg is how often the reading changes from one poll to the next
 	// (exponential mean over about changeMemory polls), chgN its count.
 	chg     float32
-	chgN    uint32
+	chgN    uint16 // at most changeMemory
+	fault   uint8
 	prevVal float64    // the reading of the previous poll (NaN: none)
 	lastV   [3]float64 // the last accepted readings, ring (robustValue, lastValue)
 	spikeAt [4]int64   // recent spike times, ring
 	nV      uint32
 	nspike  uint32
 	dev     alertState
-	fault   uint8
 }
 
 func newTrack() track {
-	return track{held: math.NaN(), held2: math.NaN(), jumpFrom: math.NaN(), prevRes: math.NaN(), prevRes2: math.NaN(), stuckVal: math.NaN(), pending: math.NaN(), prevVal: math.NaN()}
+	return track{held: math.NaN(), held2: math.NaN(), jumpFrom: math.NaN(), prevRes: math.NaN(), prevRes2: math.NaN(), pending: math.NaN(), prevVal: math.NaN()}
 }
 
 // secondDiffToSigma converts the mean absolute second difference of white
