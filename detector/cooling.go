@@ -98,7 +98,7 @@ func (c *climbState) push(t int64, v float64, window int64) {
 	c.jump = 0
 	for n := c.ring.n - min(c.ring.n, ringSize); n < c.ring.n; n++ { // oldest first
 		a := n % ringSize
-		if c.ring.t[a] < t-window {
+		if c.ring.time(int(a)) < t-window {
 			continue
 		}
 		v := float64(c.ring.v[a])

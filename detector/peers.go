@@ -82,13 +82,22 @@ func cellTableOf(cells []cellPeer) cellTable {
 }
 
 // slopeRing holds a quantity sampled every window/ringSize for a
-// Theil-Sen slope over the window. It holds no pointers.
+// Theil-Sen slope over the window. It holds no pointers. Its times are
+// kept to the millisecond (readings are stamped to the second or the
+// millisecond), as offsets from base, which push moves on every 49 days.
 type slopeRing struct {
 	v    [ringSize]float32
-	t    [ringSize]int64
+	t    [ringSize]uint32 // milliseconds after base (ringTick)
 	n    uint32
+	base int64
 	next int64
 }
+
+// ringTick is the unit of slopeRing's times.
+const ringTick = int64(time.Millisecond)
+
+// time returns the time of point a.
+func (r *slopeRing) time(a int) int64 { return r.base + int64(r.t[a])*ringTick }
 
 // modPeer is the peer-relative state of one module.
 type modPeer struct {
@@ -776,7 +785,7 @@ func (e *Engine) thirdsOf(c *cellPeer) (thirds [3]float64) {
 		return thirds
 	}
 	w := e.cfg.CellTemperatureRising.Window.Nanos()
-	t := c.ring.t[(c.ring.n-1)%ringSize]
+	t := c.ring.time(int((c.ring.n - 1) % ringSize))
 	for i := range thirds {
 		thirds[i], _ = c.ring.theilSen(t-w+int64(i)*w/3, t-w+int64(i+1)*w/3)
 	}
@@ -790,10 +799,35 @@ func (r *slopeRing) push(t int64, v float64, window int64) bool {
 		return false
 	}
 	r.next = t + window/ringSize
+	if r.n == 0 {
+		r.base = t
+	}
+	off := (t - r.base) / ringTick
+	if off > math.MaxUint32 {
+		off -= r.rebase(off)
+	}
 	i := r.n % ringSize
-	r.v[i], r.t[i] = float32(v), t
+	r.v[i], r.t[i] = float32(v), uint32(off)
 	r.n++
 	return true
+}
+
+// rebase moves base on so that a point off ticks after it fits, and returns
+// by how many ticks: to the oldest point kept, or, when that one is more
+// than 2^32 ticks (49 days) older than the new point, to 2^32 ticks before
+// it. The points older than that are then kept at base: older than any
+// window still.
+func (r *slopeRing) rebase(off int64) int64 {
+	shift := int64(math.MaxUint32)
+	for a := range min(int(r.n), ringSize) {
+		shift = min(shift, int64(r.t[a]))
+	}
+	shift = max(shift, off-math.MaxUint32)
+	for a := range min(int(r.n), ringSize) {
+		r.t[a] = uint32(max(int64(r.t[a])-shift, 0))
+	}
+	r.base += shift * ringTick
+	return shift
 }
 
 // lineEnd is the level at to of the line with the given slope (°C/h)
@@ -804,7 +838,7 @@ func (r *slopeRing) lineEnd(from, to int64, slope float64) float64 {
 	var v [ringSize]float64
 	k := 0
 	for a := range min(int(r.n), ringSize) {
-		if t := r.t[a]; t >= from && t <= to {
+		if t := r.time(a); t >= from && t <= to {
 			v[k] = float64(r.v[a]) + slope*float64(to-t)/float64(time.Hour)
 			k++
 		}
@@ -822,7 +856,7 @@ func (r *slopeRing) theilSen(from, to int64) (float64, float64) {
 	k := 0
 	first, last := int64(math.MaxInt64), int64(math.MinInt64)
 	for a := range min(int(r.n), ringSize) {
-		if t := r.t[a]; t >= from && t <= to {
+		if t := r.time(a); t >= from && t <= to {
 			in[k] = uint8(a)
 			k++
 			first, last = min(first, t), max(last, t)
@@ -836,7 +870,7 @@ func (r *slopeRing) theilSen(from, to int64) (float64, float64) {
 			if r.t[b] == r.t[a] {
 				continue
 			}
-			hours := float64(r.t[b]-r.t[a]) / float64(time.Hour)
+			hours := float64((int64(r.t[b])-int64(r.t[a]))*ringTick) / float64(time.Hour)
 			slopes[n] = float64(r.v[b]-r.v[a]) / hours
 			n++
 		}
