@@ -353,8 +353,8 @@ func (e *Engine) upsCooling(u *upsState, t int64, out []Change) []Change {
 			active = rise >= 0.6*limit
 		}
 		sev := SeverityWarning + Severity(i)
-		if t < u.amb.warn[i].since {
-			t = u.amb.warn[i].since
+		if t < u.amb.warn[i].since() {
+			t = u.amb.warn[i].since()
 		}
 		out = e.emit(out, u.amb.warn[i].step(t, active, &cc.Hold), t, AlertCoolingFailure, sev, u.id, rise,
 			func() string {

@@ -1035,8 +1035,8 @@ func (e *Engine) sensorStep(c *cellPeer, t int64, out []Change) []Change {
 	if faulty && !c.sensor.firing() && e.inMaintenance(&e.ents[c.id-1]) {
 		faulty = false // sensors unplugged for the work: no new SensorFault
 	}
-	if t < c.sensor.since { // polls close at their own time; keep the machine monotonic
-		t = c.sensor.since
+	if t < c.sensor.since() { // polls close at their own time; keep the machine monotonic
+		t = c.sensor.since()
 	}
 	return e.emit(out, c.sensor.step(t, faulty, &sc.Hold), t, AlertSensorFault, SeverityWarning, c.id, 0,
 		func() string {
