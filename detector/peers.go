@@ -34,14 +34,14 @@ type cellPeer struct {
 }
 
 // cellChunk is how many cells' peer states one allocation of a cellTable
-// holds (about 1 MB).
-const cellChunk = 1024
+// holds (about 210 KB).
+const cellChunk = 256
 
 // cellTable holds the cells' peer states in chunks of cellChunk: a growing
 // fleet neither copies the whole table nor holds it twice while it grows,
 // and no more than one chunk is allocated ahead of the cells.
 type cellTable struct {
-	chunks [][]cellPeer // all full but the last
+	chunks []*[cellChunk]cellPeer
 	n      int
 }
 
@@ -50,33 +50,36 @@ func (t *cellTable) at(i uint32) *cellPeer { return &t.chunks[i/cellChunk][i%cel
 
 func (t *cellTable) len() int { return t.n }
 
-// add appends c and returns its index. The first chunk grows as a slice
-// does, so that a small fleet stays small.
+// add appends c and returns its index.
 func (t *cellTable) add(c cellPeer) uint32 {
-	k := t.n / cellChunk
-	if k == len(t.chunks) {
-		var ch []cellPeer
-		if k > 0 {
-			ch = make([]cellPeer, 0, cellChunk)
-		}
-		t.chunks = append(t.chunks, ch)
+	if t.n == len(t.chunks)*cellChunk {
+		t.chunks = append(t.chunks, new([cellChunk]cellPeer))
 	}
-	if ch := t.chunks[k]; len(ch) == cap(ch) {
-		t.chunks[k] = slices.Grow(ch, min(max(2*len(ch), 8), cellChunk)-len(ch))
-	}
-	t.chunks[k] = append(t.chunks[k], c)
+	i := uint32(t.n)
+	*t.at(i) = c
 	t.n++
-	return uint32(t.n - 1)
+	return i
 }
 
-// cellTableOf takes over a table of cells (a restored snapshot's) without
-// copying it.
+// each calls fn with the cells in chunks, in order.
+func (t *cellTable) each(fn func([]cellPeer)) {
+	for k, ch := range t.chunks {
+		fn(ch[:min(t.n-k*cellChunk, cellChunk)])
+	}
+}
+
+// cellTableOf takes over a table of cells (a restored snapshot's), copying
+// only its last chunk when that is not full.
 func cellTableOf(cells []cellPeer) cellTable {
 	t := cellTable{n: len(cells)}
-	for len(cells) > 0 {
-		k := min(len(cells), cellChunk)
-		t.chunks = append(t.chunks, cells[:k:k])
-		cells = cells[k:]
+	for len(cells) >= cellChunk {
+		t.chunks = append(t.chunks, (*[cellChunk]cellPeer)(cells))
+		cells = cells[cellChunk:]
+	}
+	if len(cells) > 0 {
+		ch := new([cellChunk]cellPeer)
+		copy(ch[:], cells)
+		t.chunks = append(t.chunks, ch)
 	}
 	return t
 }
@@ -511,6 +514,7 @@ func (e *Engine) closePoll(g *group, out []Change) []Change {
 // pollTracks updates one side (temperature or voltage) of every cell that
 // reported in the poll, and returns the peers' median.
 func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64) (float64, bool) {
+	cells := e.cells // a copy the loops keep in registers; no cell is added during a poll
 	sel := func(c *cellPeer) *track {
 		if isTemp {
 			return &c.temp
@@ -525,7 +529,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	if isTemp {
 		g.quantT = 1
 		for _, ci := range g.cells {
-			tr := &e.cells.at(ci).temp
+			tr := &cells.at(ci).temp
 			if tr.seq != g.seq || math.IsNaN(tr.pending) {
 				continue
 			}
@@ -551,7 +555,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	vals := e.scratch(0)
 	diffs := e.scratch(3)
 	for _, ci := range g.cells {
-		tr := sel(e.cells.at(ci))
+		tr := sel(cells.at(ci))
 		if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.fault&(faultStuck|faultNoisy) == 0 {
 			vals = append(vals, tr.pending)
 			switch {
@@ -567,7 +571,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		move, bound := e.commonMove(diffs, quant)
 		*drift += move
 		for _, ci := range g.cells {
-			c := e.cells.at(ci)
+			c := cells.at(ci)
 			tr := sel(c)
 			if tr.seq != g.seq || math.IsNaN(tr.pending) || tr.fault&(faultStuck|faultNoisy) != 0 || math.IsNaN(tr.prevVal) {
 				continue
@@ -606,7 +610,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	// Runs of one repeated value, and how far the peers moved meanwhile.
 	reporting := 0
 	for _, ci := range g.cells {
-		if tr := sel(e.cells.at(ci)); tr.seq == g.seq && !math.IsNaN(tr.pending) {
+		if tr := sel(cells.at(ci)); tr.seq == g.seq && !math.IsNaN(tr.pending) {
 			reporting++
 			// The change rate is learned at rest only: a recharge ramp
 			// changes every reading, and the rate learned then would make
@@ -623,7 +627,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 				tr.stuckRun++
 			} else {
 				tr.stuckRun = 0
-				tr.resetSweep(*drift, e.mods[e.cells.at(ci).mod-1].drift(isTemp))
+				tr.resetSweep(*drift, e.mods[cells.at(ci).mod-1].drift(isTemp))
 			}
 			tr.prevVal = tr.pending
 		}
@@ -633,7 +637,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		// No peer comparison this poll: no residual either, so the
 		// rules hold their state instead of judging a stale one.
 		for _, ci := range g.cells {
-			if tr := sel(e.cells.at(ci)); tr.seq == g.seq {
+			if tr := sel(cells.at(ci)); tr.seq == g.seq {
 				tr.res, tr.thr = math.NaN(), math.NaN()
 			}
 		}
@@ -644,7 +648,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	res := e.scratch(1)
 	sig := e.scratch(2)
 	for _, ci := range g.cells {
-		tr := sel(e.cells.at(ci))
+		tr := sel(cells.at(ci))
 		if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.n >= uint32(pc.WarmupPolls) && tr.fault == 0 {
 			res = append(res, tr.pending-med-tr.off)
 			sig = append(sig, tr.sigma(floor))
@@ -673,7 +677,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	// still cool is not stuck, so the peers' movement then does not count.
 	settling := load && t-g.lastDischarge > max(2*dt, int64(time.Minute))
 	for _, ci := range g.cells {
-		c := e.cells.at(ci)
+		c := cells.at(ci)
 		tr := sel(c)
 		if tr.seq != g.seq || math.IsNaN(tr.pending) {
 			continue

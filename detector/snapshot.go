@@ -106,9 +106,7 @@ func (e *Engine) Snapshot(w io.Writer) error {
 	section(rawBytes(e.stale.states), len(e.stale.states))
 	putU(uint64(e.cells.len()))
 	putU(uint64(e.cells.len()) * uint64(unsafe.Sizeof(cellPeer{})))
-	for _, ch := range e.cells.chunks {
-		buf.Write(rawBytes(ch))
-	}
+	e.cells.each(func(ch []cellPeer) { buf.Write(rawBytes(ch)) })
 	section(rawBytes(mods), len(mods))
 	section(rawBytes(groups), len(groups))
 	section(rawBytes(upss), len(upss))
