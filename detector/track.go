@@ -22,57 +22,59 @@ const sentinelVolts = 65.535
 // track is the peer-relative state of one sensor: a cell's temperature or
 // voltage, or a module's temperature. It holds no pointers.
 type track struct {
-	// Fields are ordered so that the struct has almost no padding: a
-	// fleet has two tracks a cell.
+	// Fields are ordered so that the struct has almost no padding (a
+	// fleet has two tracks a cell), and so that what the poll reads of
+	// every cell comes first and what only a reading's sensor checks read
+	// last.
 	seq uint32 // group poll the pending value belongs to
 	// Learned normal offset from the peers' median (off) and the polls
 	// learned (n).
-	n       uint32
-	off     float64
-	pending float64 // accepted reading waiting for its poll to close
-	held    float64 // reading held back as a possible spike (NaN: none)
-	heldT   int64   // its time
-	held2   float64 // a second one going on in the same direction (NaN: none)
-	heldT2  int64
-	// The level before the last jump that was taken as real, and when
-	// (NaN: none): a jump back to it soon after makes both spikes.
-	jumpFrom float64
-	jumpAt   int64
+	n uint32
+	// chg is how often the reading changes from one poll to the next
+	// (exponential mean over about changeMemory polls), chgN its count.
+	chg   float32
+	chgN  uint16 // at most changeMemory
+	fault uint8
+	// Stuck detection: the run length of the repeated value (prevVal),
+	// and the lowest and highest the peers' drift (see group.drift) has
+	// been since the run began. A sound sensor whose value swept a range of
+	// a quantum must have changed its reading, whichever way the sweep
+	// went.
+	stuckRun uint32
+	nD       uint32 // values of recentD so far
+	dev      alertState
+	off      float64
+	pending  float64 // accepted reading waiting for its poll to close
+	prevVal  float64 // the reading of the previous poll (NaN: none)
+	res, thr float64 // last residual and the threshold it was judged by
+	// moved is what this sensor's changes added to its group's drift
+	// while it was leaving its peers (taken back when it stands out).
+	moved                  float64
+	stuckLo, stuckHi       float64
+	stuckModLo, stuckModHi float64 // the same for the module's drift (moduleDrift)
 	// Noise from the absolute second differences of the residual
 	// (r[t] - 2 r[t-1] + r[t-2]), which cancel trends, so a cell warming
 	// fast is not "noisy": a long-term EWMA, and the last few values whose
 	// median is the short-term estimate (a single step gives two large
 	// values, and two neighbouring outliers four, which the median of
 	// twelve ignores).
-	absd    float64
-	recentD [12]float32
-	nD      uint32
-	// Stuck detection: the run length of the repeated value (prevVal),
-	// and the lowest and highest the peers' drift (see group.drift) has
-	// been since the run began. A sound sensor whose value swept a range of
-	// a quantum must have changed its reading, whichever way the sweep
-	// went.
-	stuckRun               uint32
-	stuckLo, stuckHi       float64
-	stuckModLo, stuckModHi float64 // the same for the module's drift (moduleDrift)
-	// moved is what this sensor's changes added to its group's drift
-	// while it was leaving its peers (taken back when it stands out).
-	moved    float64
+	absd     float64
 	prevRes  float64 // NaN: none
 	prevRes2 float64 // NaN: none
-	res, thr float64 // last residual and the threshold it was judged by
+	recentD  [12]float32
 	resAt    int64   // when res was computed
-	// chg is how often the reading changes from one poll to the next
-	// (exponential mean over about changeMemory polls), chgN its count.
-	chg     float32
-	chgN    uint16 // at most changeMemory
-	fault   uint8
-	prevVal float64    // the reading of the previous poll (NaN: none)
-	lastV   [3]float64 // the last accepted readings, ring (robustValue, lastValue)
-	spikeAt [4]int64   // recent spike times, ring
-	nV      uint32
-	nspike  uint32
-	dev     alertState
+	held     float64 // reading held back as a possible spike (NaN: none)
+	heldT    int64   // its time
+	held2    float64 // a second one going on in the same direction (NaN: none)
+	heldT2   int64
+	// The level before the last jump that was taken as real, and when
+	// (NaN: none): a jump back to it soon after makes both spikes.
+	jumpFrom float64
+	jumpAt   int64
+	lastV    [3]float64 // the last accepted readings, ring (robustValue, lastValue)
+	spikeAt  [4]int64   // recent spike times, ring
+	nV       uint32
+	nspike   uint32
 }
 
 func newTrack() track {
