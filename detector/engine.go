@@ -82,6 +82,7 @@ type Engine struct {
 	groups []group
 	upss   []upsState
 	bufs   [5][]float64 // scratch buffers, reused
+	polled []*cellPeer  // scratch: the cells of the string whose poll closes
 
 	stale staleTracker
 	stats Stats

@@ -369,12 +369,12 @@ const (
 // 10th percentile: some sensors sit in the middle of a quantisation step
 // and change less often). MaxUint32 when the peers rarely change (coarse
 // sensors in a still room), leaving only the common-movement test.
-func (e *Engine) stillRun(g *group, isTemp bool) uint32 {
+func (e *Engine) stillRun(g *group, cs []*cellPeer, isTemp bool) uint32 {
 	rates := e.scratch(4)
-	for _, ci := range g.cells {
-		tr := &e.cells.at(ci).volt
+	for _, c := range cs {
+		tr := &c.volt
 		if isTemp {
-			tr = &e.cells.at(ci).temp
+			tr = &c.temp
 		}
 		if tr.seq == g.seq && tr.fault == 0 && tr.chgN >= changeMemory/2 {
 			rates = append(rates, float64(tr.chg))
@@ -398,12 +398,12 @@ func (e *Engine) stillRun(g *group, isTemp bool) uint32 {
 // is an individual anomaly: when many sensors have been as constant as it
 // for as long, the peers' "movement" is an artefact of the few that changed
 // and the string is simply still (a quantised string in a quiet room).
-func (e *Engine) fewAsConstant(g *group, isTemp bool, run uint32, reporting int) bool {
+func (e *Engine) fewAsConstant(g *group, cs []*cellPeer, isTemp bool, run uint32, reporting int) bool {
 	constant := 0
-	for _, ci := range g.cells {
-		tr := &e.cells.at(ci).volt
+	for _, c := range cs {
+		tr := &c.volt
 		if isTemp {
-			tr = &e.cells.at(ci).temp
+			tr = &c.temp
 		}
 		if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.stuckRun >= run {
 			constant++
@@ -483,11 +483,16 @@ func (e *Engine) closePoll(g *group, out []Change) []Change {
 	}
 	load := g.inLoad(t, &e.cfg.Peers)
 	inhibit := e.coolingFiring(g)
-	medV, okV := e.pollTracks(g, false, dt, load, t)
-	medT, ok := e.pollTracks(g, true, dt, load, t)
-	out = e.pollModules(g, t, dt, load, inhibit, out)
+	// The loops over the string's cells go through pointers, found once.
+	cs := e.polled[:0]
 	for _, ci := range g.cells {
-		c := e.cells.at(ci)
+		cs = append(cs, e.cells.at(ci))
+	}
+	e.polled = cs
+	medV, okV := e.pollTracks(g, cs, false, dt, load, t)
+	medT, ok := e.pollTracks(g, cs, true, dt, load, t)
+	out = e.pollModules(g, t, dt, load, inhibit, out)
+	for _, c := range cs {
 		if c.temp.seq == g.seq && !math.IsNaN(c.temp.pending) || c.volt.seq == g.seq && !math.IsNaN(c.volt.pending) {
 			out = e.cellRules(c, t, inhibit, out)
 		}
@@ -498,8 +503,7 @@ func (e *Engine) closePoll(g *group, out []Change) []Change {
 	if okV {
 		out = e.stringCharge(g, medV, t, load, out)
 	}
-	for _, ci := range g.cells {
-		c := e.cells.at(ci)
+	for _, c := range cs {
 		c.temp.pending, c.volt.pending = math.NaN(), math.NaN()
 	}
 	for _, mi := range g.mods {
@@ -513,8 +517,7 @@ func (e *Engine) closePoll(g *group, out []Change) []Change {
 
 // pollTracks updates one side (temperature or voltage) of every cell that
 // reported in the poll, and returns the peers' median.
-func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64) (float64, bool) {
-	cells := e.cells // a copy the loops keep in registers; no cell is added during a poll
+func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, load bool, t int64) (float64, bool) {
 	sel := func(c *cellPeer) *track {
 		if isTemp {
 			return &c.temp
@@ -528,8 +531,8 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	floor := 0.001
 	if isTemp {
 		g.quantT = 1
-		for _, ci := range g.cells {
-			tr := &cells.at(ci).temp
+		for _, c := range cs {
+			tr := &c.temp
 			if tr.seq != g.seq || math.IsNaN(tr.pending) {
 				continue
 			}
@@ -554,8 +557,8 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	apart := func(tr *track) bool { return !load && tr.thr > 0 && math.Abs(tr.res) >= 0.5*tr.thr }
 	vals := e.scratch(0)
 	diffs := e.scratch(3)
-	for _, ci := range g.cells {
-		tr := sel(cells.at(ci))
+	for _, c := range cs {
+		tr := sel(c)
 		if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.fault&(faultStuck|faultNoisy) == 0 {
 			vals = append(vals, tr.pending)
 			switch {
@@ -570,8 +573,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	if len(diffs) >= pc.MinPeers {
 		move, bound := e.commonMove(diffs, quant)
 		*drift += move
-		for _, ci := range g.cells {
-			c := cells.at(ci)
+		for _, c := range cs {
 			tr := sel(c)
 			if tr.seq != g.seq || math.IsNaN(tr.pending) || tr.fault&(faultStuck|faultNoisy) != 0 || math.IsNaN(tr.prevVal) {
 				continue
@@ -604,13 +606,13 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	// pace: a still-room run length means nothing then.
 	stillRun := uint32(math.MaxUint32)
 	if !load {
-		stillRun = e.stillRun(g, isTemp)
+		stillRun = e.stillRun(g, cs, isTemp)
 	}
 	e.keep(3, diffs)
 	// Runs of one repeated value, and how far the peers moved meanwhile.
 	reporting := 0
-	for _, ci := range g.cells {
-		if tr := sel(cells.at(ci)); tr.seq == g.seq && !math.IsNaN(tr.pending) {
+	for _, c := range cs {
+		if tr := sel(c); tr.seq == g.seq && !math.IsNaN(tr.pending) {
 			reporting++
 			// The change rate is learned at rest only: a recharge ramp
 			// changes every reading, and the rate learned then would make
@@ -627,7 +629,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 				tr.stuckRun++
 			} else {
 				tr.stuckRun = 0
-				tr.resetSweep(*drift, e.mods[cells.at(ci).mod-1].drift(isTemp))
+				tr.resetSweep(*drift, e.mods[c.mod-1].drift(isTemp))
 			}
 			tr.prevVal = tr.pending
 		}
@@ -636,8 +638,8 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	if len(vals) < pc.MinPeers {
 		// No peer comparison this poll: no residual either, so the
 		// rules hold their state instead of judging a stale one.
-		for _, ci := range g.cells {
-			if tr := sel(cells.at(ci)); tr.seq == g.seq {
+		for _, c := range cs {
+			if tr := sel(c); tr.seq == g.seq {
 				tr.res, tr.thr = math.NaN(), math.NaN()
 			}
 		}
@@ -647,8 +649,8 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	// Residuals of the warm cells, their spread, and the peers' noise.
 	res := e.scratch(1)
 	sig := e.scratch(2)
-	for _, ci := range g.cells {
-		tr := sel(cells.at(ci))
+	for _, c := range cs {
+		tr := sel(c)
 		if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.n >= uint32(pc.WarmupPolls) && tr.fault == 0 {
 			res = append(res, tr.pending-med-tr.off)
 			sig = append(sig, tr.sigma(floor))
@@ -676,8 +678,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	// its own time constant: one that is back at rest while the others
 	// still cool is not stuck, so the peers' movement then does not count.
 	settling := load && t-g.lastDischarge > max(2*dt, int64(time.Minute))
-	for _, ci := range g.cells {
-		c := cells.at(ci)
+	for _, c := range cs {
 		tr := sel(c)
 		if tr.seq != g.seq || math.IsNaN(tr.pending) {
 			continue
@@ -706,7 +707,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		switch {
 		case tr.fault&faultStuck != 0 && tr.stuckRun > 0:
 		case tr.stuckRun >= uint32(e.cfg.SensorFault.MinStuckPolls) && (moduleMoved(m, tr, need) && tr.stuckHi-tr.stuckLo >= need || tr.stuckRun >= stillRun) &&
-			e.fewAsConstant(g, isTemp, tr.stuckRun, reporting):
+			e.fewAsConstant(g, cs, isTemp, tr.stuckRun, reporting):
 			tr.fault |= faultStuck
 		default:
 			tr.fault &^= faultStuck
