@@ -98,7 +98,7 @@ func (c *climbState) push(t int64, v float64, window int64) {
 	c.jump = 0
 	for n := c.ring.n - min(c.ring.n, ringSize); n < c.ring.n; n++ { // oldest first
 		a := n % ringSize
-		if c.ring.t[a] < t-window {
+		if c.ring.time(int(a)) < t-window {
 			continue
 		}
 		v := float64(c.ring.v[a])
@@ -353,8 +353,8 @@ func (e *Engine) upsCooling(u *upsState, t int64, out []Change) []Change {
 			active = rise >= 0.6*limit
 		}
 		sev := SeverityWarning + Severity(i)
-		if t < u.amb.warn[i].since {
-			t = u.amb.warn[i].since
+		if t < u.amb.warn[i].since() {
+			t = u.amb.warn[i].since()
 		}
 		out = e.emit(out, u.amb.warn[i].step(t, active, &cc.Hold), t, AlertCoolingFailure, sev, u.id, rise,
 			func() string {

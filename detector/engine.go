@@ -32,18 +32,38 @@ type entityState struct {
 	known  bool
 	level  telemetry.Level
 	limits uint8  // 1 + index into Engine.limits; 0 until resolved
-	seen   uint16 // bit per metric: lastTime is meaningful
+	seen   uint16 // bit per metric: its lastTime is meaningful
 	src    uint32 // UPS, string, module: 1 + index of its staleState
 	// aux is 1 + the index of the entity's peer state: Engine.cells for a
 	// cell, mods for a module, groups for a string, upss for a UPS.
 	aux uint32
 	// self and the ancestors at each level (0 above the entity's level).
 	self, parent, str, module telemetry.EntityID
-	lastTime                  [telemetry.NumMetrics]int64
+	// lastTime is the time of the latest sample of each metric of the
+	// entity's level, at the metric's timeSlot.
+	lastTime [maxLevelMetrics]int64
 
 	overTemp [2]alertState // [0] warning, [1] critical
 	voltage  [2]alertState
 }
+
+// maxLevelMetrics is the most metrics one level of the hierarchy has (a
+// string's voltage, current, state of charge and of health).
+const maxLevelMetrics = 4
+
+// timeSlot gives each metric a place among those of its level (in
+// entityState.lastTime). A sample's metric is of its entity's level.
+var timeSlot = func() (s [telemetry.NumMetrics]uint8) {
+	var n [telemetry.LevelCell + 1]uint8
+	for _, m := range telemetry.Metrics() {
+		s[m] = n[m.Level()]
+		n[m.Level()]++
+		if n[m.Level()] > maxLevelMetrics {
+			panic("detector: maxLevelMetrics is too small for the metric catalogue")
+		}
+	}
+	return s
+}()
 
 // Engine runs the rules over samples. It is not safe for concurrent use:
 // one goroutine feeds it (the daemon serialises collectors into one
@@ -57,11 +77,12 @@ type Engine struct {
 	limKey map[string]uint8 // chemistry key -> 1 + index into limits
 
 	// Peer-relative state, indexed by entityState.aux - 1.
-	cells  []cellPeer
+	cells  cellTable
 	mods   []modPeer
 	groups []group
 	upss   []upsState
 	bufs   [5][]float64 // scratch buffers, reused
+	polled []*cellPeer  // scratch: the cells of the string whose poll closes
 
 	stale staleTracker
 	stats Stats
@@ -114,7 +135,9 @@ func (e *Engine) path(id telemetry.EntityID) string { return e.reg.Info(id).Enti
 // moves a parent's.
 func (e *Engine) state(id telemetry.EntityID) *entityState {
 	if int(id) > len(e.ents) {
-		n := max(int(id), 2*len(e.ents), 64)
+		// The registry mostly knows the whole fleet already: grow to it,
+		// or by a quarter, not by double.
+		n := max(int(id), e.reg.Len(), len(e.ents)+len(e.ents)/4, 64)
 		grown := make([]entityState, n)
 		copy(grown, e.ents)
 		e.ents = grown
@@ -143,12 +166,13 @@ func (e *Engine) Observe(s telemetry.Sample, out []Change) []Change {
 	e.stats.Samples++
 	st := e.state(s.Entity)
 	bit := uint16(1) << s.Metric
-	if st.seen&bit != 0 && s.Time < st.lastTime[s.Metric] {
+	slot := &st.lastTime[timeSlot[s.Metric]%maxLevelMetrics]
+	if st.seen&bit != 0 && s.Time < *slot {
 		e.stats.OutOfOrder++
 		return out
 	}
 	st.seen |= bit
-	st.lastTime[s.Metric] = s.Time
+	*slot = s.Time
 	if math.IsNaN(s.Value) {
 		e.stats.NoReading++
 		return out

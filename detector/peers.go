@@ -26,23 +26,81 @@ type cellPeer struct {
 	// Relative temperature (reading minus the peers' median) sampled every
 	// window/ringSize for the rising rule.
 	ring    slopeRing
-	slope   float64    // Theil-Sen, °C/h, over the window
-	thirds  [3]float64 // the same over each third of the window, oldest first (thirdsOf)
-	thirdsN uint32     // ring.n when thirds were worked out
-	span    float64    // hours the ring covers
+	slope   float64 // Theil-Sen, °C/h, over the window (thirdsOf: over each third)
+	span    float64 // hours the ring covers
 	rising  alertState
 	runaway alertState
 	sensor  alertState
 }
 
+// cellChunk is how many cells' peer states one allocation of a cellTable
+// holds (about 210 KB).
+const cellChunk = 256
+
+// cellTable holds the cells' peer states in chunks of cellChunk: a growing
+// fleet neither copies the whole table nor holds it twice while it grows,
+// and no more than one chunk is allocated ahead of the cells.
+type cellTable struct {
+	chunks []*[cellChunk]cellPeer
+	n      int
+}
+
+// at returns cell i (0 ≤ i < len).
+func (t *cellTable) at(i uint32) *cellPeer { return &t.chunks[i/cellChunk][i%cellChunk] }
+
+func (t *cellTable) len() int { return t.n }
+
+// add appends c and returns its index.
+func (t *cellTable) add(c cellPeer) uint32 {
+	if t.n == len(t.chunks)*cellChunk {
+		t.chunks = append(t.chunks, new([cellChunk]cellPeer))
+	}
+	i := uint32(t.n)
+	*t.at(i) = c
+	t.n++
+	return i
+}
+
+// each calls fn with the cells in chunks, in order.
+func (t *cellTable) each(fn func([]cellPeer)) {
+	for k, ch := range t.chunks {
+		fn(ch[:min(t.n-k*cellChunk, cellChunk)])
+	}
+}
+
+// cellTableOf takes over a table of cells (a restored snapshot's), copying
+// only its last chunk when that is not full.
+func cellTableOf(cells []cellPeer) cellTable {
+	t := cellTable{n: len(cells)}
+	for len(cells) >= cellChunk {
+		t.chunks = append(t.chunks, (*[cellChunk]cellPeer)(cells))
+		cells = cells[cellChunk:]
+	}
+	if len(cells) > 0 {
+		ch := new([cellChunk]cellPeer)
+		copy(ch[:], cells)
+		t.chunks = append(t.chunks, ch)
+	}
+	return t
+}
+
 // slopeRing holds a quantity sampled every window/ringSize for a
-// Theil-Sen slope over the window. It holds no pointers.
+// Theil-Sen slope over the window. It holds no pointers. Its times are
+// kept to the millisecond (readings are stamped to the second or the
+// millisecond), as offsets from base, which push moves on every 49 days.
 type slopeRing struct {
 	v    [ringSize]float32
-	t    [ringSize]int64
+	t    [ringSize]uint32 // milliseconds after base (ringTick)
 	n    uint32
+	base int64
 	next int64
 }
+
+// ringTick is the unit of slopeRing's times.
+const ringTick = int64(time.Millisecond)
+
+// time returns the time of point a.
+func (r *slopeRing) time(a int) int64 { return r.base + int64(r.t[a])*ringTick }
 
 // modPeer is the peer-relative state of one module.
 type modPeer struct {
@@ -115,15 +173,14 @@ func (e *Engine) cellOf(st *entityState) *cellPeer {
 	if st.aux == 0 {
 		m := e.modOf(st.module)
 		g := e.groupOf(st.str)
-		e.cells = append(e.cells, cellPeer{id: st.self, temp: newTrack(), volt: newTrack()})
-		idx := uint32(len(e.cells) - 1)
+		idx := e.cells.add(cellPeer{id: st.self, temp: newTrack(), volt: newTrack()})
 		st.aux = idx + 1
-		e.cells[idx].mod = m
-		g.cells = insertByID(g.cells, idx, func(i uint32) telemetry.EntityID { return e.cells[i].id })
+		e.cells.at(idx).mod = m
+		g.cells = insertByID(g.cells, idx, func(i uint32) telemetry.EntityID { return e.cells.at(i).id })
 		mp := &e.mods[m-1]
-		mp.cells = insertByID(mp.cells, idx, func(i uint32) telemetry.EntityID { return e.cells[i].id })
+		mp.cells = insertByID(mp.cells, idx, func(i uint32) telemetry.EntityID { return e.cells.at(i).id })
 	}
-	return &e.cells[st.aux-1]
+	return e.cells.at(st.aux - 1)
 }
 
 func insertByID(list []uint32, idx uint32, id func(uint32) telemetry.EntityID) []uint32 {
@@ -312,12 +369,12 @@ const (
 // 10th percentile: some sensors sit in the middle of a quantisation step
 // and change less often). MaxUint32 when the peers rarely change (coarse
 // sensors in a still room), leaving only the common-movement test.
-func (e *Engine) stillRun(g *group, isTemp bool) uint32 {
+func (e *Engine) stillRun(g *group, cs []*cellPeer, isTemp bool) uint32 {
 	rates := e.scratch(4)
-	for _, ci := range g.cells {
-		tr := &e.cells[ci].volt
+	for _, c := range cs {
+		tr := &c.volt
 		if isTemp {
-			tr = &e.cells[ci].temp
+			tr = &c.temp
 		}
 		if tr.seq == g.seq && tr.fault == 0 && tr.chgN >= changeMemory/2 {
 			rates = append(rates, float64(tr.chg))
@@ -341,12 +398,12 @@ func (e *Engine) stillRun(g *group, isTemp bool) uint32 {
 // is an individual anomaly: when many sensors have been as constant as it
 // for as long, the peers' "movement" is an artefact of the few that changed
 // and the string is simply still (a quantised string in a quiet room).
-func (e *Engine) fewAsConstant(g *group, isTemp bool, run uint32, reporting int) bool {
+func (e *Engine) fewAsConstant(g *group, cs []*cellPeer, isTemp bool, run uint32, reporting int) bool {
 	constant := 0
-	for _, ci := range g.cells {
-		tr := &e.cells[ci].volt
+	for _, c := range cs {
+		tr := &c.volt
 		if isTemp {
-			tr = &e.cells[ci].temp
+			tr = &c.temp
 		}
 		if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.stuckRun >= run {
 			constant++
@@ -426,11 +483,16 @@ func (e *Engine) closePoll(g *group, out []Change) []Change {
 	}
 	load := g.inLoad(t, &e.cfg.Peers)
 	inhibit := e.coolingFiring(g)
-	medV, okV := e.pollTracks(g, false, dt, load, t)
-	medT, ok := e.pollTracks(g, true, dt, load, t)
-	out = e.pollModules(g, t, dt, load, inhibit, out)
+	// The loops over the string's cells go through pointers, found once.
+	cs := e.polled[:0]
 	for _, ci := range g.cells {
-		c := &e.cells[ci]
+		cs = append(cs, e.cells.at(ci))
+	}
+	e.polled = cs
+	medV, okV := e.pollTracks(g, cs, false, dt, load, t)
+	medT, ok := e.pollTracks(g, cs, true, dt, load, t)
+	out = e.pollModules(g, t, dt, load, inhibit, out)
+	for _, c := range cs {
 		if c.temp.seq == g.seq && !math.IsNaN(c.temp.pending) || c.volt.seq == g.seq && !math.IsNaN(c.volt.pending) {
 			out = e.cellRules(c, t, inhibit, out)
 		}
@@ -441,8 +503,7 @@ func (e *Engine) closePoll(g *group, out []Change) []Change {
 	if okV {
 		out = e.stringCharge(g, medV, t, load, out)
 	}
-	for _, ci := range g.cells {
-		c := &e.cells[ci]
+	for _, c := range cs {
 		c.temp.pending, c.volt.pending = math.NaN(), math.NaN()
 	}
 	for _, mi := range g.mods {
@@ -456,7 +517,7 @@ func (e *Engine) closePoll(g *group, out []Change) []Change {
 
 // pollTracks updates one side (temperature or voltage) of every cell that
 // reported in the poll, and returns the peers' median.
-func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64) (float64, bool) {
+func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, load bool, t int64) (float64, bool) {
 	sel := func(c *cellPeer) *track {
 		if isTemp {
 			return &c.temp
@@ -470,8 +531,8 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	floor := 0.001
 	if isTemp {
 		g.quantT = 1
-		for _, ci := range g.cells {
-			tr := &e.cells[ci].temp
+		for _, c := range cs {
+			tr := &c.temp
 			if tr.seq != g.seq || math.IsNaN(tr.pending) {
 				continue
 			}
@@ -496,8 +557,8 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	apart := func(tr *track) bool { return !load && tr.thr > 0 && math.Abs(tr.res) >= 0.5*tr.thr }
 	vals := e.scratch(0)
 	diffs := e.scratch(3)
-	for _, ci := range g.cells {
-		tr := sel(&e.cells[ci])
+	for _, c := range cs {
+		tr := sel(c)
 		if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.fault&(faultStuck|faultNoisy) == 0 {
 			vals = append(vals, tr.pending)
 			switch {
@@ -512,8 +573,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	if len(diffs) >= pc.MinPeers {
 		move, bound := e.commonMove(diffs, quant)
 		*drift += move
-		for _, ci := range g.cells {
-			c := &e.cells[ci]
+		for _, c := range cs {
 			tr := sel(c)
 			if tr.seq != g.seq || math.IsNaN(tr.pending) || tr.fault&(faultStuck|faultNoisy) != 0 || math.IsNaN(tr.prevVal) {
 				continue
@@ -546,30 +606,30 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	// pace: a still-room run length means nothing then.
 	stillRun := uint32(math.MaxUint32)
 	if !load {
-		stillRun = e.stillRun(g, isTemp)
+		stillRun = e.stillRun(g, cs, isTemp)
 	}
 	e.keep(3, diffs)
 	// Runs of one repeated value, and how far the peers moved meanwhile.
 	reporting := 0
-	for _, ci := range g.cells {
-		if tr := sel(&e.cells[ci]); tr.seq == g.seq && !math.IsNaN(tr.pending) {
+	for _, c := range cs {
+		if tr := sel(c); tr.seq == g.seq && !math.IsNaN(tr.pending) {
 			reporting++
 			// The change rate is learned at rest only: a recharge ramp
 			// changes every reading, and the rate learned then would make
 			// the still string after it look stuck.
-			if !math.IsNaN(tr.stuckVal) && tr.fault == 0 && !load {
+			if !math.IsNaN(tr.prevVal) && tr.fault == 0 && !load {
 				changed := float32(0)
-				if tr.pending != tr.stuckVal {
+				if tr.pending != tr.prevVal {
 					changed = 1
 				}
 				tr.chgN = min(tr.chgN+1, changeMemory)
 				tr.chg += (changed - tr.chg) / float32(tr.chgN)
 			}
-			if tr.pending == tr.stuckVal {
+			if tr.pending == tr.prevVal { // the value of the run
 				tr.stuckRun++
 			} else {
-				tr.stuckVal, tr.stuckRun = tr.pending, 0
-				tr.resetSweep(*drift, e.mods[e.cells[ci].mod-1].drift(isTemp))
+				tr.stuckRun = 0
+				tr.resetSweep(*drift, e.mods[c.mod-1].drift(isTemp))
 			}
 			tr.prevVal = tr.pending
 		}
@@ -578,8 +638,8 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	if len(vals) < pc.MinPeers {
 		// No peer comparison this poll: no residual either, so the
 		// rules hold their state instead of judging a stale one.
-		for _, ci := range g.cells {
-			if tr := sel(&e.cells[ci]); tr.seq == g.seq {
+		for _, c := range cs {
+			if tr := sel(c); tr.seq == g.seq {
 				tr.res, tr.thr = math.NaN(), math.NaN()
 			}
 		}
@@ -589,8 +649,8 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	// Residuals of the warm cells, their spread, and the peers' noise.
 	res := e.scratch(1)
 	sig := e.scratch(2)
-	for _, ci := range g.cells {
-		tr := sel(&e.cells[ci])
+	for _, c := range cs {
+		tr := sel(c)
 		if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.n >= uint32(pc.WarmupPolls) && tr.fault == 0 {
 			res = append(res, tr.pending-med-tr.off)
 			sig = append(sig, tr.sigma(floor))
@@ -618,8 +678,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 	// its own time constant: one that is back at rest while the others
 	// still cool is not stuck, so the peers' movement then does not count.
 	settling := load && t-g.lastDischarge > max(2*dt, int64(time.Minute))
-	for _, ci := range g.cells {
-		c := &e.cells[ci]
+	for _, c := range cs {
 		tr := sel(c)
 		if tr.seq != g.seq || math.IsNaN(tr.pending) {
 			continue
@@ -648,7 +707,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		switch {
 		case tr.fault&faultStuck != 0 && tr.stuckRun > 0:
 		case tr.stuckRun >= uint32(e.cfg.SensorFault.MinStuckPolls) && (moduleMoved(m, tr, need) && tr.stuckHi-tr.stuckLo >= need || tr.stuckRun >= stillRun) &&
-			e.fewAsConstant(g, isTemp, tr.stuckRun, reporting):
+			e.fewAsConstant(g, cs, isTemp, tr.stuckRun, reporting):
 			tr.fault |= faultStuck
 		default:
 			tr.fault &^= faultStuck
@@ -698,7 +757,7 @@ func (e *Engine) pollTracks(g *group, isTemp bool, dt int64, load bool, t int64)
 		if isTemp {
 			switch {
 			case tr.fault != 0:
-				c.ring.n, c.slope, c.thirds, c.thirdsN, c.span = 0, 0, [3]float64{}, 0, 0 // restart once the sensor is sound
+				c.ring.n, c.slope, c.span = 0, 0, 0 // restart once the sensor is sound
 			default:
 				e.ringPush(c, t, rel)
 			}
@@ -722,20 +781,20 @@ func (e *Engine) ringPush(c *cellPeer, t int64, rel float64) {
 	c.slope, c.span = c.ring.theilSen(t-w, t)
 }
 
-// thirdsOf works out, when the ring has a new point, the Theil-Sen slopes
-// of the three thirds of the window ending at its latest point. Only a hot
-// cell needs them (accelerating), so they are not worked out on every
-// push.
-func (e *Engine) thirdsOf(c *cellPeer) *[3]float64 {
-	if c.thirdsN != c.ring.n {
-		c.thirdsN = c.ring.n
-		w := e.cfg.CellTemperatureRising.Window.Nanos()
-		t := c.ring.t[(c.ring.n-1)%ringSize]
-		for i := range c.thirds {
-			c.thirds[i], _ = c.ring.theilSen(t-w+int64(i)*w/3, t-w+int64(i+1)*w/3)
-		}
+// thirdsOf works out the Theil-Sen slopes of the three thirds of the
+// window ending at the ring's latest point, oldest first (zero while the
+// ring is empty). Only a hot cell needs them (accelerating), so they are
+// not kept: that would cost every cell 32 bytes.
+func (e *Engine) thirdsOf(c *cellPeer) (thirds [3]float64) {
+	if c.ring.n == 0 {
+		return thirds
 	}
-	return &c.thirds
+	w := e.cfg.CellTemperatureRising.Window.Nanos()
+	t := c.ring.time(int((c.ring.n - 1) % ringSize))
+	for i := range thirds {
+		thirds[i], _ = c.ring.theilSen(t-w+int64(i)*w/3, t-w+int64(i+1)*w/3)
+	}
+	return thirds
 }
 
 // push stores v at t when the ring is due for a point (one every
@@ -745,10 +804,35 @@ func (r *slopeRing) push(t int64, v float64, window int64) bool {
 		return false
 	}
 	r.next = t + window/ringSize
+	if r.n == 0 {
+		r.base = t
+	}
+	off := (t - r.base) / ringTick
+	if off > math.MaxUint32 {
+		off -= r.rebase(off)
+	}
 	i := r.n % ringSize
-	r.v[i], r.t[i] = float32(v), t
+	r.v[i], r.t[i] = float32(v), uint32(off)
 	r.n++
 	return true
+}
+
+// rebase moves base on so that a point off ticks after it fits, and returns
+// by how many ticks: to the oldest point kept, or, when that one is more
+// than 2^32 ticks (49 days) older than the new point, to 2^32 ticks before
+// it. The points older than that are then kept at base: older than any
+// window still.
+func (r *slopeRing) rebase(off int64) int64 {
+	shift := int64(math.MaxUint32)
+	for a := range min(int(r.n), ringSize) {
+		shift = min(shift, int64(r.t[a]))
+	}
+	shift = max(shift, off-math.MaxUint32)
+	for a := range min(int(r.n), ringSize) {
+		r.t[a] = uint32(max(int64(r.t[a])-shift, 0))
+	}
+	r.base += shift * ringTick
+	return shift
 }
 
 // lineEnd is the level at to of the line with the given slope (°C/h)
@@ -759,7 +843,7 @@ func (r *slopeRing) lineEnd(from, to int64, slope float64) float64 {
 	var v [ringSize]float64
 	k := 0
 	for a := range min(int(r.n), ringSize) {
-		if t := r.t[a]; t >= from && t <= to {
+		if t := r.time(a); t >= from && t <= to {
 			v[k] = float64(r.v[a]) + slope*float64(to-t)/float64(time.Hour)
 			k++
 		}
@@ -777,7 +861,7 @@ func (r *slopeRing) theilSen(from, to int64) (float64, float64) {
 	k := 0
 	first, last := int64(math.MaxInt64), int64(math.MinInt64)
 	for a := range min(int(r.n), ringSize) {
-		if t := r.t[a]; t >= from && t <= to {
+		if t := r.time(a); t >= from && t <= to {
 			in[k] = uint8(a)
 			k++
 			first, last = min(first, t), max(last, t)
@@ -791,7 +875,7 @@ func (r *slopeRing) theilSen(from, to int64) (float64, float64) {
 			if r.t[b] == r.t[a] {
 				continue
 			}
-			hours := float64(r.t[b]-r.t[a]) / float64(time.Hour)
+			hours := float64((int64(r.t[b])-int64(r.t[a]))*ringTick) / float64(time.Hour)
 			slopes[n] = float64(r.v[b]-r.v[a]) / hours
 			n++
 		}
@@ -892,7 +976,12 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 	// counts then.
 	kc := &e.cfg.ThermalRunawayRisk
 	sag := !load && voltRecent && vr.res <= -math.Max(kc.SagVolts, 4*vr.sigma(0.001))
-	accel := !load && hot && accelerating(e.thirdsOf(c), kc.AcceleratingPerHour, m.slope)
+	accel := false
+	var thirds [3]float64
+	if !load && hot {
+		thirds = e.thirdsOf(c)
+		accel = accelerating(&thirds, kc.AcceleratingPerHour, m.slope)
+	}
 	crit := tr.pending >= kc.CriticalCelsius
 	warmish := tr.res >= runawayWarmish*tr.thr
 	risk := standsOut && !fold && ((warmish && sag) || (hot && (accel || crit)))
@@ -915,7 +1004,7 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 					why = append(why, fmt.Sprintf("voltage %.0f mV below its peers", -vr.res*1000))
 				}
 				if accel {
-					why = append(why, fmt.Sprintf("rise accelerating to %.1f °C/h", c.thirds[2]-math.Max(0, m.slope)))
+					why = append(why, fmt.Sprintf("rise accelerating to %.1f °C/h", thirds[2]-math.Max(0, m.slope)))
 				}
 				if crit {
 					why = append(why, fmt.Sprintf("at %s °C, above %s °C", fmtNum(tr.pending), fmtNum(kc.CriticalCelsius)))
@@ -951,8 +1040,8 @@ func (e *Engine) sensorStep(c *cellPeer, t int64, out []Change) []Change {
 	if faulty && !c.sensor.firing() && e.inMaintenance(&e.ents[c.id-1]) {
 		faulty = false // sensors unplugged for the work: no new SensorFault
 	}
-	if t < c.sensor.since { // polls close at their own time; keep the machine monotonic
-		t = c.sensor.since
+	if t < c.sensor.since() { // polls close at their own time; keep the machine monotonic
+		t = c.sensor.since()
 	}
 	return e.emit(out, c.sensor.step(t, faulty, &sc.Hold), t, AlertSensorFault, SeverityWarning, c.id, 0,
 		func() string {
@@ -1010,14 +1099,14 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 		m := &e.mods[mi]
 		cells := e.scratch(3)
 		for _, ci := range m.cells {
-			tr := &e.cells[ci].temp
+			tr := &e.cells.at(ci).temp
 			if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.fault == 0 {
 				cells = append(cells, tr.pending)
 			}
 		}
 		slopes := e.scratch(2)
 		for _, ci := range m.cells {
-			if c := &e.cells[ci]; c.temp.fault == 0 && c.span > 0 {
+			if c := e.cells.at(ci); c.temp.fault == 0 && c.span > 0 {
 				slopes = append(slopes, c.slope)
 			}
 		}

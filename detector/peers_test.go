@@ -608,3 +608,41 @@ func TestModulesFollowingAnHVACStepAtTheirOwnPacePageNothing(t *testing.T) {
 	fired, _ := rig.run(t)
 	checkAlerts(t, fired, nil, nil)
 }
+
+// A slope ring keeps its times exact past the 49 days its millisecond
+// offsets span, and a point from before a silence that long stays out of
+// the window.
+func TestSlopeRingTimesPast49Days(t *testing.T) {
+	const w = int64(16 * time.Minute)
+	var r slopeRing
+	at := base + 123*int64(time.Millisecond)
+	for k := 0; at < base+int64(60*24*time.Hour); k++ {
+		if !r.push(at, float64(k%50), w) {
+			t.Fatalf("push %d at %d not taken", k, at)
+		}
+		for j := range min(int(r.n), ringSize) {
+			age := int64(j) * w / ringSize
+			if got, want := r.time(int((r.n-1-uint32(j))%ringSize)), at-age; got != want {
+				t.Fatalf("after %d pushes point %d is at %d, want %d", r.n, j, got, want)
+			}
+		}
+		at += w / ringSize
+	}
+	// Two days of points 1 °C/h apart, a silence of 50 days, then a rise
+	// of 2 °C/h: only the new points make the slope.
+	r = slopeRing{}
+	at = base
+	for k := range 20 {
+		r.push(at, float64(k), w)
+		at += w / ringSize
+	}
+	at += int64(50 * 24 * time.Hour)
+	for k := range 8 {
+		r.push(at, 2*float64(k)*float64(w/ringSize)/float64(time.Hour), w)
+		at += w / ringSize
+	}
+	at -= w / ringSize
+	if slope, _ := r.theilSen(at-w, at); math.Abs(slope-2) > 1e-3 {
+		t.Errorf("slope after the silence = %v °C/h, want 2", slope)
+	}
+}

@@ -42,7 +42,7 @@ func (e *Engine) CellScores(fn func(CellScore)) {
 		if st.level != telemetry.LevelCell || st.aux == 0 {
 			continue
 		}
-		c := &e.cells[st.aux-1]
+		c := e.cells.at(st.aux - 1)
 		s := CellScore{
 			Entity: c.id, Warm: c.temp.n >= warm && c.volt.n >= warm,
 			TemperatureResidual: math.NaN(), TemperatureThreshold: math.NaN(),

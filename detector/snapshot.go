@@ -104,7 +104,9 @@ func (e *Engine) Snapshot(w io.Writer) error {
 	section(rawBytes(e.ents), len(e.ents))
 	section(rawBytes(e.stale.sources), len(e.stale.sources))
 	section(rawBytes(e.stale.states), len(e.stale.states))
-	section(rawBytes(e.cells), len(e.cells))
+	putU(uint64(e.cells.len()))
+	putU(uint64(e.cells.len()) * uint64(unsafe.Sizeof(cellPeer{})))
+	e.cells.each(func(ch []cellPeer) { buf.Write(rawBytes(ch)) })
 	section(rawBytes(mods), len(mods))
 	section(rawBytes(groups), len(groups))
 	section(rawBytes(upss), len(upss))
@@ -201,7 +203,7 @@ func (e *Engine) Restore(r io.Reader) error {
 			return fmt.Errorf("snapshot entity %s does not restore to its ID: %v", ent.Path(), ierr)
 		}
 	}
-	e.ents, e.cells, e.mods, e.groups, e.upss = tables.ents, tables.cells, tables.mods, tables.groups, tables.upss
+	e.ents, e.cells, e.mods, e.groups, e.upss = tables.ents, cellTableOf(tables.cells), tables.mods, tables.groups, tables.upss
 	e.stale.sources, e.stale.states, e.stale.next = tables.sources, tables.states, next
 	for i := range e.ents {
 		e.ents[i].limits = 0 // voltage limits come from the current configuration
@@ -409,12 +411,12 @@ func (tb *snapTables) check(paths []telemetry.Entity) error {
 // relink rebuilds the membership lists of the peer tables from the
 // entities after a restore.
 func (e *Engine) relink() {
-	for i := range e.cells {
-		c := &e.cells[i]
+	for i := range uint32(e.cells.len()) {
+		c := e.cells.at(i)
 		g := &e.groups[e.ents[e.ents[c.id-1].str-1].aux-1]
-		g.cells = append(g.cells, uint32(i))
+		g.cells = append(g.cells, i)
 		m := &e.mods[c.mod-1]
-		m.cells = append(m.cells, uint32(i))
+		m.cells = append(m.cells, i)
 	}
 	for i := range e.mods {
 		g := &e.groups[e.ents[e.ents[e.mods[i].id-1].parent-1].aux-1]
@@ -424,7 +426,7 @@ func (e *Engine) relink() {
 		u := &e.upss[e.groups[i].ups-1]
 		u.groups = append(u.groups, uint32(i))
 	}
-	byCell := func(a, b uint32) int { return int(e.cells[a].id) - int(e.cells[b].id) }
+	byCell := func(a, b uint32) int { return int(e.cells.at(a).id) - int(e.cells.at(b).id) }
 	for i := range e.groups {
 		slices.SortFunc(e.groups[i].cells, byCell)
 		slices.SortFunc(e.groups[i].mods, func(a, b uint32) int { return int(e.mods[a].id) - int(e.mods[b].id) })

@@ -193,7 +193,7 @@ func TestRestoreRefusesInconsistentTables(t *testing.T) {
 			e.ents[id(e, "u/1/1/1")-1].aux = e.ents[id(e, "u/1/1/2")-1].aux
 		}, "peer state"},
 		{"cell peer names the wrong module", func(e *Engine) {
-			e.cells[e.ents[id(e, "u/1/1/1")-1].aux-1].mod = e.ents[id(e, "u/1/2")-1].aux
+			e.cells.at(e.ents[id(e, "u/1/1/1")-1].aux - 1).mod = e.ents[id(e, "u/1/2")-1].aux
 		}, "cell peers"},
 		{"module forgotten under its cells", func(e *Engine) {
 			m := id(e, "u/1/2")
@@ -315,4 +315,37 @@ func snapshotSeedSamples() []pathSample {
 		}
 	}
 	return out
+}
+
+// A fleet whose cells fill several chunks of the cell table restores to
+// the same state: its snapshot, taken again, is the same bytes.
+func TestSnapshotOfManyCellsRoundTrips(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	eng := New(DefaultConfig(), reg, nil)
+	const cells = 2*cellChunk + 100
+	for p := range 5 {
+		at := base + int64(p)*int64(30*time.Second)
+		for i := range cells {
+			id, err := reg.Intern(telemetry.Entity{UPS: "u", String: itoa(1 + i/256), Module: itoa(1 + i/16%16), Cell: itoa(1 + i%16)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			eng.Observe(telemetry.Sample{Time: at, Entity: id, Metric: telemetry.CellTemperatureCelsius, Value: 25 + float64(i%7)/10}, nil)
+		}
+		eng.Tick(at+int64(10*time.Second), nil)
+	}
+	var first, second bytes.Buffer
+	if err := eng.Snapshot(&first); err != nil {
+		t.Fatal(err)
+	}
+	restored := New(DefaultConfig(), telemetry.NewRegistry(), nil)
+	if err := restored.Restore(bytes.NewReader(first.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if err := restored.Snapshot(&second); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(first.Bytes(), second.Bytes()) {
+		t.Errorf("the snapshot of the restored engine differs (%d bytes, was %d)", second.Len(), first.Len())
+	}
 }

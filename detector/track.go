@@ -22,62 +22,63 @@ const sentinelVolts = 65.535
 // track is the peer-relative state of one sensor: a cell's temperature or
 // voltage, or a module's temperature. It holds no pointers.
 type track struct {
-	// Fields are ordered so that the struct has no padding inside: a
-	// fleet has two tracks a cell.
+	// Fields are ordered so that the struct has almost no padding (a
+	// fleet has two tracks a cell), and so that what the poll reads of
+	// every cell comes first and what only a reading's sensor checks read
+	// last.
 	seq uint32 // group poll the pending value belongs to
 	// Learned normal offset from the peers' median (off) and the polls
 	// learned (n).
-	n       uint32
-	off     float64
-	pending float64 // accepted reading waiting for its poll to close
-	last    float64 // last accepted reading (NaN: none)
-	held    float64 // reading held back as a possible spike (NaN: none)
-	heldT   int64   // its time
-	held2   float64 // a second one going on in the same direction (NaN: none)
-	heldT2  int64
-	// The level before the last jump that was taken as real, and when
-	// (NaN: none): a jump back to it soon after makes both spikes.
-	jumpFrom float64
-	jumpAt   int64
+	n uint32
+	// chg is how often the reading changes from one poll to the next
+	// (exponential mean over about changeMemory polls), chgN its count.
+	chg   float32
+	chgN  uint16 // at most changeMemory
+	fault uint8
+	// Stuck detection: the run length of the repeated value (prevVal),
+	// and the lowest and highest the peers' drift (see group.drift) has
+	// been since the run began. A sound sensor whose value swept a range of
+	// a quantum must have changed its reading, whichever way the sweep
+	// went.
+	stuckRun uint32
+	nD       uint32 // values of recentD so far
+	dev      alertState
+	off      float64
+	pending  float64 // accepted reading waiting for its poll to close
+	prevVal  float64 // the reading of the previous poll (NaN: none)
+	res, thr float64 // last residual and the threshold it was judged by
+	// moved is what this sensor's changes added to its group's drift
+	// while it was leaving its peers (taken back when it stands out).
+	moved                  float64
+	stuckLo, stuckHi       float64
+	stuckModLo, stuckModHi float64 // the same for the module's drift (moduleDrift)
 	// Noise from the absolute second differences of the residual
 	// (r[t] - 2 r[t-1] + r[t-2]), which cancel trends, so a cell warming
 	// fast is not "noisy": a long-term EWMA, and the last few values whose
 	// median is the short-term estimate (a single step gives two large
 	// values, and two neighbouring outliers four, which the median of
 	// twelve ignores).
-	absd    float64
-	recentD [12]float32
-	nD      uint32
-	// Stuck detection: the repeated value, its run length, and the lowest
-	// and highest the peers' drift (see group.drift) has been since the
-	// run began. A sound sensor whose value swept a range of a quantum
-	// must have changed its reading, whichever way the sweep went.
-	stuckRun               uint32
-	stuckVal               float64
-	stuckLo, stuckHi       float64
-	stuckModLo, stuckModHi float64 // the same for the module's drift (moduleDrift)
-	// moved is what this sensor's changes added to its group's drift
-	// while it was leaving its peers (taken back when it stands out).
-	moved    float64
+	absd     float64
 	prevRes  float64 // NaN: none
 	prevRes2 float64 // NaN: none
-	res, thr float64 // last residual and the threshold it was judged by
+	recentD  [12]float32
 	resAt    int64   // when res was computed
-	// chg is how often the reading changes from one poll to the next
-	// (exponential mean over about changeMemory polls), chgN its count.
-	chg     float32
-	chgN    uint32
-	prevVal float64    // the reading of the previous poll (NaN: none)
-	lastV   [3]float64 // the last accepted readings, ring (robustValue)
-	spikeAt [4]int64   // recent spike times, ring
-	nV      uint32
-	nspike  uint32
-	dev     alertState
-	fault   uint8
+	held     float64 // reading held back as a possible spike (NaN: none)
+	heldT    int64   // its time
+	held2    float64 // a second one going on in the same direction (NaN: none)
+	heldT2   int64
+	// The level before the last jump that was taken as real, and when
+	// (NaN: none): a jump back to it soon after makes both spikes.
+	jumpFrom float64
+	jumpAt   int64
+	lastV    [3]float64 // the last accepted readings, ring (robustValue, lastValue)
+	spikeAt  [4]int64   // recent spike times, ring
+	nV       uint32
+	nspike   uint32
 }
 
 func newTrack() track {
-	return track{last: math.NaN(), held: math.NaN(), held2: math.NaN(), jumpFrom: math.NaN(), prevRes: math.NaN(), prevRes2: math.NaN(), stuckVal: math.NaN(), pending: math.NaN(), prevVal: math.NaN()}
+	return track{held: math.NaN(), held2: math.NaN(), jumpFrom: math.NaN(), prevRes: math.NaN(), prevRes2: math.NaN(), pending: math.NaN(), prevVal: math.NaN()}
 }
 
 // secondDiffToSigma converts the mean absolute second difference of white
@@ -161,6 +162,16 @@ func (t *track) pushValue(v float64) {
 	t.nV++
 }
 
+// lastValue is the last accepted reading (NaN: none). accept returns every
+// reading it accepts, and each is pushed: the last of them is the last
+// pushed.
+func (t *track) lastValue() float64 {
+	if t.nV == 0 {
+		return math.NaN()
+	}
+	return t.lastV[(t.nV-1)%3]
+}
+
 // robustValue is the median of the last three accepted readings (NaN until
 // there are three): what the absolute limits judge for a sensor flagged
 // noisy or stuck, whose single readings cannot be trusted but whose level
@@ -191,20 +202,18 @@ func (t *track) accept(v float64, at int64, maxJump float64) (use [3]float64, ti
 	if !math.IsNaN(t.jumpFrom) && at-t.jumpAt > excursionWindow {
 		t.jumpFrom = math.NaN()
 	}
+	last := t.lastValue() // v becomes it when accepted (the caller pushes it)
 	switch {
-	case math.IsNaN(t.last):
-		t.last = v
+	case math.IsNaN(last):
 		return [3]float64{v}, [3]int64{at}, 1, false
 	case !math.IsNaN(t.held2):
 		h, ht, h2, ht2 := t.held, t.heldT, t.held2, t.heldT2
 		t.held, t.held2 = math.NaN(), math.NaN()
 		switch {
 		case math.Abs(v-h2) <= maxJump/2, (h2-h)*(v-h2) > 0: // a trend, confirmed
-			t.jumpFrom, t.jumpAt = t.last, ht
-			t.last = v
+			t.jumpFrom, t.jumpAt = last, ht
 			return [3]float64{h, h2, v}, [3]int64{ht, ht2, at}, 3, false
-		case math.Abs(v-t.last) <= maxJump: // came back: both were spikes
-			t.last = v
+		case math.Abs(v-last) <= maxJump: // came back: both were spikes
 			return [3]float64{v}, [3]int64{at}, 1, true
 		}
 		t.held, t.heldT = v, at
@@ -213,27 +222,26 @@ func (t *track) accept(v float64, at int64, maxJump float64) (use [3]float64, ti
 		h, ht := t.held, t.heldT
 		switch {
 		case math.Abs(v-h) <= maxJump/2: // the jump was real: it stayed
-			t.jumpFrom, t.jumpAt = t.last, ht
-			t.held, t.last = math.NaN(), v
+			t.jumpFrom, t.jumpAt = last, ht
+			t.held = math.NaN()
 			return [3]float64{h, v}, [3]int64{ht, at}, 2, false
-		case math.Abs(v-t.last) <= maxJump: // came back: a spike
-			t.held, t.last = math.NaN(), v
+		case math.Abs(v-last) <= maxJump: // came back: a spike
+			t.held = math.NaN()
 			return [3]float64{v}, [3]int64{at}, 1, true
-		case (h-t.last)*(v-h) > 0: // going on: wait for one more reading
+		case (h-last)*(v-h) > 0: // going on: wait for one more reading
 			t.held2, t.heldT2 = v, at
 			return use, times, 0, false
 		}
 		t.held, t.heldT = v, at // another jump the other way: hold it instead
 		return use, times, 0, false
-	case math.Abs(v-t.last) > maxJump && !math.IsNaN(t.jumpFrom) && math.Abs(v-t.jumpFrom) <= maxJump/2:
+	case math.Abs(v-last) > maxJump && !math.IsNaN(t.jumpFrom) && math.Abs(v-t.jumpFrom) <= maxJump/2:
 		// Back where it was before the last jump: an excursion.
-		t.last, t.jumpFrom = v, math.NaN()
+		t.jumpFrom = math.NaN()
 		return [3]float64{v}, [3]int64{at}, 1, true
-	case math.Abs(v-t.last) > maxJump:
+	case math.Abs(v-last) > maxJump:
 		t.held, t.heldT = v, at
 		return use, times, 0, false
 	}
-	t.last = v
 	return [3]float64{v}, [3]int64{at}, 1, false
 }
 

@@ -153,8 +153,35 @@ type Registry struct {
 	seed  maphash.Seed
 	ids   map[uint64]EntityID
 	more  map[Entity]EntityID
-	infos []Info // infos[id-1]
+	nodes []node // nodes[id-1]
 	limit int
+}
+
+// node is what a Registry keeps of an entity: its own identifier and its
+// ancestors, whose identifiers complete its Entity (40 bytes where an Info
+// takes 88).
+type node struct {
+	// name is the entity's identifier at its own level: its UPS, String,
+	// Module or Cell.
+	name  string
+	level Level
+	// As in Info.
+	parent, ups, str, module EntityID
+}
+
+// entity rebuilds the Entity of n from its ancestors' names. r.mu is held.
+func (r *Registry) entity(n *node) Entity {
+	e := Entity{UPS: r.nodes[n.ups-1].name}
+	if n.str != 0 {
+		e.String = r.nodes[n.str-1].name
+	}
+	if n.module != 0 {
+		e.Module = r.nodes[n.module-1].name
+	}
+	if n.level == LevelCell {
+		e.Cell = n.name
+	}
+	return e
 }
 
 // lookup returns the ID of e. r.mu is held.
@@ -163,7 +190,7 @@ func (r *Registry) lookup(e Entity) (EntityID, bool) {
 	if !ok {
 		return 0, false
 	}
-	if r.infos[id-1].Entity == e {
+	if r.entity(&r.nodes[id-1]) == e {
 		return id, true
 	}
 	id, ok = r.more[e]
@@ -215,7 +242,7 @@ func (r *Registry) Intern(e Entity) (EntityID, error) {
 		}
 		added++
 	}
-	if len(r.infos)+added > r.limit {
+	if len(r.nodes)+added > r.limit {
 		return 0, fmt.Errorf("%w (limit %d)", ErrTooManyEntities, r.limit)
 	}
 	return r.internLocked(e), nil
@@ -225,23 +252,24 @@ func (r *Registry) internLocked(e Entity) EntityID {
 	if id, ok := r.lookup(e); ok {
 		return id
 	}
-	info := Info{Entity: e, Level: e.Level()}
-	if info.Level > LevelUPS {
-		info.Parent = r.internLocked(e.Parent())
-		p := r.infos[info.Parent-1]
-		info.UPS, info.String, info.Module = p.UPS, p.String, p.Module
+	n := node{level: e.Level()}
+	if n.level > LevelUPS {
+		n.parent = r.internLocked(e.Parent())
+		p := &r.nodes[n.parent-1]
+		n.ups, n.str, n.module = p.ups, p.str, p.module
 	}
-	r.infos = append(r.infos, info)
-	id := EntityID(len(r.infos))
-	switch info.Level {
+	id := EntityID(len(r.nodes) + 1)
+	switch n.level {
 	case LevelUPS:
-		info.UPS = id
+		n.name, n.ups = e.UPS, id
 	case LevelString:
-		info.String = id
+		n.name, n.str = e.String, id
 	case LevelModule:
-		info.Module = id
+		n.name, n.module = e.Module, id
+	case LevelCell:
+		n.name = e.Cell
 	}
-	r.infos[id-1] = info
+	r.nodes = append(r.nodes, n)
 	r.add(e, id)
 	return id
 }
@@ -258,12 +286,13 @@ func (r *Registry) Lookup(e Entity) (EntityID, bool) {
 func (r *Registry) Info(id EntityID) Info {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return r.infos[id-1]
+	n := &r.nodes[id-1]
+	return Info{Entity: r.entity(n), Level: n.level, Parent: n.parent, UPS: n.ups, String: n.str, Module: n.module}
 }
 
 // Len returns the number of interned entities; IDs run from 1 to Len.
 func (r *Registry) Len() int {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	return len(r.infos)
+	return len(r.nodes)
 }
