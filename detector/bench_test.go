@@ -63,8 +63,15 @@ func itoa(i int) string {
 }
 
 // BenchmarkMemoryPerCell reports the live heap per cell (engine state and
-// registry) once a 4096-cell fleet has warmed up.
-func BenchmarkMemoryPerCell(b *testing.B) {
+// registry) once a 4096-cell fleet reporting each cell's temperature and
+// voltage has warmed up.
+func BenchmarkMemoryPerCell(b *testing.B) { benchMemory(b, true) }
+
+// BenchmarkMemoryVoltageOnlyPerCell is the same for a fleet whose BMSs
+// report cell voltages only (temperatures per module, or none).
+func BenchmarkMemoryVoltageOnlyPerCell(b *testing.B) { benchMemory(b, false) }
+
+func benchMemory(b *testing.B, temps bool) {
 	for b.Loop() {
 		runtime.GC()
 		var before, after runtime.MemStats
@@ -84,7 +91,9 @@ func BenchmarkMemoryPerCell(b *testing.B) {
 		for p := 0; p < 40; p++ {
 			t := base + int64(p)*int64(30*time.Second)
 			for i, id := range ids {
-				eng.Observe(telemetry.Sample{Time: t, Entity: id, Metric: telemetry.CellTemperatureCelsius, Value: 25 + float64(i%7)*0.1}, nil)
+				if temps {
+					eng.Observe(telemetry.Sample{Time: t, Entity: id, Metric: telemetry.CellTemperatureCelsius, Value: 25 + float64(i%7)*0.1}, nil)
+				}
 				eng.Observe(telemetry.Sample{Time: t, Entity: id, Metric: telemetry.CellVoltageVolts, Value: 4.05 + float64(i%5)*0.001}, nil)
 			}
 			eng.Tick(t+int64(10*time.Second), nil)

@@ -77,12 +77,14 @@ type Engine struct {
 	limKey map[string]uint8 // chemistry key -> 1 + index into limits
 
 	// Peer-relative state, indexed by entityState.aux - 1.
-	cells  cellTable
+	cells  chunkTable[cellPeer]
+	tracks chunkTable[track] // the cells' sensor tracks (cellPeer.temp, volt)
 	mods   []modPeer
 	groups []group
 	upss   []upsState
 	bufs   [5][]float64 // scratch buffers, reused
 	polled []*cellPeer  // scratch: the cells of the string whose poll closes
+	sides  []cellSide   // scratch: those of them with a track of one quantity
 
 	stale staleTracker
 	stats Stats

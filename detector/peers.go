@@ -20,9 +20,13 @@ const quietClose = int64(5 * time.Second)
 
 // cellPeer is the peer-relative state of one cell. It holds no pointers.
 type cellPeer struct {
-	id         telemetry.EntityID
-	mod        uint32 // 1 + index into Engine.mods
-	temp, volt track
+	id  telemetry.EntityID
+	mod uint32 // 1 + index into Engine.mods
+	// temp and volt are 1 + the indices of the cell's sensor tracks in
+	// Engine.tracks, 0 until the cell's first reading of that quantity:
+	// a cell whose BMS reports only voltages (temperatures often come per
+	// module) holds no temperature track.
+	temp, volt uint32
 	// Relative temperature (reading minus the peers' median) sampled every
 	// window/ringSize for the rising rule.
 	ring    slopeRing
@@ -33,55 +37,99 @@ type cellPeer struct {
 	sensor  alertState
 }
 
-// cellChunk is how many cells' peer states one allocation of a cellTable
-// holds (about 210 KB).
-const cellChunk = 256
+// tableChunk is how many entries one allocation of a chunkTable holds
+// (about 80 KB of tracks, 60 KB of cells).
+const tableChunk = 256
 
-// cellTable holds the cells' peer states in chunks of cellChunk: a growing
+// chunkTable holds a growing table in chunks of tableChunk: a growing
 // fleet neither copies the whole table nor holds it twice while it grows,
-// and no more than one chunk is allocated ahead of the cells.
-type cellTable struct {
-	chunks []*[cellChunk]cellPeer
+// and no more than one chunk is allocated ahead of the entries.
+type chunkTable[T any] struct {
+	chunks []*[tableChunk]T
 	n      int
 }
 
-// at returns cell i (0 ≤ i < len).
-func (t *cellTable) at(i uint32) *cellPeer { return &t.chunks[i/cellChunk][i%cellChunk] }
+// at returns entry i (0 ≤ i < len).
+func (t *chunkTable[T]) at(i uint32) *T { return &t.chunks[i/tableChunk][i%tableChunk] }
 
-func (t *cellTable) len() int { return t.n }
+func (t *chunkTable[T]) len() int { return t.n }
 
-// add appends c and returns its index.
-func (t *cellTable) add(c cellPeer) uint32 {
-	if t.n == len(t.chunks)*cellChunk {
-		t.chunks = append(t.chunks, new([cellChunk]cellPeer))
+// add appends v and returns its index.
+func (t *chunkTable[T]) add(v T) uint32 {
+	if t.n == len(t.chunks)*tableChunk {
+		t.chunks = append(t.chunks, new([tableChunk]T))
 	}
 	i := uint32(t.n)
-	*t.at(i) = c
+	*t.at(i) = v
 	t.n++
 	return i
 }
 
-// each calls fn with the cells in chunks, in order.
-func (t *cellTable) each(fn func([]cellPeer)) {
+// each calls fn with the entries in chunks, in order.
+func (t *chunkTable[T]) each(fn func([]T)) {
 	for k, ch := range t.chunks {
-		fn(ch[:min(t.n-k*cellChunk, cellChunk)])
+		fn(ch[:min(t.n-k*tableChunk, tableChunk)])
 	}
 }
 
-// cellTableOf takes over a table of cells (a restored snapshot's), copying
-// only its last chunk when that is not full.
-func cellTableOf(cells []cellPeer) cellTable {
-	t := cellTable{n: len(cells)}
-	for len(cells) >= cellChunk {
-		t.chunks = append(t.chunks, (*[cellChunk]cellPeer)(cells))
-		cells = cells[cellChunk:]
+// chunkTableOf takes over a table (a restored snapshot's), copying only
+// its last chunk when that is not full.
+func chunkTableOf[T any](s []T) chunkTable[T] {
+	t := chunkTable[T]{n: len(s)}
+	for len(s) >= tableChunk {
+		t.chunks = append(t.chunks, (*[tableChunk]T)(s))
+		s = s[tableChunk:]
 	}
-	if len(cells) > 0 {
-		ch := new([cellChunk]cellPeer)
-		copy(ch[:], cells)
+	if len(s) > 0 {
+		ch := new([tableChunk]T)
+		copy(ch[:], s)
 		t.chunks = append(t.chunks, ch)
 	}
 	return t
+}
+
+// trackOf returns the track at index i of Engine.tracks (1 + index, as a
+// cellPeer keeps it), or nil for 0: no reading of that quantity yet.
+func (e *Engine) trackOf(i uint32) *track {
+	if i == 0 {
+		return nil
+	}
+	return e.tracks.at(i - 1)
+}
+
+// side returns a cell's temperature or voltage track (nil: none yet).
+func (e *Engine) side(c *cellPeer, isTemp bool) *track {
+	if isTemp {
+		return e.trackOf(c.temp)
+	}
+	return e.trackOf(c.volt)
+}
+
+// cellSide is a cell of a closing poll with its track of one quantity.
+type cellSide struct {
+	c  *cellPeer
+	tr *track
+}
+
+// readIn reports whether tr (nil: none) holds a reading of poll seq.
+func (tr *track) readIn(seq uint32) bool {
+	return tr != nil && tr.seq == seq && !math.IsNaN(tr.pending)
+}
+
+// faulty reports whether tr (nil: none) has a sensor fault flagged.
+func (tr *track) faulty() bool { return tr != nil && tr.fault != 0 }
+
+// sideOf returns a cell's temperature or voltage track, adding it on the
+// cell's first reading of that quantity.
+func (e *Engine) sideOf(c *cellPeer, isTemp bool) *track {
+	i := &c.volt
+	if isTemp {
+		i = &c.temp
+	}
+	if *i == 0 {
+		*i = e.tracks.add(newTrack()) + 1
+	}
+	return e.tracks.at(*i - 1)
 }
 
 // slopeRing holds a quantity sampled every window/ringSize for a
@@ -173,7 +221,7 @@ func (e *Engine) cellOf(st *entityState) *cellPeer {
 	if st.aux == 0 {
 		m := e.modOf(st.module)
 		g := e.groupOf(st.str)
-		idx := e.cells.add(cellPeer{id: st.self, temp: newTrack(), volt: newTrack()})
+		idx := e.cells.add(cellPeer{id: st.self})
 		st.aux = idx + 1
 		e.cells.at(idx).mod = m
 		g.cells = insertByID(g.cells, idx, func(i uint32) telemetry.EntityID { return e.cells.at(i).id })
@@ -235,10 +283,10 @@ func (e *Engine) observeCell(st *entityState, s telemetry.Sample, out []Change) 
 	c := e.cellOf(st)
 	g := e.groupOfCell(c)
 	isTemp := s.Metric == telemetry.CellTemperatureCelsius
-	tr, maxJump := &c.volt, e.cfg.SensorFault.MaxJumpVolts
+	tr, maxJump := e.sideOf(c, isTemp), e.cfg.SensorFault.MaxJumpVolts
 	impossible := impossibleVolts(s.Value, &e.cfg.Plausible)
 	if isTemp {
-		tr, maxJump = &c.temp, e.cfg.SensorFault.MaxJumpCelsius
+		maxJump = e.cfg.SensorFault.MaxJumpCelsius
 		impossible = impossibleCelsius(s.Value, &e.cfg.Plausible)
 	}
 	if impossible {
@@ -369,14 +417,10 @@ const (
 // 10th percentile: some sensors sit in the middle of a quantisation step
 // and change less often). MaxUint32 when the peers rarely change (coarse
 // sensors in a still room), leaving only the common-movement test.
-func (e *Engine) stillRun(g *group, cs []*cellPeer, isTemp bool) uint32 {
+func (e *Engine) stillRun(g *group, side []cellSide) uint32 {
 	rates := e.scratch(4)
-	for _, c := range cs {
-		tr := &c.volt
-		if isTemp {
-			tr = &c.temp
-		}
-		if tr.seq == g.seq && tr.fault == 0 && tr.chgN >= changeMemory/2 {
+	for _, p := range side {
+		if tr := p.tr; tr.seq == g.seq && tr.fault == 0 && tr.chgN >= changeMemory/2 {
 			rates = append(rates, float64(tr.chg))
 		}
 	}
@@ -398,14 +442,10 @@ func (e *Engine) stillRun(g *group, cs []*cellPeer, isTemp bool) uint32 {
 // is an individual anomaly: when many sensors have been as constant as it
 // for as long, the peers' "movement" is an artefact of the few that changed
 // and the string is simply still (a quantised string in a quiet room).
-func (e *Engine) fewAsConstant(g *group, cs []*cellPeer, isTemp bool, run uint32, reporting int) bool {
+func (e *Engine) fewAsConstant(g *group, side []cellSide, run uint32, reporting int) bool {
 	constant := 0
-	for _, c := range cs {
-		tr := &c.volt
-		if isTemp {
-			tr = &c.temp
-		}
-		if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.stuckRun >= run {
+	for _, p := range side {
+		if tr := p.tr; tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.stuckRun >= run {
 			constant++
 		}
 	}
@@ -493,7 +533,7 @@ func (e *Engine) closePoll(g *group, out []Change) []Change {
 	medT, ok := e.pollTracks(g, cs, true, dt, load, t)
 	out = e.pollModules(g, t, dt, load, inhibit, out)
 	for _, c := range cs {
-		if c.temp.seq == g.seq && !math.IsNaN(c.temp.pending) || c.volt.seq == g.seq && !math.IsNaN(c.volt.pending) {
+		if e.trackOf(c.temp).readIn(g.seq) || e.trackOf(c.volt).readIn(g.seq) {
 			out = e.cellRules(c, t, inhibit, out)
 		}
 	}
@@ -504,7 +544,11 @@ func (e *Engine) closePoll(g *group, out []Change) []Change {
 		out = e.stringCharge(g, medV, t, load, out)
 	}
 	for _, c := range cs {
-		c.temp.pending, c.volt.pending = math.NaN(), math.NaN()
+		for _, tr := range [...]*track{e.trackOf(c.temp), e.trackOf(c.volt)} {
+			if tr != nil {
+				tr.pending = math.NaN()
+			}
+		}
 	}
 	for _, mi := range g.mods {
 		e.mods[mi].sensorVal = math.NaN()
@@ -518,12 +562,14 @@ func (e *Engine) closePoll(g *group, out []Change) []Change {
 // pollTracks updates one side (temperature or voltage) of every cell that
 // reported in the poll, and returns the peers' median.
 func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, load bool, t int64) (float64, bool) {
-	sel := func(c *cellPeer) *track {
-		if isTemp {
-			return &c.temp
+	// The cells with a track of this quantity, found once.
+	side := e.sides[:0]
+	for _, c := range cs {
+		if tr := e.side(c, isTemp); tr != nil {
+			side = append(side, cellSide{c, tr})
 		}
-		return &c.volt
 	}
+	e.sides = side
 	pc := &e.cfg.Peers
 	// Quantisation: the coarsest of 1, 0.5 and 0.1 °C that every
 	// temperature of the poll lies on (BMSs report in whole or half
@@ -531,8 +577,8 @@ func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, loa
 	floor := 0.001
 	if isTemp {
 		g.quantT = 1
-		for _, c := range cs {
-			tr := &c.temp
+		for _, p := range side {
+			tr := p.tr
 			if tr.seq != g.seq || math.IsNaN(tr.pending) {
 				continue
 			}
@@ -557,8 +603,8 @@ func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, loa
 	apart := func(tr *track) bool { return !load && tr.thr > 0 && math.Abs(tr.res) >= 0.5*tr.thr }
 	vals := e.scratch(0)
 	diffs := e.scratch(3)
-	for _, c := range cs {
-		tr := sel(c)
+	for _, p := range side {
+		tr := p.tr
 		if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.fault&(faultStuck|faultNoisy) == 0 {
 			vals = append(vals, tr.pending)
 			switch {
@@ -573,8 +619,8 @@ func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, loa
 	if len(diffs) >= pc.MinPeers {
 		move, bound := e.commonMove(diffs, quant)
 		*drift += move
-		for _, c := range cs {
-			tr := sel(c)
+		for _, p := range side {
+			c, tr := p.c, p.tr
 			if tr.seq != g.seq || math.IsNaN(tr.pending) || tr.fault&(faultStuck|faultNoisy) != 0 || math.IsNaN(tr.prevVal) {
 				continue
 			}
@@ -606,13 +652,13 @@ func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, loa
 	// pace: a still-room run length means nothing then.
 	stillRun := uint32(math.MaxUint32)
 	if !load {
-		stillRun = e.stillRun(g, cs, isTemp)
+		stillRun = e.stillRun(g, side)
 	}
 	e.keep(3, diffs)
 	// Runs of one repeated value, and how far the peers moved meanwhile.
 	reporting := 0
-	for _, c := range cs {
-		if tr := sel(c); tr.seq == g.seq && !math.IsNaN(tr.pending) {
+	for _, p := range side {
+		if c, tr := p.c, p.tr; tr.seq == g.seq && !math.IsNaN(tr.pending) {
 			reporting++
 			// The change rate is learned at rest only: a recharge ramp
 			// changes every reading, and the rate learned then would make
@@ -638,8 +684,8 @@ func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, loa
 	if len(vals) < pc.MinPeers {
 		// No peer comparison this poll: no residual either, so the
 		// rules hold their state instead of judging a stale one.
-		for _, c := range cs {
-			if tr := sel(c); tr.seq == g.seq {
+		for _, p := range side {
+			if tr := p.tr; tr.seq == g.seq {
 				tr.res, tr.thr = math.NaN(), math.NaN()
 			}
 		}
@@ -649,8 +695,8 @@ func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, loa
 	// Residuals of the warm cells, their spread, and the peers' noise.
 	res := e.scratch(1)
 	sig := e.scratch(2)
-	for _, c := range cs {
-		tr := sel(c)
+	for _, p := range side {
+		tr := p.tr
 		if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.n >= uint32(pc.WarmupPolls) && tr.fault == 0 {
 			res = append(res, tr.pending-med-tr.off)
 			sig = append(sig, tr.sigma(floor))
@@ -678,8 +724,8 @@ func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, loa
 	// its own time constant: one that is back at rest while the others
 	// still cool is not stuck, so the peers' movement then does not count.
 	settling := load && t-g.lastDischarge > max(2*dt, int64(time.Minute))
-	for _, c := range cs {
-		tr := sel(c)
+	for _, p := range side {
+		c, tr := p.c, p.tr
 		if tr.seq != g.seq || math.IsNaN(tr.pending) {
 			continue
 		}
@@ -707,7 +753,7 @@ func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, loa
 		switch {
 		case tr.fault&faultStuck != 0 && tr.stuckRun > 0:
 		case tr.stuckRun >= uint32(e.cfg.SensorFault.MinStuckPolls) && (moduleMoved(m, tr, need) && tr.stuckHi-tr.stuckLo >= need || tr.stuckRun >= stillRun) &&
-			e.fewAsConstant(g, cs, isTemp, tr.stuckRun, reporting):
+			e.fewAsConstant(g, side, tr.stuckRun, reporting):
 			tr.fault |= faultStuck
 		default:
 			tr.fault &^= faultStuck
@@ -894,12 +940,12 @@ func (r *slopeRing) theilSen(from, to int64) (float64, float64) {
 func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []Change {
 	warm := uint32(e.cfg.Peers.WarmupPolls)
 	g := e.groupOfCell(c)
-	tr, vr := &c.temp, &c.volt
-	tempOK := tr.seq == g.seq && tr.n >= warm && tr.fault == 0 && !math.IsNaN(tr.pending) && !math.IsNaN(tr.res)
-	voltOK := vr.seq == g.seq && vr.n >= warm && vr.fault == 0 && !math.IsNaN(vr.pending) && !math.IsNaN(vr.res)
+	tr, vr := e.trackOf(c.temp), e.trackOf(c.volt) // one of them may be nil
+	tempOK := tr.readIn(g.seq) && tr.n >= warm && tr.fault == 0 && !math.IsNaN(tr.res)
+	voltOK := vr.readIn(g.seq) && vr.n >= warm && vr.fault == 0 && !math.IsNaN(vr.res)
 	// The voltage evidence for the runaway rule may come from a recent
 	// poll when voltages are read less often than temperatures.
-	voltRecent := vr.n >= warm && vr.fault == 0 && !math.IsNaN(vr.res) && t-vr.resAt <= 3*int64(time.Minute)
+	voltRecent := vr != nil && vr.n >= warm && vr.fault == 0 && !math.IsNaN(vr.res) && t-vr.resAt <= 3*int64(time.Minute)
 	ent := c.id
 	load := g.inLoad(t, &e.cfg.Peers)
 	m := &e.mods[c.mod-1]
@@ -913,7 +959,7 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 	// CellTemperatureDeviation.
 	dc := &e.cfg.CellTemperatureDeviation
 	hot := tempOK && tr.res >= tr.thr
-	if tr.dev.firing() && tempOK {
+	if tempOK && tr.dev.firing() {
 		hot = tr.res >= 0.6*tr.thr
 	}
 	if dc.Enabled && tempOK {
@@ -1036,7 +1082,7 @@ func (e *Engine) sensorStep(c *cellPeer, t int64, out []Change) []Change {
 	if !sc.Enabled {
 		return out
 	}
-	faulty := c.temp.fault != 0 || c.volt.fault != 0
+	faulty := e.trackOf(c.temp).faulty() || e.trackOf(c.volt).faulty()
 	if faulty && !c.sensor.firing() && e.inMaintenance(&e.ents[c.id-1]) {
 		faulty = false // sensors unplugged for the work: no new SensorFault
 	}
@@ -1049,8 +1095,8 @@ func (e *Engine) sensorStep(c *cellPeer, t int64, out []Change) []Change {
 			for _, s := range []struct {
 				name string
 				tr   *track
-			}{{"temperature", &c.temp}, {"voltage", &c.volt}} {
-				if s.tr.fault != 0 {
+			}{{"temperature", e.trackOf(c.temp)}, {"voltage", e.trackOf(c.volt)}} {
+				if s.tr.faulty() {
 					what = append(what, s.name+" sensor "+faultWords(s.tr.fault))
 				}
 			}
@@ -1099,14 +1145,13 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 		m := &e.mods[mi]
 		cells := e.scratch(3)
 		for _, ci := range m.cells {
-			tr := &e.cells.at(ci).temp
-			if tr.seq == g.seq && !math.IsNaN(tr.pending) && tr.fault == 0 {
+			if tr := e.trackOf(e.cells.at(ci).temp); tr.readIn(g.seq) && tr.fault == 0 {
 				cells = append(cells, tr.pending)
 			}
 		}
 		slopes := e.scratch(2)
 		for _, ci := range m.cells {
-			if c := e.cells.at(ci); c.temp.fault == 0 && c.span > 0 {
+			if c := e.cells.at(ci); !e.trackOf(c.temp).faulty() && c.span > 0 {
 				slopes = append(slopes, c.slope)
 			}
 		}

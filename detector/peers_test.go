@@ -44,6 +44,9 @@ type peerRig struct {
 	sensor func(sec int, c peerCell, r *peerReading)
 	// noAmbient: the UPS reports no ambient temperature.
 	noAmbient bool
+	// voltageOnly: the BMS reports its cells' voltages and no cell
+	// temperatures.
+	voltageOnly bool
 }
 
 const (
@@ -115,7 +118,9 @@ func (r peerRig) run(t *testing.T) ([]peerAlert, Stats) {
 			rd.temp = quantise(rd.temp+0.05*rng.NormFloat64(), 0.1)
 			rd.volt = quantise(rd.volt+0.0005*rng.NormFloat64(), 0.001)
 			sensor(sec, cs.c, &rd)
-			observe(sec, cs.id, telemetry.CellTemperatureCelsius, rd.temp)
+			if !r.voltageOnly {
+				observe(sec, cs.id, telemetry.CellTemperatureCelsius, rd.temp)
+			}
 			observe(sec, cs.id, telemetry.CellVoltageVolts, rd.volt)
 		}
 		record(h.eng.Tick(base+int64(sec+10)*int64(time.Second), nil))
@@ -278,6 +283,12 @@ func TestPeerRules(t *testing.T) {
 	}, {
 		name: "cell voltage drifting 30 mV below its peers over 30 min",
 		rig: peerRig{strings: 1, hours: 4, physics: only(lowVolt, func(sec int, r *peerReading) {
+			r.volt -= 0.030 * ramp(sec, 2*hour, hour/2)
+		})},
+		want: []string{"CellVoltageDeviation warning ups-a/1/3/5"},
+	}, {
+		name: "voltages only: a cell drifting 30 mV below its peers is found",
+		rig: peerRig{strings: 1, hours: 4, voltageOnly: true, physics: only(lowVolt, func(sec int, r *peerReading) {
 			r.volt -= 0.030 * ramp(sec, 2*hour, hour/2)
 		})},
 		want: []string{"CellVoltageDeviation warning ups-a/1/3/5"},

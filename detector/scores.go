@@ -37,24 +37,34 @@ type CellScore struct {
 // that feeds the engine, between Observe calls.
 func (e *Engine) CellScores(fn func(CellScore)) {
 	warm := uint32(e.cfg.Peers.WarmupPolls)
+	// A quantity a cell has not reported yet has no track: it reads as a
+	// new one (zero offset, NaN residual, never warm).
+	none := newTrack()
 	for i := range e.ents {
 		st := &e.ents[i]
 		if st.level != telemetry.LevelCell || st.aux == 0 {
 			continue
 		}
 		c := e.cells.at(st.aux - 1)
+		tr, vr := e.trackOf(c.temp), e.trackOf(c.volt)
+		if tr == nil {
+			tr = &none
+		}
+		if vr == nil {
+			vr = &none
+		}
 		s := CellScore{
-			Entity: c.id, Warm: c.temp.n >= warm && c.volt.n >= warm,
+			Entity: c.id, Warm: tr.n >= warm && vr.n >= warm,
 			TemperatureResidual: math.NaN(), TemperatureThreshold: math.NaN(),
 			VoltageResidual: math.NaN(), VoltageThreshold: math.NaN(),
-			TemperatureOffset: c.temp.off, VoltageOffset: c.volt.off, RisingSlope: c.slope,
-			TemperatureSensorFault: c.temp.fault != 0, VoltageSensorFault: c.volt.fault != 0,
+			TemperatureOffset: tr.off, VoltageOffset: vr.off, RisingSlope: c.slope,
+			TemperatureSensorFault: tr.fault != 0, VoltageSensorFault: vr.fault != 0,
 		}
-		if c.temp.n >= warm {
-			s.TemperatureResidual, s.TemperatureThreshold = c.temp.res, c.temp.thr
+		if tr.n >= warm {
+			s.TemperatureResidual, s.TemperatureThreshold = tr.res, tr.thr
 		}
-		if c.volt.n >= warm {
-			s.VoltageResidual, s.VoltageThreshold = c.volt.res, c.volt.thr
+		if vr.n >= warm {
+			s.VoltageResidual, s.VoltageThreshold = vr.res, vr.thr
 		}
 		fn(s)
 	}

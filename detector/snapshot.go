@@ -42,7 +42,7 @@ func stateLayout() uint64 {
 			walk(t.Elem())
 		}
 	}
-	for _, v := range []any{entityState{}, staleState{}, cellPeer{}, modPeer{}, group{}, upsState{}} {
+	for _, v := range []any{entityState{}, staleState{}, cellPeer{}, track{}, modPeer{}, group{}, upsState{}} {
 		walk(reflect.TypeOf(v))
 	}
 	var probe uint16 = 1
@@ -107,6 +107,9 @@ func (e *Engine) Snapshot(w io.Writer) error {
 	putU(uint64(e.cells.len()))
 	putU(uint64(e.cells.len()) * uint64(unsafe.Sizeof(cellPeer{})))
 	e.cells.each(func(ch []cellPeer) { buf.Write(rawBytes(ch)) })
+	putU(uint64(e.tracks.len()))
+	putU(uint64(e.tracks.len()) * uint64(unsafe.Sizeof(track{})))
+	e.tracks.each(func(ch []track) { buf.Write(rawBytes(ch)) })
 	section(rawBytes(mods), len(mods))
 	section(rawBytes(groups), len(groups))
 	section(rawBytes(upss), len(upss))
@@ -182,6 +185,7 @@ func (e *Engine) Restore(r io.Reader) error {
 		func() error { return readSection(rd, &tables.sources) },
 		func() error { return readSection(rd, &tables.states) },
 		func() error { return readSection(rd, &tables.cells) },
+		func() error { return readSection(rd, &tables.tracks) },
 		func() error { return readSection(rd, &tables.mods) },
 		func() error { return readSection(rd, &tables.groups) },
 		func() error { return readSection(rd, &tables.upss) },
@@ -203,7 +207,7 @@ func (e *Engine) Restore(r io.Reader) error {
 			return fmt.Errorf("snapshot entity %s does not restore to its ID: %v", ent.Path(), ierr)
 		}
 	}
-	e.ents, e.cells, e.mods, e.groups, e.upss = tables.ents, cellTableOf(tables.cells), tables.mods, tables.groups, tables.upss
+	e.ents, e.cells, e.tracks, e.mods, e.groups, e.upss = tables.ents, chunkTableOf(tables.cells), chunkTableOf(tables.tracks), tables.mods, tables.groups, tables.upss
 	e.stale.sources, e.stale.states, e.stale.next = tables.sources, tables.states, next
 	for i := range e.ents {
 		e.ents[i].limits = 0 // voltage limits come from the current configuration
@@ -278,6 +282,7 @@ type snapTables struct {
 	sources []telemetry.EntityID
 	states  []staleState
 	cells   []cellPeer
+	tracks  []track
 	mods    []modPeer
 	groups  []group
 	upss    []upsState
@@ -384,11 +389,26 @@ func (tb *snapTables) check(paths []telemetry.Entity) error {
 	// The peer states of an entity's ancestors exist and are the ones it
 	// names.
 	aux := func(id telemetry.EntityID) uint32 { return tb.ents[id-1].aux }
+	// Every track belongs to exactly one cell's temperature or voltage.
+	trackUsed := make([]bool, len(tb.tracks))
 	for i := range tb.cells {
-		st := &tb.ents[tb.cells[i].id-1]
-		if aux(st.str) == 0 || aux(st.module) == 0 || tb.cells[i].mod != aux(st.module) {
+		c := &tb.cells[i]
+		st := &tb.ents[c.id-1]
+		if aux(st.str) == 0 || aux(st.module) == 0 || c.mod != aux(st.module) {
 			return bad("cell peers")
 		}
+		for _, k := range [...]uint32{c.temp, c.volt} {
+			if k == 0 {
+				continue
+			}
+			if int(k) > len(trackUsed) || trackUsed[k-1] {
+				return bad("cell tracks")
+			}
+			trackUsed[k-1] = true
+		}
+	}
+	if slices.Contains(trackUsed, false) {
+		return bad("track without its cell")
 	}
 	for i := range tb.mods {
 		if aux(tb.ents[tb.mods[i].id-1].parent) == 0 {

@@ -195,6 +195,12 @@ func TestRestoreRefusesInconsistentTables(t *testing.T) {
 		{"cell peer names the wrong module", func(e *Engine) {
 			e.cells.at(e.ents[id(e, "u/1/1/1")-1].aux - 1).mod = e.ents[id(e, "u/1/2")-1].aux
 		}, "cell peers"},
+		{"two cells share a track", func(e *Engine) {
+			cell := func(path string) *cellPeer { return e.cells.at(e.ents[id(e, path)-1].aux - 1) }
+			cell("u/1/1/1").volt = cell("u/1/1/2").volt
+		}, "cell tracks"},
+		{"track out of range", func(e *Engine) { e.cells.at(0).temp = uint32(e.tracks.len()) + 1 }, "cell tracks"},
+		{"track without its cell", func(e *Engine) { e.cells.at(0).temp = 0 }, "track without its cell"},
 		{"module forgotten under its cells", func(e *Engine) {
 			m := id(e, "u/1/2")
 			e.mods[e.ents[m-1].aux-1].id = 0
@@ -322,7 +328,7 @@ func snapshotSeedSamples() []pathSample {
 func TestSnapshotOfManyCellsRoundTrips(t *testing.T) {
 	reg := telemetry.NewRegistry()
 	eng := New(DefaultConfig(), reg, nil)
-	const cells = 2*cellChunk + 100
+	const cells = 2*tableChunk + 100
 	for p := range 5 {
 		at := base + int64(p)*int64(30*time.Second)
 		for i := range cells {
