@@ -79,6 +79,7 @@ type Engine struct {
 	// Peer-relative state, indexed by entityState.aux - 1.
 	cells  chunkTable[cellPeer]
 	tracks chunkTable[track] // the cells' sensor tracks (cellPeer.temp, volt)
+	jumps  jumpPool          // the tracks' jump-filter states (track.jump)
 	mods   []modPeer
 	groups []group
 	upss   []upsState

@@ -42,7 +42,7 @@ func stateLayout() uint64 {
 			walk(t.Elem())
 		}
 	}
-	for _, v := range []any{entityState{}, staleState{}, cellPeer{}, track{}, modPeer{}, group{}, upsState{}} {
+	for _, v := range []any{entityState{}, staleState{}, cellPeer{}, track{}, jumpState{}, modPeer{}, group{}, upsState{}} {
 		walk(reflect.TypeOf(v))
 	}
 	var probe uint16 = 1
@@ -110,6 +110,10 @@ func (e *Engine) Snapshot(w io.Writer) error {
 	putU(uint64(e.tracks.len()))
 	putU(uint64(e.tracks.len()) * uint64(unsafe.Sizeof(track{})))
 	e.tracks.each(func(ch []track) { buf.Write(rawBytes(ch)) })
+	putU(uint64(e.jumps.table.len()))
+	putU(uint64(e.jumps.table.len()) * uint64(unsafe.Sizeof(jumpState{})))
+	e.jumps.table.each(func(ch []jumpState) { buf.Write(rawBytes(ch)) })
+	section(rawBytes(e.jumps.free), len(e.jumps.free))
 	section(rawBytes(mods), len(mods))
 	section(rawBytes(groups), len(groups))
 	section(rawBytes(upss), len(upss))
@@ -186,6 +190,8 @@ func (e *Engine) Restore(r io.Reader) error {
 		func() error { return readSection(rd, &tables.states) },
 		func() error { return readSection(rd, &tables.cells) },
 		func() error { return readSection(rd, &tables.tracks) },
+		func() error { return readSection(rd, &tables.jumps) },
+		func() error { return readSection(rd, &tables.free) },
 		func() error { return readSection(rd, &tables.mods) },
 		func() error { return readSection(rd, &tables.groups) },
 		func() error { return readSection(rd, &tables.upss) },
@@ -208,6 +214,7 @@ func (e *Engine) Restore(r io.Reader) error {
 		}
 	}
 	e.ents, e.cells, e.tracks, e.mods, e.groups, e.upss = tables.ents, chunkTableOf(tables.cells), chunkTableOf(tables.tracks), tables.mods, tables.groups, tables.upss
+	e.jumps = jumpPool{table: chunkTableOf(tables.jumps), free: tables.free}
 	e.stale.sources, e.stale.states, e.stale.next = tables.sources, tables.states, next
 	for i := range e.ents {
 		e.ents[i].limits = 0 // voltage limits come from the current configuration
@@ -283,6 +290,8 @@ type snapTables struct {
 	states  []staleState
 	cells   []cellPeer
 	tracks  []track
+	jumps   []jumpState
+	free    []uint32 // jumpPool.free
 	mods    []modPeer
 	groups  []group
 	upss    []upsState
@@ -409,6 +418,33 @@ func (tb *snapTables) check(paths []telemetry.Entity) error {
 	}
 	if slices.Contains(trackUsed, false) {
 		return bad("track without its cell")
+	}
+	// Every jump state belongs to exactly one cell track or is free.
+	jumpUsed := make([]bool, len(tb.jumps))
+	claim := func(k uint32) bool {
+		if int(k) >= len(jumpUsed) || jumpUsed[k] {
+			return false
+		}
+		jumpUsed[k] = true
+		return true
+	}
+	for i := range tb.tracks {
+		if k := tb.tracks[i].jump; k != 0 && !claim(k-1) {
+			return bad("jump states")
+		}
+	}
+	for _, k := range tb.free {
+		if !claim(k) {
+			return bad("jump states")
+		}
+	}
+	if slices.Contains(jumpUsed, false) {
+		return bad("jump state neither used nor free")
+	}
+	for i := range tb.mods {
+		if tb.mods[i].temp.jump != 0 {
+			return bad("jump states") // a module's sensor has no jump filter
+		}
 	}
 	for i := range tb.mods {
 		if aux(tb.ents[tb.mods[i].id-1].parent) == 0 {

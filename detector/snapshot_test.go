@@ -31,6 +31,9 @@ func scenarioSamples(t *testing.T) []pathSample {
 			{Class: sim.ClassThermalRunaway, UPS: "u", String: "1", Module: "2", Cell: "3", At: 2 * time.Hour, Duration: 3 * time.Hour,
 				Magnitude: 8, SagVolts: 0.03, Rate: 15},
 			{Class: sim.ClassLostTelemetry, UPS: "u", String: "2", Module: "4", At: 3 * time.Hour, Duration: 20 * time.Minute},
+			// Spikes on both sides of the cut, so that the snapshot holds
+			// jump-filter states in use.
+			{Class: sim.ClassSensorSpikes, UPS: "u", String: "2", Module: "1", Cell: "2", At: 2 * time.Hour, Duration: 3 * time.Hour, Rate: 0.1},
 		},
 	}
 	var buf bytes.Buffer
@@ -105,6 +108,9 @@ func TestSnapshotRestoreContinuesExactly(t *testing.T) {
 	eng1 := New(DefaultConfig(), reg1, nil)
 	first := run(t, eng1, reg1, samples, 0, cut)
 	first = append(first, changesText(eng1.Tick(samples[cut-1].s.Time, nil), reg1)...)
+	if eng1.jumps.table.len() == len(eng1.jumps.free) || eng1.Stats().Spikes == 0 {
+		t.Fatal("no jump state in use at the cut; the test would not cover the jump filter's state")
+	}
 	var snap bytes.Buffer
 	if err := eng1.Snapshot(&snap); err != nil {
 		t.Fatal(err)
@@ -201,6 +207,20 @@ func TestRestoreRefusesInconsistentTables(t *testing.T) {
 		}, "cell tracks"},
 		{"track out of range", func(e *Engine) { e.cells.at(0).temp = uint32(e.tracks.len()) + 1 }, "cell tracks"},
 		{"track without its cell", func(e *Engine) { e.cells.at(0).temp = 0 }, "track without its cell"},
+		{"two tracks share a jump state", func(e *Engine) {
+			a, b := e.trackOf(e.cells.at(0).volt), e.trackOf(e.cells.at(1).volt)
+			e.jumps.take(a)
+			b.jump = a.jump
+		}, "jump states"},
+		{"a jump state both used and free", func(e *Engine) {
+			a := e.trackOf(e.cells.at(0).volt)
+			e.jumps.take(a)
+			e.jumps.free = append(e.jumps.free, a.jump-1)
+		}, "jump states"},
+		{"a jump state neither used nor free", func(e *Engine) {
+			e.jumps.take(e.trackOf(e.cells.at(0).volt)).held = 1
+			e.trackOf(e.cells.at(0).volt).jump = 0
+		}, "jump state neither used nor free"},
 		{"module forgotten under its cells", func(e *Engine) {
 			m := id(e, "u/1/2")
 			e.mods[e.ents[m-1].aux-1].id = 0

@@ -62,23 +62,81 @@ type track struct {
 	prevRes  float64 // NaN: none
 	prevRes2 float64 // NaN: none
 	recentD  [12]float32
-	resAt    int64   // when res was computed
-	held     float64 // reading held back as a possible spike (NaN: none)
-	heldT    int64   // its time
-	held2    float64 // a second one going on in the same direction (NaN: none)
-	heldT2   int64
+	resAt    int64      // when res was computed
+	lastV    [3]float64 // the last accepted readings, ring (robustValue, lastValue)
+	nV       uint32
+	// jump is 1 + the index of the track's jump-filter state in
+	// Engine.jumps, 0 while it has none (see jumpPool).
+	jump uint32
+}
+
+func newTrack() track {
+	return track{prevRes: math.NaN(), prevRes2: math.NaN(), pending: math.NaN(), prevVal: math.NaN()}
+}
+
+// jumpState is what the jump filter (track.accept) remembers of a sensor:
+// readings held back as possible spikes, the level before a jump taken as
+// real, and the times of recent spikes. A sound sensor needs none of it
+// most of the time, so a track only holds one while there is something to
+// remember (jumpPool). It holds no pointers.
+type jumpState struct {
+	held   float64 // reading held back as a possible spike (NaN: none)
+	heldT  int64   // its time
+	held2  float64 // a second one going on in the same direction (NaN: none)
+	heldT2 int64
 	// The level before the last jump that was taken as real, and when
 	// (NaN: none): a jump back to it soon after makes both spikes.
 	jumpFrom float64
 	jumpAt   int64
-	lastV    [3]float64 // the last accepted readings, ring (robustValue, lastValue)
-	spikeAt  [4]int64   // recent spike times, ring
-	nV       uint32
+	spikeAt  [4]int64 // recent spike times, ring
 	nspike   uint32
 }
 
-func newTrack() track {
-	return track{held: math.NaN(), held2: math.NaN(), jumpFrom: math.NaN(), prevRes: math.NaN(), prevRes2: math.NaN(), pending: math.NaN(), prevVal: math.NaN()}
+// idle reports whether j remembers nothing that a reading at or after
+// from could still use: no reading held, no recent real jump, no spike
+// since from.
+func (j *jumpState) idle(from int64) bool {
+	return math.IsNaN(j.held) && math.IsNaN(j.held2) && math.IsNaN(j.jumpFrom) && j.spikesWithin(from) == 0
+}
+
+// jumpPool holds the jump-filter states of the tracks that have one:
+// about 5 % of a fleet's memory instead of a quarter, since a sensor
+// only holds one from a jump until its spikes leave the spike window.
+// Free states are reused, lowest index last freed first.
+type jumpPool struct {
+	table chunkTable[jumpState]
+	free  []uint32 // indices into table
+}
+
+// of returns tr's jump state, or nil when it has none.
+func (p *jumpPool) of(tr *track) *jumpState {
+	if tr.jump == 0 {
+		return nil
+	}
+	return p.table.at(tr.jump - 1)
+}
+
+// take gives tr a fresh jump state.
+func (p *jumpPool) take(tr *track) *jumpState {
+	fresh := jumpState{held: math.NaN(), held2: math.NaN(), jumpFrom: math.NaN()}
+	if n := len(p.free); n > 0 {
+		tr.jump = p.free[n-1] + 1
+		p.free = p.free[:n-1]
+	} else {
+		tr.jump = p.table.add(fresh) + 1
+	}
+	j := p.table.at(tr.jump - 1)
+	*j = fresh
+	return j
+}
+
+// release gives tr's jump state back once it is idle for every reading at
+// or after from (readings come in time order: older ones are dropped).
+func (p *jumpPool) release(tr *track, from int64) {
+	if j := p.of(tr); j != nil && j.idle(from) {
+		p.free = append(p.free, tr.jump-1)
+		tr.jump = 0
+	}
 }
 
 // secondDiffToSigma converts the mean absolute second difference of white
@@ -198,11 +256,26 @@ const excursionWindow = int64(10 * time.Minute)
 // within excursionWindow, was a spike of several readings. It returns the
 // readings to use now (0 to 3 of them, oldest first, with their times) and
 // whether a spike was just confirmed.
-func (t *track) accept(v float64, at int64, maxJump float64) (use [3]float64, times [3]int64, n int, spike bool) {
-	if !math.IsNaN(t.jumpFrom) && at-t.jumpAt > excursionWindow {
-		t.jumpFrom = math.NaN()
+func (t *track) accept(p *jumpPool, v float64, at int64, maxJump float64) (use [3]float64, times [3]int64, n int, spike bool) {
+	j := p.of(t)
+	if j == nil {
+		// Nothing held, no jump to come back from: a reading within
+		// maxJump of the last is taken as it is.
+		last := t.lastValue()
+		if math.IsNaN(last) || math.Abs(v-last) <= maxJump {
+			return [3]float64{v}, [3]int64{at}, 1, false
+		}
+		j = p.take(t)
 	}
-	last := t.lastValue() // v becomes it when accepted (the caller pushes it)
+	if !math.IsNaN(j.jumpFrom) && at-j.jumpAt > excursionWindow {
+		j.jumpFrom = math.NaN()
+	}
+	return j.accept(t.lastValue(), v, at, maxJump)
+}
+
+// accept is track.accept with the sensor's jump state; last is its last
+// accepted reading (NaN: none).
+func (t *jumpState) accept(last, v float64, at int64, maxJump float64) (use [3]float64, times [3]int64, n int, spike bool) {
 	switch {
 	case math.IsNaN(last):
 		return [3]float64{v}, [3]int64{at}, 1, false
@@ -246,7 +319,7 @@ func (t *track) accept(v float64, at int64, maxJump float64) (use [3]float64, ti
 }
 
 // spikesWithin counts the spikes recorded since from.
-func (t *track) spikesWithin(from int64) int {
+func (t *jumpState) spikesWithin(from int64) int {
 	k := 0
 	for i := 0; i < len(t.spikeAt) && i < int(t.nspike); i++ {
 		if t.spikeAt[i] >= from {
@@ -256,7 +329,7 @@ func (t *track) spikesWithin(from int64) int {
 	return k
 }
 
-func (t *track) recordSpike(at int64) {
+func (t *jumpState) recordSpike(at int64) {
 	t.spikeAt[t.nspike%uint32(len(t.spikeAt))] = at
 	t.nspike++
 }
