@@ -142,52 +142,84 @@ type Collector struct {
 }
 
 // topicIDs are the entity IDs of the readings of a topic's last message,
-// in order, with their sources: the next message of the topic mostly
-// carries the same entities in the same order, which then cost a
-// comparison each instead of a look-up in the registry. Kept for
-// subscriptions whose messages carry several readings, for up to
-// maxTopicsKept topics and maxIDsKept readings a topic. The strings are
-// the registry's: a fleet of 100 k cells keeps about 5 MB here.
+// in order: the next message of the topic mostly carries the same
+// entities in the same order, which then cost a comparison each instead of
+// a look-up in the registry. Kept for subscriptions whose messages carry
+// several readings, for up to maxTopicsKept topics and maxIDsKept readings
+// a topic. A module topic of 16 cells, voltage and temperature each, keeps
+// about 480 bytes, its map entry included: 8 bytes a reading and the name
+// of its cell, copied into one array; the strings of the UPS, string and
+// module are the registry's. A fleet of 100 k cells keeps about 3 MB here.
 type topicIDs struct {
 	// The UPS, string and module of the kept readings (a module topic's
 	// cells share them); a reading of another one is looked up each time.
 	ups, str, module string
-	ids              []entityIDs
+	// source is the kept readings' source: their string, or their UPS.
+	source telemetry.EntityID
+	ids    []keptReading
+	// cells holds the cell of every kept reading, one after the other
+	// (nothing for a reading of the module, string or UPS itself).
+	cells []byte
 }
 
-// entityIDs is one kept reading: its cell (empty for a reading of the
-// module, string or UPS itself) and IDs; id 0 keeps nothing.
-type entityIDs struct {
-	cell       string
-	id, source telemetry.EntityID
+// keptReading is one kept reading: its entity's ID, 0 to keep nothing,
+// and the end of its cell in topicIDs.cells, where the previous reading's
+// ends.
+type keptReading struct {
+	id  telemetry.EntityID
+	end uint32
 }
 
-// get returns the IDs kept for reading k if it concerns e.
-func (t *topicIDs) get(k int, e telemetry.Entity) (entityIDs, bool) {
+// get returns the ID and source kept for reading k if it concerns e.
+func (t *topicIDs) get(k int, e telemetry.Entity) (id, source telemetry.EntityID, ok bool) {
 	if t == nil || k >= len(t.ids) {
-		return entityIDs{}, false
+		return 0, 0, false
 	}
 	x := t.ids[k]
-	return x, x.id != 0 && e.Cell == x.cell && e.Module == t.module && e.String == t.str && e.UPS == t.ups
+	return x.id, t.source, x.id != 0 && e.Cell == string(t.cells[t.start(k):x.end]) &&
+		e.Module == t.module && e.String == t.str && e.UPS == t.ups
 }
 
-// put keeps the IDs of reading k, which concerns the registry's entity e.
-func (t *topicIDs) put(k int, e telemetry.Entity, id, source telemetry.EntityID) {
+// start returns the start of reading k's cell in t.cells.
+func (t *topicIDs) start(k int) uint32 {
+	if k == 0 {
+		return 0
+	}
+	return t.ids[k-1].end
+}
+
+// put keeps the IDs of reading k of rs, which concerns the registry's
+// entity e, in place of what was kept for reading k and the ones after it
+// (whose cells followed its own). Growing, it takes room for the rest of
+// rs at once: a topic's messages mostly carry as many readings as its
+// first.
+func (t *topicIDs) put(rs []Reading, k int, e telemetry.Entity, id, source telemetry.EntityID) {
 	if t == nil || k > len(t.ids) || k >= maxIDsKept {
 		return
 	}
-	if len(t.ids) == 0 {
-		t.ups, t.str, t.module = e.UPS, e.String, e.Module
+	if k == 0 {
+		t.ups, t.str, t.module, t.source = e.UPS, e.String, e.Module, source
 	}
-	x := entityIDs{cell: e.Cell, id: id, source: source}
+	end := t.start(k)
+	t.ids, t.cells = t.ids[:k], t.cells[:end]
 	if e.UPS != t.ups || e.String != t.str || e.Module != t.module {
-		x = entityIDs{}
+		id = 0
 	}
-	if k == len(t.ids) {
-		t.ids = append(t.ids, x)
-		return
+	if id != 0 && e.Cell != "" {
+		if len(t.cells)+len(e.Cell) > cap(t.cells) {
+			n := len(t.cells)
+			for _, r := range rs[k:min(len(rs), maxIDsKept)] {
+				n += len(r.Entity.Cell)
+			}
+			t.cells = append(make([]byte, 0, n), t.cells...)
+		}
+		t.cells = append(t.cells, e.Cell...)
+		end = uint32(len(t.cells))
 	}
-	t.ids[k] = x
+	if len(t.ids) == cap(t.ids) {
+		t.ids = append(make([]keptReading, 0, min(len(rs), maxIDsKept)), t.ids...)
+	}
+	t.ids = append(t.ids, keptReading{id: id, end: end})
 }
 
 const (
@@ -727,20 +759,19 @@ func (c *Collector) decode(m *message) {
 	}
 	var source telemetry.EntityID
 	for k, r := range c.readings {
-		ids, ok := known.get(k, r.Entity)
+		id, src, ok := known.get(k, r.Entity)
 		if !ok {
-			id, err := c.reg.Intern(r.Entity)
-			if err != nil {
+			var err error
+			if id, err = c.reg.Intern(r.Entity); err != nil {
 				c.bad = append(c.bad, decodeErr(ReasonBadIdentity, "%s: %v", r.Metric, err))
 				continue
 			}
 			info := c.reg.Info(id)
-			ids = entityIDs{id: id, source: cmp.Or(info.String, info.UPS)}
-			known.put(k, info.Entity, ids.id, ids.source)
+			src = cmp.Or(info.String, info.UPS)
+			known.put(c.readings, k, info.Entity, id, src)
 		}
-		id := ids.id
 		if source == 0 {
-			source = ids.source
+			source = src
 		}
 		if math.IsNaN(r.Value) {
 			c.acc.noReading++

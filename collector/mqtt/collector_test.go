@@ -622,6 +622,63 @@ func TestTopicEntityIDsFollowTheMessages(t *testing.T) {
 	}
 }
 
+// The entity IDs kept per topic follow the messages when the names of
+// their cells change: to names as long, to names that run together the
+// same ("1", "23" then "12", "3"), to longer ones in the middle; and when
+// the cells of a string topic are another module's.
+func TestTopicEntityIDsFollowCellNames(t *testing.T) {
+	reg := telemetry.NewRegistry()
+	c, err := New(parseCollector(t, `
+mqtt:
+  - broker: tcp://127.0.0.1:1883
+    subscriptions:
+      - topic: bms/{ups}/{string}/{module}
+        fields:
+          - {path: "v[*]", metric: cell_voltage_volts, unit: mV}
+          - {path: t, metric: module_temperature_celsius}
+      - topic: str/{ups}/{string}
+        fields:
+          - {path: "m[*].c[*]", metric: cell_voltage_volts, unit: mV}
+`), reg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sink{reg: reg}
+	for _, m := range []struct{ topic, payload string }{
+		{"bms/u/1/2", `{"v":{"1":3300,"23":3301},"t":25}`},
+		{"bms/u/1/2", `{"v":{"12":3302,"3":3303},"t":25}`},
+		{"bms/u/1/2", `{"v":{"1":3304,"2":3305,"3":3306}}`},
+		{"bms/u/1/2", `{"v":{"1":3307,"22":3308,"3":3309}}`},
+		{"bms/u/1/2", `{"v":{"1":3310,"22":3311,"3":3312}}`},
+		{"bms/u/1/2", `{"v":{"1":3313,"2":3314,"3":3315}}`},
+		{"bms/u/1/2", `{"v":{"1":3340,"3":3341,"4":3342}}`},
+		{"str/u/1", `{"m":{"2":{"c":{"1":3316}},"3":{"c":{"1":3317}}}}`},
+		{"str/u/1", `{"m":{"3":{"c":{"1":3318}},"4":{"c":{"1":3319}}}}`},
+		{"str/u/1", `{"m":{"3":{"c":{"1":3320}},"4":{"c":{"1":3321}}}}`},
+	} {
+		c.onMessage(nil, &fakeMessage{topic: m.topic, payload: []byte(m.payload)})
+		c.drain(s.emit)
+	}
+	want := []string{
+		"u/1/2/1 cell_voltage_volts 3.3", "u/1/2/23 cell_voltage_volts 3.301", "u/1/2 module_temperature_celsius 25",
+		"u/1/2/12 cell_voltage_volts 3.302", "u/1/2/3 cell_voltage_volts 3.303", "u/1/2 module_temperature_celsius 25",
+		"u/1/2/1 cell_voltage_volts 3.304", "u/1/2/2 cell_voltage_volts 3.305", "u/1/2/3 cell_voltage_volts 3.306",
+		"u/1/2/1 cell_voltage_volts 3.307", "u/1/2/22 cell_voltage_volts 3.308", "u/1/2/3 cell_voltage_volts 3.309",
+		"u/1/2/1 cell_voltage_volts 3.31", "u/1/2/22 cell_voltage_volts 3.311", "u/1/2/3 cell_voltage_volts 3.312",
+		"u/1/2/1 cell_voltage_volts 3.313", "u/1/2/2 cell_voltage_volts 3.314", "u/1/2/3 cell_voltage_volts 3.315",
+		"u/1/2/1 cell_voltage_volts 3.34", "u/1/2/3 cell_voltage_volts 3.341", "u/1/2/4 cell_voltage_volts 3.342",
+		"u/1/2/1 cell_voltage_volts 3.316", "u/1/3/1 cell_voltage_volts 3.317",
+		"u/1/3/1 cell_voltage_volts 3.318", "u/1/4/1 cell_voltage_volts 3.319",
+		"u/1/3/1 cell_voltage_volts 3.32", "u/1/4/1 cell_voltage_volts 3.321",
+	}
+	if got := s.all(); !slices.Equal(got, want) {
+		t.Errorf("samples:\n got  %q\n want %q", got, want)
+	}
+	if h := c.Health(); h.DecodeErrors["missing_field"] != 5 {
+		t.Errorf("decode errors %v, want 5 missing_field", h.DecodeErrors)
+	}
+}
+
 // While the reader gathers messages the handler queues them without
 // waking the consumer; the reader's next read wakes it once for all of
 // them. While the reader waits in a read (a message after a quiet spell,

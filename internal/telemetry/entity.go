@@ -147,15 +147,20 @@ type Info struct {
 // entity also interns all its ancestors.
 type Registry struct {
 	mu sync.RWMutex
-	// ids finds an entity by its hash (the first one interned with that
-	// hash; others are in more): 16 bytes an entity where a map keyed by
-	// the entity's four strings takes about 100.
+	// slots finds an entity by its hash: an open-addressing table of IDs
+	// (0 for an empty slot), its length a power of two, probed linearly
+	// from the slot the hash picks; a candidate is compared by rebuilding
+	// its entity from nodes. Holding nothing but IDs, it costs 5.7-11.4
+	// bytes an entity at the load it is kept under (see add), where a
+	// map[uint64]EntityID took 19-39.
 	seed  maphash.Seed
-	ids   map[uint64]EntityID
-	more  map[Entity]EntityID
+	slots []EntityID
 	nodes []node // nodes[id-1]
 	limit int
 }
+
+// minSlots is the size of a new registry's table.
+const minSlots = 16
 
 // node is what a Registry keeps of an entity: its own identifier and its
 // ancestors, whose identifiers complete its Entity (40 bytes where an Info
@@ -184,30 +189,62 @@ func (r *Registry) entity(n *node) Entity {
 	return e
 }
 
-// lookup returns the ID of e. r.mu is held.
+// hash returns the hash of e that picks its first slot.
+func (r *Registry) hash(e Entity) uint64 { return maphash.Comparable(r.seed, e) }
+
+// lookup returns the ID of e. r.mu is held. The table is never full (see
+// add): a probe ends at an empty slot.
 func (r *Registry) lookup(e Entity) (EntityID, bool) {
-	id, ok := r.ids[maphash.Comparable(r.seed, e)]
-	if !ok {
-		return 0, false
+	mask := uint64(len(r.slots) - 1)
+	for i := r.hash(e) & mask; ; i = (i + 1) & mask {
+		id := r.slots[i]
+		if id == 0 {
+			return 0, false
+		}
+		if r.entity(&r.nodes[id-1]) == e {
+			return id, true
+		}
 	}
-	if r.entity(&r.nodes[id-1]) == e {
-		return id, true
-	}
-	id, ok = r.more[e]
-	return id, ok
 }
 
-// add makes id the ID of e. r.mu is held for writing.
+// add indexes id, the last node, as e. r.mu is held for writing.
+//
+// The table doubles when it would be more than 0.7 full: linear probing
+// then reads on average at most 2.2 slots to find an entity and 6 to miss
+// one (Knuth), and the table costs 5.7-11.4 bytes an entity (at 0.5 it
+// would read 1.5 and 2.5 slots for 8-16 bytes). Entities are looked up
+// far more often than interned, and mostly found.
 func (r *Registry) add(e Entity, id EntityID) {
-	h := maphash.Comparable(r.seed, e)
-	if _, taken := r.ids[h]; !taken {
-		r.ids[h] = id
+	if 10*len(r.nodes) > 7*len(r.slots) {
+		r.rehash(2 * len(r.slots))
 		return
 	}
-	if r.more == nil {
-		r.more = map[Entity]EntityID{}
+	r.slots[freeSlot(r.slots, r.hash(e))] = id
+}
+
+// rehash replaces the table by one of size slots holding every node. r.mu
+// is held for writing: readers wait for it, 10 ms at 100 k entities and
+// 150 ms at 750 k (measured on 2 shared cores), once for each doubling.
+func (r *Registry) rehash(size int) {
+	// The nodes give every entity again: the old table is dropped before
+	// the new one is allocated, for a collection that allocation starts
+	// to free it.
+	r.slots = nil
+	slots := make([]EntityID, size)
+	for i := range r.nodes {
+		slots[freeSlot(slots, r.hash(r.entity(&r.nodes[i])))] = EntityID(i + 1)
 	}
-	r.more[e] = id
+	r.slots = slots
+}
+
+// freeSlot returns the first empty slot of slots from the one h picks.
+func freeSlot(slots []EntityID, h uint64) uint64 {
+	mask := uint64(len(slots) - 1)
+	i := h & mask
+	for slots[i] != 0 {
+		i = (i + 1) & mask
+	}
+	return i
 }
 
 // NewRegistry returns an empty registry holding at most
@@ -217,7 +254,7 @@ func NewRegistry() *Registry { return NewRegistryWithLimit(DefaultMaxEntities) }
 // NewRegistryWithLimit returns an empty registry holding at most limit
 // entities.
 func NewRegistryWithLimit(limit int) *Registry {
-	return &Registry{seed: maphash.MakeSeed(), ids: make(map[uint64]EntityID), limit: limit}
+	return &Registry{seed: maphash.MakeSeed(), slots: make([]EntityID, minSlots), limit: limit}
 }
 
 // Intern returns the ID of e, assigning one (and IDs for its ancestors) on

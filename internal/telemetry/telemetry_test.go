@@ -384,6 +384,88 @@ func TestRegistryConcurrent(t *testing.T) {
 	}
 }
 
+// TestRegistryManyEntities interns 200 k cells in a shuffled order, with
+// some of their strings and modules first, and checks against a model
+// that every entity got the next ID at first sight, ancestors first, and
+// that Lookup and Info give every one back.
+func TestRegistryManyEntities(t *testing.T) {
+	const cells = 200_000
+	rng := rand.New(rand.NewPCG(3, 4))
+	cell := func(i int) telemetry.Entity {
+		mod := i / 16
+		return telemetry.Entity{UPS: fmt.Sprintf("u%d", mod/64), String: fmt.Sprint(mod/16%4 + 1),
+			Module: fmt.Sprint(mod%16 + 1), Cell: fmt.Sprint(i%16 + 1)}
+	}
+	var seq []telemetry.Entity
+	for _, i := range rng.Perm(cells) {
+		seq = append(seq, cell(i))
+		if i%7 == 0 {
+			seq = append(seq, cell(rng.IntN(cells)).Parent().Parent(), cell(rng.IntN(cells)).Parent())
+		}
+	}
+	// The model: IDs in first-seen order, ancestors first.
+	want := map[telemetry.Entity]telemetry.EntityID{}
+	var byID []telemetry.Entity
+	model := func(e telemetry.Entity) telemetry.EntityID {
+		var chain []telemetry.Entity
+		for x := e; x.Level() != 0; x = x.Parent() {
+			chain = append(chain, x)
+		}
+		for _, x := range slices.Backward(chain) {
+			if _, ok := want[x]; !ok {
+				byID = append(byID, x)
+				want[x] = telemetry.EntityID(len(byID))
+			}
+		}
+		return want[e]
+	}
+	ancestor := func(e telemetry.Entity, l telemetry.Level) telemetry.EntityID {
+		for e.Level() > l {
+			e = e.Parent()
+		}
+		if e.Level() != l {
+			return 0
+		}
+		return want[e]
+	}
+
+	reg := telemetry.NewRegistry()
+	for _, e := range seq {
+		if got, err := reg.Intern(e); err != nil || got != model(e) {
+			t.Fatalf("Intern(%s) = %d, %v; want %d", e.Path(), got, err, want[e])
+		}
+	}
+	if reg.Len() != len(byID) {
+		t.Fatalf("Len() = %d, want %d", reg.Len(), len(byID))
+	}
+	for i, e := range byID {
+		id := telemetry.EntityID(i + 1)
+		info := telemetry.Info{Entity: e, Level: e.Level(), Parent: want[e.Parent()], UPS: ancestor(e, telemetry.LevelUPS),
+			String: ancestor(e, telemetry.LevelString), Module: ancestor(e, telemetry.LevelModule)}
+		if got := reg.Info(id); got != info {
+			t.Fatalf("Info(%d) = %+v, want %+v", id, got, info)
+		}
+		// A copy of the strings, so that no comparison succeeds by
+		// their pointers.
+		e := telemetry.Entity{UPS: string([]byte(e.UPS)), String: string([]byte(e.String)),
+			Module: string([]byte(e.Module)), Cell: string([]byte(e.Cell))}
+		if got, ok := reg.Lookup(e); !ok || got != id {
+			t.Fatalf("Lookup(%s) = %d, %v; want %d", e.Path(), got, ok, id)
+		}
+	}
+	for _, e := range []telemetry.Entity{
+		{UPS: "u0", String: "1", Module: "1", Cell: "17"},
+		{UPS: "u0", String: "1", Module: "17"},
+		{UPS: "u0", String: "5"},
+		{UPS: fmt.Sprintf("u%d", cells/16/64+1)},
+		{UPS: "u1", String: "1", Module: "1", Cell: "01"},
+	} {
+		if id, ok := reg.Lookup(e); ok {
+			t.Errorf("Lookup(%s) = %d, found; it was never interned", e.Path(), id)
+		}
+	}
+}
+
 func TestInternKnownDoesNotAllocate(t *testing.T) {
 	reg := telemetry.NewRegistry()
 	// A fresh copy of the strings, so that the lookup cannot succeed by
