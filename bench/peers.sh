@@ -10,6 +10,7 @@
 # the plot docs/benchmarks-scale.svg). Arguments go to the harness:
 #   bench/peers.sh --quick                    # check the harness (~2 min); docs untouched
 #   bench/peers.sh --phases modbus,mqtt       # some phases only; docs untouched
+#   bench/peers.sh --phases scale --scale-cells 100000   # one fleet size
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -5,7 +5,7 @@
 // (make bench-peers) installs the peers from Debian, builds cellwarden and
 // runs it; docs/benchmarks.md explains the method and holds the results.
 //
-//	peers --cellwarden BIN --out DIR [--quick] [--phases alert,mqtt,modbus,micro,scale]
+//	peers --cellwarden BIN --out DIR [--quick] [--phases alert,mqtt,modbus,micro,scale] [--scale-cells 1000,100000]
 //	peers publish --broker URL --layout one|sixteen|fleet --rate R --duration D ...
 //
 // It prints the comparison table and writes DIR/results.md and
@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -51,6 +52,7 @@ func run() error {
 	flag.StringVar(&h.cellwarden, "cellwarden", "", "the cellwarden binary")
 	flag.StringVar(&h.repo, "repo", ".", "the repository (for the Go benchmarks)")
 	flag.BoolVar(&h.quick, "quick", false, "short runs (to check the harness, not to measure)")
+	scaleCells := flag.String("scale-cells", "1000,10000,30000,100000", "fleet sizes of the scale phase (--quick: 1000,10000)")
 	flag.Parse()
 	var err error
 	if h.self, err = os.Executable(); err != nil {
@@ -117,7 +119,14 @@ func run() error {
 		return err
 	}
 	if err := step("scale", func() error {
-		sizes := []int{1000, 10000, 30000, 100000}
+		var sizes []int
+		for _, f := range strings.Split(*scaleCells, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 16 {
+				return fmt.Errorf("--scale-cells: %q is not a fleet size of at least 16 cells", f)
+			}
+			sizes = append(sizes, n)
+		}
 		if h.quick {
 			sizes = []int{1000, 10000}
 		}
