@@ -297,20 +297,13 @@ func (e *Engine) observeCell(st *entityState, s telemetry.Sample, out []Change) 
 	tr.fault &^= faultImpossible
 	use, times, n, spike := tr.accept(&e.jumps, s.Value, s.Time, maxJump)
 	if spike {
-		e.jumps.of(tr).recordSpike(s.Time) // a spike is only ever found with a jump state
 		e.stats.Spikes++
 	}
-	from := s.Time - e.cfg.SensorFault.SpikeWindow.Nanos()
-	spikes := 0
-	if j := e.jumps.of(tr); j != nil {
-		spikes = j.spikesWithin(from)
-	}
-	if spikes >= e.cfg.SensorFault.Spikes {
+	if e.jumps.settle(tr, s.Time, s.Time-e.cfg.SensorFault.SpikeWindow.Nanos(), spike) >= e.cfg.SensorFault.Spikes {
 		tr.fault |= faultSpikes
 	} else {
 		tr.fault &^= faultSpikes
 	}
-	e.jumps.release(tr, from)
 	out = e.sensorStep(c, s.Time, out)
 	for i := 0; i < n; i++ {
 		v := use[i]

@@ -92,13 +92,6 @@ type jumpState struct {
 	nspike   uint32
 }
 
-// idle reports whether j remembers nothing that a reading at or after
-// from could still use: no reading held, no recent real jump, no spike
-// since from.
-func (j *jumpState) idle(from int64) bool {
-	return math.IsNaN(j.held) && math.IsNaN(j.held2) && math.IsNaN(j.jumpFrom) && j.spikesWithin(from) == 0
-}
-
 // jumpPool holds the jump-filter states of the tracks that have one:
 // about 5 % of a fleet's memory instead of a quarter, since a sensor
 // only holds one from a jump until its spikes leave the spike window.
@@ -122,21 +115,33 @@ func (p *jumpPool) take(tr *track) *jumpState {
 	if n := len(p.free); n > 0 {
 		tr.jump = p.free[n-1] + 1
 		p.free = p.free[:n-1]
+		*p.table.at(tr.jump - 1) = fresh
 	} else {
 		tr.jump = p.table.add(fresh) + 1
 	}
-	j := p.table.at(tr.jump - 1)
-	*j = fresh
-	return j
+	return p.table.at(tr.jump - 1)
 }
 
-// release gives tr's jump state back once it is idle for every reading at
-// or after from (readings come in time order: older ones are dropped).
-func (p *jumpPool) release(tr *track, from int64) {
-	if j := p.of(tr); j != nil && j.idle(from) {
+// settle follows a reading of tr at time at: it records the spike the
+// reading confirmed (spike; one is only ever found with a jump state),
+// returns the spikes since from, and gives tr's state back when it
+// remembers nothing a reading at or after from could use (no reading held,
+// no recent real jump, no spike since from; readings come in time order,
+// older ones are dropped).
+func (p *jumpPool) settle(tr *track, at, from int64, spike bool) int {
+	j := p.of(tr)
+	if j == nil {
+		return 0
+	}
+	if spike {
+		j.recordSpike(at)
+	}
+	k := j.spikesWithin(from)
+	if k == 0 && math.IsNaN(j.held) && math.IsNaN(j.held2) && math.IsNaN(j.jumpFrom) {
 		p.free = append(p.free, tr.jump-1)
 		tr.jump = 0
 	}
+	return k
 }
 
 // secondDiffToSigma converts the mean absolute second difference of white
