@@ -48,9 +48,9 @@ func (c *coolState) learn(v float64, t int64, tau int64, warmup uint32, frozen b
 		tau = adoptTau
 	}
 	c.n++
-	alpha := math.Min(1, float64(dt)/float64(tau))
+	alpha := min(1, float64(dt)/float64(tau))
 	if c.n <= warmup {
-		alpha = math.Max(alpha, 1/float64(c.n))
+		alpha = max(alpha, 1/float64(c.n))
 	}
 	c.base += alpha * (v - c.base)
 }
@@ -102,9 +102,9 @@ func (c *climbState) push(t int64, v float64, window int64) {
 			continue
 		}
 		v := float64(c.ring.v[a])
-		low = math.Min(low, v)
+		low = min(low, v)
 		if !math.IsNaN(prev) {
-			c.jump = math.Max(c.jump, v-prev)
+			c.jump = max(c.jump, v-prev)
 		}
 		prev = v
 	}
@@ -269,7 +269,7 @@ func (e *Engine) roomClimbing(u *upsState) bool {
 		return false
 	}
 	following, n := e.usableStrings(u, func(g *group) bool {
-		return g.climb.span >= 0.5*win && g.climb.climb >= math.Max(cc.FastFollow, 2*g.quantT)
+		return g.climb.span >= 0.5*win && g.climb.climb >= max(cc.FastFollow, 2*g.quantT)
 	})
 	return n > 0 && 2*following >= n
 }
@@ -293,7 +293,7 @@ func (e *Engine) stringsClimbing(u *upsState) bool {
 	win := time.Duration(cc.FastStringsWindow).Hours()
 	climbing, n := e.usableStrings(u, func(g *group) bool {
 		c := &g.climbLong
-		return c.span >= 0.75*win && c.climb >= math.Max(cc.FastStringsRise, 2*g.quantT) && c.late > c.early && c.late > 0 &&
+		return c.span >= 0.75*win && c.climb >= max(cc.FastStringsRise, 2*g.quantT) && c.late > c.early && c.late > 0 &&
 			g.cool.rise >= cc.FastStringsRise/2
 	})
 	return n >= 2 && 2*climbing >= n

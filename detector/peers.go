@@ -588,7 +588,7 @@ func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, loa
 				break
 			}
 		}
-		floor = math.Max(0.05, 0.5*g.quantT)
+		floor = max(0.05, 0.5*g.quantT)
 	}
 	drift, quant := &g.driftV, 0.001
 	if isTemp {
@@ -633,7 +633,7 @@ func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, loa
 			// Only what it added while already leaving its peers (beyond
 			// its noise, or a quarter of its threshold) is its own
 			// movement; before that it moved with them.
-			if leaving := tr.thr > 0 && math.Abs(tr.res) >= math.Min(0.25*tr.thr, 3*tr.sigma(floor)); leaving {
+			if leaving := tr.thr > 0 && math.Abs(tr.res) >= min(0.25*tr.thr, 3*tr.sigma(floor)); leaving {
 				tr.moved += ch / float64(len(diffs))
 			} else {
 				tr.moved = 0
@@ -709,14 +709,14 @@ func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, loa
 	e.keep(1, res)
 	e.keep(2, sig)
 	cfg := &e.cfg.CellVoltageDeviation
-	move := math.Max(e.cfg.SensorFault.StuckMoveVolts, 0.002)
+	move := max(e.cfg.SensorFault.StuckMoveVolts, 0.002)
 	if isTemp {
 		cfg = &e.cfg.CellTemperatureDeviation
-		move = math.Max(e.cfg.SensorFault.StuckMoveCelsius, 1.5*g.quantT)
+		move = max(e.cfg.SensorFault.StuckMoveCelsius, 1.5*g.quantT)
 	}
 	alpha := 0.0
 	if dt > 0 {
-		alpha = math.Min(1, float64(dt)/float64(pc.OffsetLearning.Nanos()))
+		alpha = min(1, float64(dt)/float64(pc.OffsetLearning.Nanos()))
 	}
 	// While a string discharges all its cells heat with the one current.
 	// After it (the recharge and the cooldown) they settle back each with
@@ -780,13 +780,13 @@ func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, loa
 		if isTemp {
 			// Quantised readings flip between neighbours, and their
 			// median jumps by quanta: noise below two quanta is normal.
-			noisyMin = math.Max(noisyMin, 2*g.quantT)
+			noisyMin = max(noisyMin, 2*g.quantT)
 		}
-		limit := math.Min(e.cfg.SensorFault.NoisyFactor*peerSigma, noisyMin+floor)
+		limit := min(e.cfg.SensorFault.NoisyFactor*peerSigma, noisyMin+floor)
 		if tr.fault&faultNoisy != 0 {
 			limit = 0 // flagged: the exact value decides when it clears
 		}
-		sS := math.Max(tr.shortSigma(limit), floor)
+		sS := max(tr.shortSigma(limit), floor)
 		if math.IsNaN(peerSigma) {
 			sS = math.NaN() // no sound peer to compare with: leave the flag as it is
 		}
@@ -798,7 +798,7 @@ func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, loa
 			tr.fault &^= faultNoisy
 		}
 		sigma := math.Hypot(tr.sigma(floor), sp)
-		tr.thr = math.Max(cfg.Threshold, cfg.Z*sigma)
+		tr.thr = max(cfg.Threshold, cfg.Z*sigma)
 		if isTemp {
 			switch {
 			case tr.fault != 0:
@@ -920,15 +920,15 @@ func (r *slopeRing) theilSen(from, to int64) (float64, float64) {
 			if r.t[b] == r.t[a] {
 				continue
 			}
-			hours := float64((int64(r.t[b])-int64(r.t[a]))*ringTick) / float64(time.Hour)
-			slopes[n] = float64(r.v[b]-r.v[a]) / hours
+			// Per tick here, per hour below: one division a pair.
+			slopes[n] = float64(r.v[b]-r.v[a]) / float64(int64(r.t[b])-int64(r.t[a]))
 			n++
 		}
 	}
 	if n < 3 {
 		return 0, 0
 	}
-	return median(slopes[:n]), float64(last-first) / float64(time.Hour)
+	return median(slopes[:n]) * float64(time.Hour/time.Duration(ringTick)), float64(last-first) / float64(time.Hour)
 }
 
 // cellRules evaluates the peer rules of one cell after its poll. A rule
@@ -995,11 +995,11 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 	// module warming as a whole is one problem (ModuleTemperatureDeviation),
 	// not one per cell.
 	rc := &e.cfg.CellTemperatureRising
-	minRise := math.Max(rc.MinRiseCelsius, 2*g.quantT)
-	slope := c.slope - math.Max(0, m.slope)
+	minRise := max(rc.MinRiseCelsius, 2*g.quantT)
+	slope := c.slope - max(0, m.slope)
 	// A string warming or cooling fast as a whole (HVAC, a recovering
 	// room) spreads its cells' paces: ask for more than half its own rate.
-	rate := math.Max(rc.CelsiusPerHour, 0.5*math.Abs(g.slopeT))
+	rate := max(rc.CelsiusPerHour, 0.5*math.Abs(g.slopeT))
 	// No new alert under load or in the cooldown after it: cells then heat
 	// and cool at their own pace (internal resistance, thermal mass). The
 	// cell must also already stand somewhat above its peers.
@@ -1020,7 +1020,7 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 	// resistance sags and warms faster than its peers by nature: neither
 	// counts then.
 	kc := &e.cfg.ThermalRunawayRisk
-	sag := !load && voltRecent && vr.res <= -math.Max(kc.SagVolts, 4*vr.sigma(0.001))
+	sag := !load && voltRecent && vr.res <= -max(kc.SagVolts, 4*vr.sigma(0.001))
 	accel := false
 	var thirds [3]float64
 	if !load && hot {
@@ -1049,7 +1049,7 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 					why = append(why, fmt.Sprintf("voltage %.0f mV below its peers", -vr.res*1000))
 				}
 				if accel {
-					why = append(why, fmt.Sprintf("rise accelerating to %.1f °C/h", thirds[2]-math.Max(0, m.slope)))
+					why = append(why, fmt.Sprintf("rise accelerating to %.1f °C/h", thirds[2]-max(0, m.slope)))
 				}
 				if crit {
 					why = append(why, fmt.Sprintf("at %s °C, above %s °C", fmtNum(tr.pending), fmtNum(kc.CriticalCelsius)))
@@ -1069,7 +1069,7 @@ const runawayWarmish = 0.5
 // previous, the last above limit and the middle already rising: a one-off
 // step sits in a single third and is not acceleration.
 func accelerating(thirds *[3]float64, limit, moduleSlope float64) bool {
-	base := math.Max(0, moduleSlope)
+	base := max(0, moduleSlope)
 	s1, s2, s3 := thirds[0]-base, thirds[1]-base, thirds[2]-base
 	return s3 >= limit && s2 >= 0.25*limit && s3 > 1.3*s2 && s2 > s1
 }
@@ -1182,7 +1182,7 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 		return out
 	}
 	med := median(vals)
-	floor := math.Max(0.05, 0.5*g.quantT)
+	floor := max(0.05, 0.5*g.quantT)
 	res := e.scratch(1)
 	for _, mi := range g.mods {
 		tr := &e.mods[mi].temp
@@ -1197,7 +1197,7 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 	e.keep(1, res)
 	alpha := 0.0
 	if dt > 0 {
-		alpha = math.Min(1, float64(dt)/float64(pc.OffsetLearning.Nanos()))
+		alpha = min(1, float64(dt)/float64(pc.OffsetLearning.Nanos()))
 	}
 	mc := &e.cfg.ModuleTemperatureDeviation
 	kc := &e.cfg.ThermalRunawayRisk
@@ -1223,10 +1223,10 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 			// The mean of the middle half of coarse readings moves by a
 			// fraction of a quantum: cells sit at their own offsets across
 			// the steps, so their readings flip at different temperatures.
-			mfloor = math.Max(0.05, floor*math.Sqrt(2/float64(m.nCells)))
+			mfloor = max(0.05, floor*math.Sqrt(2/float64(m.nCells)))
 		}
 		sigma := math.Hypot(tr.sigma(mfloor), sp)
-		tr.thr = math.Max(mc.Threshold, mc.Z*sigma)
+		tr.thr = max(mc.Threshold, mc.Z*sigma)
 		// Combined evidence: half the threshold while the module warms as a
 		// whole faster than the rising rule's rate, unless a hotter
 		// neighbour is what warms it.

@@ -150,7 +150,7 @@ const secondDiffToSigma = 0.5117
 
 // sigma is the track's noise estimate, at least floor.
 func (t *track) sigma(floor float64) float64 {
-	return math.Max(t.absd*secondDiffToSigma, floor)
+	return max(t.absd*secondDiffToSigma, floor)
 }
 
 // noise feeds residual r; alpha is the long-term EWMA weight (0 leaves it
