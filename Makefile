@@ -89,7 +89,8 @@ ROBUSTNESS_DIR  ?= $(QUALITY_DIR)/robustness
 ROBUSTNESS_JOBS ?= 2
 ROBUSTNESS_VARIANTS ?= std: q1:temp_quantum=1 q05:temp_quantum=0.5 n2:noise_scale=2 n05:noise_scale=0.5 \
 	p10:poll_seconds=10 tau:tau_spread=0.4 tau2:tau_scale=2 tau05:tau_scale=0.5 c2:discharge_c=2 j2:joule_scale=2 \
-	nb:neighbour_heat=0.3 step:step_faults=true m10:missing_scale=10 hvac6:hvac_step=6 fast:precursor_speed=2 nosag:no_sag=true
+	nb:neighbour_heat=0.3 step:step_faults=true m10:missing_scale=10 hvac6:hvac_step=6 fast:precursor_speed=2 nosag:no_sag=true \
+	v5:volt_quantum=0.005 v10:volt_quantum=0.01
 robustness:
 	$(GO) build -o $(ROBUSTNESS_DIR)/cellwarden ./cmd/cellwarden
 	@set -e; cw=$(ROBUSTNESS_DIR)/cellwarden; \

@@ -196,7 +196,9 @@ type group struct {
 	lastActive     int64 // last time the string carried load
 	lastDischarge  int64 // last time it discharged
 	loaded         bool  // lastActive is set
-	quantT         float64
+	// quantT and quantV are the resolutions the latest poll's cell
+	// temperatures and voltages lie on (see resolution).
+	quantT, quantV float64
 	// The string's common temperature (driftT) sampled like a cell's ring,
 	// and its Theil-Sen slope over the rising window (°C/h).
 	slopeRing slopeRing
@@ -570,29 +572,19 @@ func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, loa
 	}
 	e.sides = side
 	pc := &e.cfg.Peers
-	// Quantisation: the coarsest of 1, 0.5 and 0.1 °C that every
-	// temperature of the poll lies on (BMSs report in whole or half
-	// degrees, or finer).
-	floor := 0.001
+	// Quantisation: BMSs report temperatures in whole or half degrees,
+	// or finer, and voltages in millivolts, or in steps of 5 or 10 mV.
+	// Readings that flip between two steps are not noise, and a reading
+	// that stays on one step is not stuck while its true value moves
+	// less than a step.
+	var floor, quant float64
+	drift := &g.driftV
 	if isTemp {
-		g.quantT = 1
-		for _, p := range side {
-			tr := p.tr
-			if tr.seq != g.seq || math.IsNaN(tr.pending) {
-				continue
-			}
-			for g.quantT > 0.1 && !onGrid(tr.pending, g.quantT) {
-				g.quantT = coarsestBelow(g.quantT)
-			}
-			if g.quantT == 0.1 {
-				break
-			}
-		}
-		floor = max(0.05, 0.5*g.quantT)
-	}
-	drift, quant := &g.driftV, 0.001
-	if isTemp {
-		drift, quant = &g.driftT, g.quantT
+		g.quantT = resolution(side, g.seq, tempSteps[:])
+		floor, quant, drift = max(0.05, 0.5*g.quantT), g.quantT, &g.driftT
+	} else {
+		g.quantV = resolution(side, g.seq, voltSteps[:])
+		floor, quant = voltFloor(g.quantV), g.quantV
 	}
 	// The peers' common movement leaves out the cells that stand out from
 	// their peers: a hot module or a cell in runaway moves on its own, and
@@ -709,7 +701,7 @@ func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, loa
 	e.keep(1, res)
 	e.keep(2, sig)
 	cfg := &e.cfg.CellVoltageDeviation
-	move := max(e.cfg.SensorFault.StuckMoveVolts, 0.002)
+	move := max(e.cfg.SensorFault.StuckMoveVolts, 0.002, 1.5*g.quantV)
 	if isTemp {
 		cfg = &e.cfg.CellTemperatureDeviation
 		move = max(e.cfg.SensorFault.StuckMoveCelsius, 1.5*g.quantT)
@@ -774,13 +766,12 @@ func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, loa
 		tr.noise(r, alphaL)
 		tr.res, tr.resAt = r, t
 		noisyMin := e.cfg.SensorFault.NoisyMinCelsius
-		if !isTemp {
-			noisyMin = 0.005
-		}
+		// Quantised readings flip between neighbours, and their median
+		// jumps by quanta: noise below two quanta is normal.
 		if isTemp {
-			// Quantised readings flip between neighbours, and their
-			// median jumps by quanta: noise below two quanta is normal.
 			noisyMin = max(noisyMin, 2*g.quantT)
+		} else {
+			noisyMin = max(0.005, 2*g.quantV)
 		}
 		limit := min(e.cfg.SensorFault.NoisyFactor*peerSigma, noisyMin+floor)
 		if tr.fault&faultNoisy != 0 {
@@ -1020,7 +1011,7 @@ func (e *Engine) cellRules(c *cellPeer, t int64, inhibit bool, out []Change) []C
 	// resistance sags and warms faster than its peers by nature: neither
 	// counts then.
 	kc := &e.cfg.ThermalRunawayRisk
-	sag := !load && voltRecent && vr.res <= -max(kc.SagVolts, 4*vr.sigma(0.001))
+	sag := !load && voltRecent && vr.res <= -max(kc.SagVolts, 4*vr.sigma(voltFloor(g.quantV)))
 	accel := false
 	var thirds [3]float64
 	if !load && hot {
@@ -1344,11 +1335,31 @@ func onGrid(v, q float64) bool {
 	return math.Abs(k-math.Round(k)) < 1e-6
 }
 
-// coarsestBelow is the temperature step after q in 1, 0.5, 0.1 °C (each a
-// multiple of the next).
-func coarsestBelow(q float64) float64 {
-	if q > 0.5 {
-		return 0.5
+// The resolutions readings are recognised on, coarsest first, each a
+// multiple of the next: the last is assumed when readings lie on none of
+// the others.
+var (
+	tempSteps = [...]float64{1, 0.5, 0.1}
+	voltSteps = [...]float64{0.01, 0.005, 0.001}
+)
+
+// resolution is the coarsest of steps that every reading of the poll
+// (the pending values of poll seq) lies on.
+func resolution(side []cellSide, seq uint32, steps []float64) float64 {
+	k := 0
+	for _, p := range side {
+		if tr := p.tr; tr.seq == seq && !math.IsNaN(tr.pending) {
+			for k < len(steps)-1 && !onGrid(tr.pending, steps[k]) {
+				k++
+			}
+			if k == len(steps)-1 {
+				break
+			}
+		}
 	}
-	return 0.1
+	return steps[k]
 }
+
+// voltFloor is the least noise (V) a cell voltage sensor is credited with:
+// 1 mV, or half its resolution.
+func voltFloor(quantV float64) float64 { return max(0.001, 0.5*quantV) }

@@ -293,6 +293,23 @@ func TestPeerRules(t *testing.T) {
 		})},
 		want: []string{"CellVoltageDeviation warning ups-a/1/3/5"},
 	}, {
+		// Readings near a step flip between its neighbours, which is
+		// neither noise nor, for readings that never leave their step,
+		// a stuck sensor.
+		name: "10 mV voltage sensors over a discharge and its recharge: nothing pages",
+		rig: peerRig{strings: 2, hours: 12, current: healthyDischarge, physics: dischargePhysics,
+			sensor: func(_ int, _ peerCell, r *peerReading) { r.volt = quantise(r.volt, 0.01) }},
+	}, {
+		name: "5 mV voltage sensors at rest: nothing pages",
+		rig: peerRig{strings: 2, hours: 6,
+			sensor: func(_ int, _ peerCell, r *peerReading) { r.volt = quantise(r.volt, 0.005) }},
+	}, {
+		name: "10 mV voltage sensors: a cell drifting 60 mV below its peers is found",
+		rig: peerRig{strings: 1, hours: 4, physics: only(lowVolt, func(sec int, r *peerReading) {
+			r.volt -= 0.060 * ramp(sec, 2*hour, hour/2)
+		}), sensor: func(_ int, _ peerCell, r *peerReading) { r.volt = quantise(r.volt, 0.01) }},
+		want: []string{"CellVoltageDeviation warning ups-a/1/3/5"},
+	}, {
 		name: "hot cell (+4 °C) that sags 20 mV",
 		rig: peerRig{strings: 1, hours: 4, physics: only(hotSag, func(sec int, r *peerReading) {
 			r.temp += 4 * ramp(sec, 2*hour, 15*60)

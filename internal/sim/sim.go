@@ -36,6 +36,9 @@ type UPSSpec struct {
 	// TempQuantum is the resolution of the BMS temperature sensors (0.1 or
 	// 1 °C).
 	TempQuantum float64
+	// VoltQuantum is the resolution of its cell voltage sensors (V; 0:
+	// 1 mV).
+	VoltQuantum float64
 	// Inventory facts, written to the inventory file.
 	Vendor, Model           string
 	Manufactured, Installed time.Time
@@ -553,7 +556,10 @@ func readCell(c *cellSim, faults []faultState, sec int64, rng *rand.Rand, u *UPS
 	if c.vented {
 		return math.NaN(), math.NaN()
 	}
-	return quantize(t, u.TempQuantum), quantize(v, 0.001)
+	if v != 65.535 { // a sentinel is the register's raw value, on no step
+		v = quantize(v, cmp.Or(u.VoltQuantum, 0.001))
+	}
+	return quantize(t, u.TempQuantum), v
 }
 
 func overcharge(faults []faultState, sec int64, ups, str string) float64 {

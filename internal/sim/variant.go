@@ -25,6 +25,9 @@ type Physics struct {
 	// TempQuantum, when set, is the resolution of every UPS's temperature
 	// sensors (°C), in place of each UPS's own (0.1 or 1).
 	TempQuantum float64
+	// VoltQuantum, when set, is the resolution of every UPS's cell
+	// voltage sensors (V), in place of 1 mV.
+	VoltQuantum float64
 	// NoiseScale multiplies the noise of the temperature sensors (cells
 	// 0.08 °C, modules 0.08 °C, room 0.05 °C) and of the cell voltage
 	// sensors (0.8 mV).
@@ -80,6 +83,7 @@ type physicsKey struct {
 func physicsKeys() []physicsKey {
 	return []physicsKey{
 		{"temp_quantum", "temperature sensor resolution of every UPS, °C (0.1, 0.5, 1)", floatIn(0.001, 10, func(p *Physics) *float64 { return &p.TempQuantum })},
+		{"volt_quantum", "cell voltage sensor resolution of every UPS, V (0.001, 0.005, 0.01)", floatIn(0.001, 0.1, func(p *Physics) *float64 { return &p.VoltQuantum })},
 		{"noise_scale", "multiplies temperature (0.08 °C) and voltage (0.8 mV) sensor noise", floatIn(0.001, 100, func(p *Physics) *float64 { return &p.NoiseScale })},
 		{"poll_seconds", "poll interval of every scenario, whole seconds 1-60", func(p *Physics, v string) error {
 			n, err := strconv.Atoi(v)
@@ -202,6 +206,7 @@ func (p Physics) String() string {
 		}
 	}
 	f("temp_quantum", p.TempQuantum, 0)
+	f("volt_quantum", p.VoltQuantum, 0)
 	f("noise_scale", p.NoiseScale, 1)
 	f("poll_seconds", p.PollInterval.Seconds(), 0)
 	f("tau_scale", p.TauScale, 1)
@@ -227,7 +232,7 @@ func (p Physics) String() string {
 // validate checks what ParsePhysics checks, for a Physics built in code.
 func (p Physics) validate() error {
 	switch {
-	case p.TempQuantum < 0, p.NoiseScale < 0, p.TauScale < 0, p.JouleScale < 0, p.DischargeC < 0,
+	case p.TempQuantum < 0, p.VoltQuantum < 0, p.NoiseScale < 0, p.TauScale < 0, p.JouleScale < 0, p.DischargeC < 0,
 		p.MissingScale < 0, p.PrecursorSpeed < 0, p.PollInterval < 0, p.HVACStepAt < 0:
 		return errors.New("physics: negative setting")
 	case p.TauSpread < 0 || p.TauSpread >= 1:
@@ -251,6 +256,11 @@ func (p Physics) apply(sc *Scenario) *Scenario {
 	if p.TempQuantum > 0 {
 		for i := range c.Fleet {
 			c.Fleet[i].TempQuantum = p.TempQuantum
+		}
+	}
+	if p.VoltQuantum > 0 {
+		for i := range c.Fleet {
+			c.Fleet[i].VoltQuantum = p.VoltQuantum
 		}
 	}
 	if p.PollInterval > 0 {

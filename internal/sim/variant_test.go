@@ -52,7 +52,7 @@ func TestParsePhysicsErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown key", []string{"temp_quantun=1"}, `physics: unknown key "temp_quantun" (known: temp_quantum, noise_scale, poll_seconds, tau_scale, tau_spread, joule_scale, discharge_c, neighbour_heat, step_faults, missing_scale, hvac_step, hvac_step_hour, precursor_speed, no_sag)`},
+		{"unknown key", []string{"temp_quantun=1"}, `physics: unknown key "temp_quantun" (known: temp_quantum, volt_quantum, noise_scale, poll_seconds, tau_scale, tau_spread, joule_scale, discharge_c, neighbour_heat, step_faults, missing_scale, hvac_step, hvac_step_hour, precursor_speed, no_sag)`},
 		{"not a number", []string{"noise_scale=lots"}, `physics: noise_scale: "lots" must be a number from 0.001 to 100`},
 		{"zero scale", []string{"tau_scale=0"}, `physics: tau_scale: "0" must be a number from 0.01 to 100`},
 		{"share above 1", []string{"neighbour_heat=1.5"}, `physics: neighbour_heat: "1.5" must be a number from 0 to 1`},
@@ -173,6 +173,30 @@ func TestTempQuantumPutsReadingsOnTheGrid(t *testing.T) {
 				t.Errorf("only %d temperature readings", n)
 			}
 		})
+	}
+}
+
+func TestVoltQuantumPutsVoltagesOnTheGrid(t *testing.T) {
+	sc := defaultsScenario()
+	sc.Duration = 2 * time.Hour
+	sc.Physics.VoltQuantum = 0.01
+	// A voltage sentinel is the register's raw value: it stays 65.535.
+	sc.Faults = append(sc.Faults, FaultSpec{Class: ClassSensorSentinel, Volts: true, UPS: "v", String: "1", Module: "1", Cell: "1", At: time.Hour, Duration: time.Hour})
+	s, _, _ := simulate(t, sc)
+	n, sentinels := 0, 0
+	for p, ms := range s {
+		for _, r := range ms[telemetry.CellVoltageVolts] {
+			switch k := r.v / 0.01; {
+			case r.v == 65.535:
+				sentinels++
+			case math.Abs(k-math.Round(k)) > 1e-6 && !math.IsNaN(k): // NaN: a missing value
+				t.Fatalf("%s: %v is not on the 10 mV grid", p, r.v)
+			}
+			n++
+		}
+	}
+	if n < 10000 || sentinels == 0 {
+		t.Errorf("%d voltage readings, %d sentinels", n, sentinels)
 	}
 }
 
