@@ -581,7 +581,7 @@ func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, loa
 	drift := &g.driftV
 	if isTemp {
 		g.quantT = resolution(side, g.seq, tempSteps[:])
-		floor, quant, drift = max(0.05, 0.5*g.quantT), g.quantT, &g.driftT
+		floor, quant, drift = tempFloor(g.quantT), g.quantT, &g.driftT
 	} else {
 		g.quantV = resolution(side, g.seq, voltSteps[:])
 		floor, quant = voltFloor(g.quantV), g.quantV
@@ -1173,7 +1173,7 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 		return out
 	}
 	med := median(vals)
-	floor := max(0.05, 0.5*g.quantT)
+	floor := tempFloor(g.quantT)
 	res := e.scratch(1)
 	for _, mi := range g.mods {
 		tr := &e.mods[mi].temp
@@ -1360,6 +1360,8 @@ func resolution(side []cellSide, seq uint32, steps []float64) float64 {
 	return steps[k]
 }
 
-// voltFloor is the least noise (V) a cell voltage sensor is credited with:
-// 1 mV, or half its resolution.
+// tempFloor and voltFloor are the least noise a temperature sensor (°C)
+// or a cell voltage sensor (V) is credited with: 0.05 °C or 1 mV, or half
+// its resolution.
+func tempFloor(quantT float64) float64 { return max(0.05, 0.5*quantT) }
 func voltFloor(quantV float64) float64 { return max(0.001, 0.5*quantV) }
