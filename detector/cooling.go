@@ -15,9 +15,16 @@ type coolState struct {
 	base    float64
 	n       uint32
 	lastUpd int64
-	rise    float64
-	known   bool
-	warn    [2]alertState // warning, critical
+	// learned is how long the normal has been learning (frozen time does
+	// not count).
+	learned int64
+	// vr is the learned variance of the readings about the normal: how
+	// far this room or string strays from its normal on an ordinary day
+	// (the daily swing, HVAC cycling).
+	vr    float64
+	rise  float64
+	known bool
+	warn  [2]alertState // warning, critical
 	// quietUntil: a string stays silent while its room recovers from a
 	// room-wide failure (its cells lag the air).
 	quietUntil int64
@@ -29,7 +36,14 @@ type coolState struct {
 }
 
 // learn updates the normal level with a new reading at t unless frozen.
-func (c *coolState) learn(v float64, t int64, tau int64, warmup uint32, frozen bool) {
+// The normal is an exponentially weighted mean with time constant tau; a
+// young normal, which has learned for less than tau, is the plain mean of
+// every reading it has learned, so that it does not stay where the first
+// readings happened to fall: a room first seen at the low of a wide daily
+// swing would otherwise page at the swing's high that afternoon. The
+// variance about the normal is learned alongside, always over spreadTau
+// (a lasting change adopted within adoptTau is not ordinary variation).
+func (c *coolState) learn(v float64, t, tau, spreadTau int64, warmup uint32, frozen bool) {
 	if !c.known {
 		c.base, c.known, c.lastUpd, c.n = v, true, t, 1
 		return
@@ -48,11 +62,24 @@ func (c *coolState) learn(v float64, t int64, tau int64, warmup uint32, frozen b
 		tau = adoptTau
 	}
 	c.n++
+	c.learned += dt
 	alpha := min(1, float64(dt)/float64(tau))
-	if c.n <= warmup {
+	beta := min(1, float64(dt)/float64(spreadTau))
+	if c.n <= warmup || c.learned < tau {
 		alpha = max(alpha, 1/float64(c.n))
 	}
+	if c.n <= warmup || c.learned < spreadTau {
+		beta = max(beta, 1/float64(c.n))
+	}
+	c.vr += beta * (c.rise*c.rise - c.vr)
 	c.base += alpha * (v - c.base)
+}
+
+// limit is the rise at which the alert fires: the configured rise, or
+// factor times the learned spread when that is more, so that a room whose
+// ordinary daily swing is wide does not page at every afternoon high.
+func (c *coolState) limit(rise, factor float64) float64 {
+	return max(rise, factor*math.Sqrt(c.vr))
 }
 
 func (c *coolState) firing() bool { return c.warn[0].firing() || c.warn[1].firing() }
@@ -151,7 +178,7 @@ func (e *Engine) observeAmbient(s telemetry.Sample, out []Change) []Change {
 	}
 	u := &e.upss[e.upsOf(s.Entity)-1]
 	cc := &e.cfg.CoolingFailure
-	u.amb.learn(s.Value, s.Time, cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), u.amb.firing())
+	u.amb.learn(s.Value, s.Time, cc.Learning.Nanos(), cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), u.amb.firing())
 	u.climb.push(s.Time, s.Value, cc.FastWindow.Nanos())
 	return e.upsCooling(u, s.Time, out)
 }
@@ -187,7 +214,7 @@ func (e *Engine) stringCooling(g *group, medT float64, t, _ int64, load bool, ou
 		tau = adoptTau
 	}
 	frozen := load || g.cool.firing() || roomHold || (t < g.cool.quietUntil && !u0.amb.firing() && !adopting)
-	g.cool.learn(medT, t, tau, uint32(e.cfg.Peers.WarmupPolls), frozen)
+	g.cool.learn(medT, t, tau, cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), frozen)
 	if !load {
 		g.climb.push(t, medT, cc.FastWindow.Nanos())
 		g.climbLong.push(t, medT, cc.FastStringsWindow.Nanos())
@@ -201,10 +228,19 @@ func (e *Engine) stringCooling(g *group, medT float64, t, _ int64, load bool, ou
 		return out
 	}
 	warming := g.cool.known && g.cool.n > uint32(e.cfg.Peers.WarmupPolls) && !load && t >= g.cool.quietUntil
+	// What the string has warmed on its own: beyond its room's warming,
+	// when the room has an ambient sensor. A string's normal stands still
+	// while it carries load and cools down after, while the room's goes on
+	// learning: in a room with a wide daily swing the string would
+	// otherwise find itself far above a normal learned hours before.
+	own := g.cool.rise
+	if u.amb.known && u.amb.n > uint32(e.cfg.Peers.WarmupPolls) {
+		own -= max(0, u.amb.rise)
+	}
 	for i, limit := range [2]float64{cc.WarningRise, cc.CriticalRise} {
-		active := warming && g.cool.rise >= limit && !e.roomWarming(u) && !e.roomClimbing(u) && !e.stringsClimbing(u)
+		active := warming && own >= g.cool.limit(limit, cc.SpreadFactor) && !e.roomWarming(u) && !e.roomClimbing(u) && !e.stringsClimbing(u)
 		if g.cool.warn[i].firing() {
-			active = g.cool.rise >= 0.6*limit
+			active = own >= 0.6*limit
 		}
 		sev := SeverityWarning + Severity(i)
 		out = e.emit(out, g.cool.warn[i].step(t, active, &cc.Hold), t, AlertCoolingFailure, sev, g.id, g.cool.rise,
@@ -228,7 +264,7 @@ func (e *Engine) roomWarming(u *upsState) bool {
 			continue
 		}
 		n++
-		if g.cool.rise >= cc.WarningRise/2 {
+		if g.cool.rise >= g.cool.limit(cc.WarningRise, cc.SpreadFactor)/2 {
 			warming++
 		}
 		if g.cool.rise >= cc.WarningRise/10 {
@@ -239,9 +275,9 @@ func (e *Engine) roomWarming(u *upsState) bool {
 		// The air leads and the cells lag it by their thermal time
 		// constant: the ambient carries the evidence, the strings only
 		// have to have started following it.
-		return u.amb.rise >= cc.WarningRise && (n == 0 || 2*following >= n)
+		return u.amb.rise >= u.amb.limit(cc.WarningRise, cc.SpreadFactor) && (n == 0 || 2*following >= n)
 	}
-	return n >= 2 && 2*warming >= n && e.stringsRise(u) >= cc.WarningRise
+	return n >= 2 && 2*warming >= n && e.stringsRise(u) >= e.stringsLimit(u, cc.WarningRise)
 }
 
 // roomClimbing is the early evidence of a failed air conditioner, which
@@ -323,10 +359,26 @@ func (e *Engine) coolingUsable(g *group) bool {
 
 // stringsRise is the median rise of a UPS's usable strings (NaN: none).
 func (e *Engine) stringsRise(u *upsState) float64 {
+	return e.stringsMedian(u, func(g *group) float64 { return g.cool.rise })
+}
+
+// stringsLimit is the rise at which a UPS without an ambient sensor is
+// warming: the configured rise, or spread_factor times its usable strings'
+// median learned spread when that is more.
+func (e *Engine) stringsLimit(u *upsState, rise float64) float64 {
+	sd := e.stringsMedian(u, func(g *group) float64 { return math.Sqrt(g.cool.vr) })
+	if math.IsNaN(sd) {
+		return rise
+	}
+	return max(rise, e.cfg.CoolingFailure.SpreadFactor*sd)
+}
+
+// stringsMedian is the median of f over a UPS's usable strings (NaN: none).
+func (e *Engine) stringsMedian(u *upsState, f func(g *group) float64) float64 {
 	v := e.scratch(3)
 	for _, gi := range u.groups {
 		if g := &e.groups[gi]; e.coolingUsable(g) {
-			v = append(v, g.cool.rise)
+			v = append(v, f(g))
 		}
 	}
 	m := median(v)
@@ -348,7 +400,11 @@ func (e *Engine) upsCooling(u *upsState, t int64, out []Change) []Change {
 	room := e.roomWarming(u)
 	climbing := e.roomClimbing(u) || e.stringsClimbing(u)
 	for i, limit := range [2]float64{cc.WarningRise, cc.CriticalRise} {
-		active := room && rise >= limit || i == 0 && climbing
+		reach := u.amb.limit(limit, cc.SpreadFactor)
+		if !u.amb.known {
+			reach = e.stringsLimit(u, limit)
+		}
+		active := room && rise >= reach || i == 0 && climbing
 		if u.amb.warn[i].firing() {
 			active = rise >= 0.6*limit
 		}
@@ -373,7 +429,7 @@ func (e *Engine) upsCooling(u *upsState, t int64, out []Change) []Change {
 // alert; a firing alert holds the normal still, up to maxFreeze.
 func (e *Engine) stringCharge(g *group, medV float64, t int64, load bool, out []Change) []Change {
 	cc := &e.cfg.ChargeVoltageHigh
-	g.charge.learn(medV, t, cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), load || g.charge.firing())
+	g.charge.learn(medV, t, cc.Learning.Nanos(), cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), load || g.charge.firing())
 	if !cc.Enabled {
 		return out
 	}

@@ -101,3 +101,57 @@ func TestCoolingFailureWithoutAmbient(t *testing.T) {
 		checkAlerts(t, fired, nil, nil)
 	})
 }
+
+// A string whose cabinet fan fails warms on its own: its cells climb 7 °C
+// over an hour while the room and the other string stay as they were. The
+// string's own CoolingFailure fires; the room's does not.
+func TestCoolingFailureOfOneString(t *testing.T) {
+	from := 3 * hour
+	fan := func(sec int, c peerCell, r *peerReading) {
+		if c.str == 2 {
+			r.temp += 7 * ramp(sec, from, hour)
+		}
+	}
+	fired, _ := peerRig{strings: 2, hours: 6, physics: fan}.run(t)
+	checkAlerts(t, fired, []string{"CoolingFailure warning ups-a/2"}, []string{"CoolingFailure warning ups-a", "CoolingFailure critical ups-a/2"})
+}
+
+// A room whose ordinary daily swing is wide (±4 °C, 8 °C from its low in
+// the night to its high in the afternoon) is not failing at its high, even
+// when cellwarden first sees it at its low, and even for a string whose
+// normal stood still during a discharge test while the room's went on
+// learning. A real failure in that room still pages.
+func TestCoolingWideDailySwing(t *testing.T) {
+	wide := func(sec int) float64 { return 25 - 4*math.Cos(2*math.Pi*float64(sec)/(24*hour)) }
+	// The cells follow the air with a 45-minute lag: for a sinusoid that is
+	// an attenuation and a phase shift.
+	w := 2 * math.Pi / (24 * hour)
+	g := 1 / math.Sqrt(1+w*w*45*60*45*60)
+	phi := math.Atan(w * 45 * 60)
+	lag := func(sec int, _ peerCell, r *peerReading) {
+		r.temp += -4*g*math.Cos(w*float64(sec)-phi) + 4*math.Cos(w*float64(sec))
+	}
+	test := func(sec, str int) float64 {
+		if str == 1 && sec >= 4*hour && sec < 4*hour+30*60 {
+			return -50 // a discharge test of string 1 at dawn
+		}
+		return 0
+	}
+	fired, _ := peerRig{strings: 2, hours: 24, room: wide, physics: lag, current: test}.run(t)
+	checkAlerts(t, fired, nil, nil)
+
+	t.Run("a failure in that room", func(t *testing.T) {
+		from := 14 * hour // near the afternoon high
+		_, failLag := failingRoom(from, 14)
+		air := func(sec int) float64 {
+			if sec < from {
+				return 0
+			}
+			return 14 * (1 - math.Exp(-float64(sec-from)/(30*60)))
+		}
+		room := func(sec int) float64 { return wide(sec) + air(sec) }
+		both := func(sec int, c peerCell, r *peerReading) { lag(sec, c, r); failLag(sec, c, r) }
+		fired, _ := peerRig{strings: 2, hours: 16, room: room, physics: both}.run(t)
+		checkAlerts(t, fired, []string{"CoolingFailure warning ups-a", "CoolingFailure critical ups-a"}, nil)
+	})
+}

@@ -77,7 +77,12 @@ type CoolingConfig struct {
 	// and faster. 0 turns this off.
 	FastStringsRise   float64             `yaml:"fast_strings_rise_celsius"`
 	FastStringsWindow yamlstrict.Duration `yaml:"fast_strings_window"`
-	Hold              `yaml:",inline"`
+	// SpreadFactor: a room or string whose ordinary variation about its
+	// normal (learned over Learning) is wide must rise SpreadFactor times
+	// its standard deviation, when that is more than the configured rise.
+	// 0 turns this off.
+	SpreadFactor float64 `yaml:"spread_factor"`
+	Hold         `yaml:",inline"`
 }
 
 // ChargeConfig configures ChargeVoltageHigh: a string's cells held above
@@ -134,7 +139,7 @@ func defaultPeerRules() (PeersConfig, DeviationConfig, DeviationConfig, Deviatio
 		RunawayConfig{Enabled: true, SagVolts: 0.005, AcceleratingPerHour: 6, CriticalCelsius: 60, Hold: Hold{For: minutes(2), ClearFor: minutes(30)}},
 		CoolingConfig{Enabled: true, WarningRise: 5, CriticalRise: 10, Learning: yamlstrict.Duration(12 * time.Hour),
 			FastRise: 4, FastWindow: minutes(15), FastCelsiusPerHour: 10, FastFollow: 0.2,
-			FastStringsRise: 2.5, FastStringsWindow: minutes(30),
+			FastStringsRise: 2.5, FastStringsWindow: minutes(30), SpreadFactor: 2.5,
 			Hold: Hold{For: minutes(3), ClearFor: minutes(20)}},
 		SensorConfig{Enabled: true, MaxJumpCelsius: 10, MaxJumpVolts: 0.5, Spikes: 1, SpikeWindow: minutes(60),
 			MinStuckPolls: 10, StuckMoveCelsius: 0.5, StuckMoveVolts: 0.005, NoisyFactor: 4, NoisyMinCelsius: 0.5, Hold: Hold{For: minutes(1), ClearFor: minutes(15)}}
@@ -211,6 +216,9 @@ func (c *CoolingConfig) validate(p *yamlstrict.Problems, path string) {
 	}
 	if c.FastStringsWindow.Nanos() < int64(2*time.Minute) {
 		p.Add(path+".fast_strings_window", c.FastStringsWindow, "must be at least 2m")
+	}
+	if finite(p, path+".spread_factor", c.SpreadFactor) && c.SpreadFactor < 0 {
+		p.Add(path+".spread_factor", c.SpreadFactor, "must be >= 0 (0: off)")
 	}
 }
 

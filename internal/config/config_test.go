@@ -160,6 +160,7 @@ func TestBadConfigs(t *testing.T) {
     fast_follow_celsius: -0.1
     fast_strings_rise_celsius: -1
     fast_strings_window: 1m
+    spread_factor: -1
 `,
 			want: []string{
 				`c.yml: detector.module_temperature_rising.window: "1m0s" must be at least 2m (line 3)`,
@@ -170,6 +171,7 @@ func TestBadConfigs(t *testing.T) {
 				`c.yml: detector.cooling_failure.fast_follow_celsius: "-0.1" must be >= 0 (line 9)`,
 				`c.yml: detector.cooling_failure.fast_strings_rise_celsius: "-1" must be between 0 (off) and warning_rise_celsius (5) (line 10)`,
 				`c.yml: detector.cooling_failure.fast_strings_window: "1m0s" must be at least 2m (line 11)`,
+				`c.yml: detector.cooling_failure.spread_factor: "-1" must be >= 0 (0: off) (line 12)`,
 			},
 		},
 		{

@@ -207,6 +207,7 @@ func Run(sc *Scenario, w io.Writer) (*Labels, *inventory.Inventory, error) {
 	// so that the main stream is the same whatever the physics.
 	prng := rand.New(rand.NewPCG(sc.Seed, h.Sum64()^0x9b4a5e1c3f27d860))
 	cellTau := float64(thermalTauSeconds) * cmp.Or(phy.TauScale, 1)
+	offScale := cmp.Or(phy.OffsetScale, 1)
 	labels := &Labels{
 		Scenario: sc.Name, Seed: sc.Seed, Physics: phy.String(), Start: sc.Start.UTC(), End: sc.Start.Add(sc.Duration).UTC(),
 		IntervalSeconds: sc.Interval.Seconds(), Cells: sc.Cells(),
@@ -227,7 +228,7 @@ func Run(sc *Scenario, w io.Writer) (*Labels, *inventory.Inventory, error) {
 				ss.modules[mi] = make([]cellSim, u.Cells)
 				for ci := range ss.modules[mi] {
 					ss.modules[mi][ci] = cellSim{
-						offT: rng.NormFloat64() * 0.35, offV: rng.NormFloat64() * 0.003,
+						offT: rng.NormFloat64() * 0.35 * offScale, offV: rng.NormFloat64() * 0.003 * offScale,
 						resist: 1 + rng.NormFloat64()*0.08, stuckT: math.NaN(), stuckV: math.NaN(), temp: math.NaN(),
 						tau: cellTau,
 					}
@@ -380,9 +381,9 @@ func simulateRoom(sc *Scenario, us *upsSim, faults []faultState, sec int64, dt, 
 		tau = 20 * 60 // ... and cools when it is back
 	}
 	us.coolExcess = relax(us.coolExcess, excess, dt, tau)
-	daily := 1.2 * math.Sin(2*math.Pi*tod+us.roomPhase)
+	daily := cmp.Or(sc.Physics.DailySwing, 1.2) * math.Sin(2*math.Pi*tod+us.roomPhase)
 	hvacPeriod := 17.0 * 60
-	hvac := 0.4 * math.Sin(2*math.Pi*math.Mod(float64(sec), hvacPeriod)/hvacPeriod)
+	hvac := cmp.Or(sc.Physics.HVACCycle, 0.4) * math.Sin(2*math.Pi*math.Mod(float64(sec), hvacPeriod)/hvacPeriod)
 	return setpoint + daily + hvac + us.coolExcess
 }
 
@@ -479,7 +480,8 @@ func stepCell(sc *Scenario, u *UPSSpec, ss *stringSim, c *cellSim, faults []faul
 		c.vented = true
 	}
 	// Balancing wander: mean-reverting over about six hours.
-	const tauW, sigmaW = 6 * 3600.0, 0.002
+	const tauW = 6 * 3600.0
+	sigmaW := 0.002 * cmp.Or(phy.WanderScale, 1)
 	c.wander += -c.wander*dt/tauW + sigmaW*math.Sqrt(2*dt/tauW)*normal(sc, sec, c)
 }
 

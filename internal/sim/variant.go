@@ -71,6 +71,23 @@ type Physics struct {
 	PrecursorSpeed float64
 	// NoSag makes runaways heat without any voltage sag.
 	NoSag bool
+	// WanderScale multiplies the balancing wander of cell voltages (an
+	// Ornstein-Uhlenbeck drift of 2 mV standard deviation over about six
+	// hours).
+	WanderScale float64
+	// OffsetScale multiplies the cells' fixed offsets: temperature from
+	// their module's air (0.35 °C) and voltage (3 mV).
+	OffsetScale float64
+	// DailySwing, when set, is the amplitude of the room's daily cycle, °C
+	// (1.2).
+	DailySwing float64
+	// HVACCycle, when set, is the amplitude of the room's HVAC on-off cycle,
+	// °C (0.4, a 17-minute period).
+	HVACCycle float64
+	// Cells and Modules, when set, are every UPS's cells per module and
+	// modules per string. A fault on a cell or module beyond the new count
+	// moves to the one its number wraps to (cell 10 of 8 becomes cell 2).
+	Cells, Modules int
 }
 
 // physicsKey is one key of ParsePhysics.
@@ -111,6 +128,12 @@ func physicsKeys() []physicsKey {
 		}},
 		{"precursor_speed", "multiplies the speed of runaway precursors", floatIn(0.01, 100, func(p *Physics) *float64 { return &p.PrecursorSpeed })},
 		{"no_sag", "runaways without voltage sag (true, false)", boolKey(func(p *Physics) *bool { return &p.NoSag })},
+		{"wander_scale", "multiplies the balancing wander of cell voltages (2 mV over about six hours)", floatIn(0.001, 100, func(p *Physics) *float64 { return &p.WanderScale })},
+		{"offset_scale", "multiplies the cells' fixed temperature (0.35 °C) and voltage (3 mV) offsets", floatIn(0.001, 100, func(p *Physics) *float64 { return &p.OffsetScale })},
+		{"daily_swing", "amplitude of the room's daily cycle, °C (1.2)", floatIn(0.001, 20, func(p *Physics) *float64 { return &p.DailySwing })},
+		{"hvac_cycle", "amplitude of the room's 17-minute HVAC cycle, °C (0.4)", floatIn(0.001, 10, func(p *Physics) *float64 { return &p.HVACCycle })},
+		{"cells_per_module", "cells in every module, 2-64 (faults on cells beyond wrap round)", intIn(2, 64, func(p *Physics) *int { return &p.Cells })},
+		{"modules_per_string", "modules in every string, 1-32 (faults on modules beyond wrap round)", intIn(1, 32, func(p *Physics) *int { return &p.Modules })},
 	}
 }
 
@@ -121,6 +144,17 @@ func floatIn(lo, hi float64, field func(*Physics) *float64) func(*Physics, strin
 			return fmt.Errorf("must be a number from %g to %g", lo, hi)
 		}
 		*field(p) = x
+		return nil
+	}
+}
+
+func intIn(lo, hi int, field func(*Physics) *int) func(*Physics, string) error {
+	return func(p *Physics, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			return fmt.Errorf("must be a whole number from %d to %d", lo, hi)
+		}
+		*field(p) = n
 		return nil
 	}
 }
@@ -226,6 +260,12 @@ func (p Physics) String() string {
 	if p.NoSag {
 		parts = append(parts, "no_sag=true")
 	}
+	f("wander_scale", p.WanderScale, 1)
+	f("offset_scale", p.OffsetScale, 1)
+	f("daily_swing", p.DailySwing, 0)
+	f("hvac_cycle", p.HVACCycle, 0)
+	f("cells_per_module", float64(p.Cells), 0)
+	f("modules_per_string", float64(p.Modules), 0)
 	return strings.Join(parts, ",")
 }
 
@@ -247,6 +287,16 @@ func (p Physics) validate() error {
 // sensor resolution, poll interval, discharge current, missing values, the
 // extra setpoint change and the runaways' precursors. Run applies the
 // others as it simulates. sc itself is not changed.
+// wrapIndex wraps a 1-based module or cell number ("10") onto n of them
+// ("2" of 8); "" and an n of 0 leave it as it is.
+func wrapIndex(idx string, n int) string {
+	k, err := strconv.Atoi(idx)
+	if n == 0 || err != nil || k <= n {
+		return idx
+	}
+	return strconv.Itoa((k-1)%n + 1)
+}
+
 func (p Physics) apply(sc *Scenario) *Scenario {
 	if p == (Physics{}) {
 		return sc
@@ -287,9 +337,14 @@ func (p Physics) apply(sc *Scenario) *Scenario {
 			}
 		}
 	}
+	for i := range c.Fleet {
+		c.Fleet[i].Cells = cmp.Or(p.Cells, c.Fleet[i].Cells)
+		c.Fleet[i].Modules = cmp.Or(p.Modules, c.Fleet[i].Modules)
+	}
 	c.Faults = slices.Clone(sc.Faults)
 	for i := range c.Faults {
 		f := &c.Faults[i]
+		f.Module, f.Cell = wrapIndex(f.Module, p.Modules), wrapIndex(f.Cell, p.Cells)
 		if f.Class != ClassThermalRunaway {
 			continue
 		}

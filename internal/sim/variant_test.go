@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,8 +26,9 @@ func TestParsePhysics(t *testing.T) {
 		{"comma-separated", []string{"temp_quantum=1, noise_scale=2"}, Physics{TempQuantum: 1, NoiseScale: 2}},
 		{"repeated", []string{"tau_spread=0.3", "neighbour_heat=0.3", "step_faults=true"}, Physics{TauSpread: 0.3, NeighbourHeat: 0.3, StepFaults: true}},
 		{"durations", []string{"poll_seconds=10,hvac_step=6,hvac_step_hour=30"}, Physics{PollInterval: 10 * time.Second, HVACStep: 6, HVACStepAt: 30 * time.Hour}},
-		{"scales", []string{"tau_scale=2,joule_scale=2,discharge_c=2,missing_scale=10,precursor_speed=2,no_sag=true"},
-			Physics{TauScale: 2, JouleScale: 2, DischargeC: 2, MissingScale: 10, PrecursorSpeed: 2, NoSag: true}},
+		{"topology", []string{"cells_per_module=6,modules_per_string=3"}, Physics{Cells: 6, Modules: 3}},
+		{"scales", []string{"tau_scale=2,joule_scale=2,discharge_c=2,missing_scale=10,precursor_speed=2,no_sag=true,wander_scale=3,offset_scale=2,daily_swing=3,hvac_cycle=1"},
+			Physics{TauScale: 2, JouleScale: 2, DischargeC: 2, MissingScale: 10, PrecursorSpeed: 2, NoSag: true, WanderScale: 3, OffsetScale: 2, DailySwing: 3, HVACCycle: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,7 +54,8 @@ func TestParsePhysicsErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown key", []string{"temp_quantun=1"}, `physics: unknown key "temp_quantun" (known: temp_quantum, volt_quantum, noise_scale, poll_seconds, tau_scale, tau_spread, joule_scale, discharge_c, neighbour_heat, step_faults, missing_scale, hvac_step, hvac_step_hour, precursor_speed, no_sag)`},
+		{"unknown key", []string{"temp_quantun=1"}, `physics: unknown key "temp_quantun" (known: temp_quantum, volt_quantum, noise_scale, poll_seconds, tau_scale, tau_spread, joule_scale, discharge_c, neighbour_heat, step_faults, missing_scale, hvac_step, hvac_step_hour, precursor_speed, no_sag, wander_scale, offset_scale, daily_swing, hvac_cycle, cells_per_module, modules_per_string)`},
+		{"cells not whole", []string{"cells_per_module=1"}, `physics: cells_per_module: "1" must be a whole number from 2 to 64`},
 		{"not a number", []string{"noise_scale=lots"}, `physics: noise_scale: "lots" must be a number from 0.001 to 100`},
 		{"zero scale", []string{"tau_scale=0"}, `physics: tau_scale: "0" must be a number from 0.01 to 100`},
 		{"share above 1", []string{"neighbour_heat=1.5"}, `physics: neighbour_heat: "1.5" must be a number from 0 to 1`},
@@ -326,5 +329,84 @@ func TestPhysicsChangesTheSpecification(t *testing.T) {
 	}
 	if labels.Physics != "poll_seconds=20,discharge_c=1.6,hvac_step=6,precursor_speed=3,no_sag=true" {
 		t.Errorf("labels name physics %q", labels.Physics)
+	}
+}
+
+// The room and cell knobs change what they name: the ambient's daily range
+// with daily_swing and hvac_cycle, the cells' spread of voltages with
+// offset_scale, and how far a cell's voltage wanders over hours with
+// wander_scale.
+func TestRoomAndCellKnobs(t *testing.T) {
+	run := func(p Physics) series {
+		sc := small("knobs", 24*time.Hour, time.Minute, []UPSSpec{ups("u", inventory.NMC, 1, 2, 8, 0.1)}, nil)
+		sc.Physics = p
+		s, _, _ := simulate(t, sc)
+		return s
+	}
+	ambientRange := func(s series) float64 {
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for _, r := range s["u"][telemetry.AmbientTemperatureCelsius] {
+			lo, hi = min(lo, r.v), max(hi, r.v)
+		}
+		return hi - lo
+	}
+	// The voltages' spread across the 16 cells at the start, and the mean
+	// absolute change of each cell's voltage over 6 hours, in mV.
+	volts := func(s series) (spread, wander float64) {
+		var first []float64
+		n := 0
+		for m := 1; m <= 2; m++ {
+			for c := 1; c <= 8; c++ {
+				rs := s[fmt.Sprintf("u/1/%d/%d", m, c)][telemetry.CellVoltageVolts]
+				first = append(first, rs[0].v)
+				for i := 360; i < len(rs); i += 360 {
+					wander += math.Abs(rs[i].v - rs[i-360].v)
+					n++
+				}
+			}
+		}
+		lo, hi := slices.Min(first), slices.Max(first)
+		return (hi - lo) * 1000, wander / float64(n) * 1000
+	}
+	std := run(Physics{})
+	if r, w := ambientRange(std), ambientRange(run(Physics{DailySwing: 4})); w < 2*r || w < 7.5 {
+		t.Errorf("ambient ranges over %.1f °C a day with daily_swing=4, %.1f by default: want 8 °C or so", w, r)
+	}
+	if r, c := ambientRange(std), ambientRange(run(Physics{HVACCycle: 3})); c < r+3 {
+		t.Errorf("ambient ranges over %.1f °C a day with hvac_cycle=3, %.1f by default: want 4 °C more or so", c, r)
+	}
+	spread, wander := volts(std)
+	if s, _ := volts(run(Physics{OffsetScale: 3})); s < 2*spread {
+		t.Errorf("cell voltages spread over %.1f mV with offset_scale=3, %.1f by default: want about 3 times", s, spread)
+	}
+	if _, w := volts(run(Physics{WanderScale: 3})); w < 2*wander {
+		t.Errorf("cell voltages move %.2f mV in 6 h with wander_scale=3, %.2f by default: want about 3 times", w, wander)
+	}
+}
+
+// cells_per_module and modules_per_string reshape every UPS, and a fault on
+// a cell or module beyond the new count wraps onto one that exists.
+func TestTopologyKnobs(t *testing.T) {
+	sc := small("shape", time.Hour, time.Minute, []UPSSpec{ups("u", inventory.NMC, 1, 8, 12, 0.1)}, nil,
+		FaultSpec{Class: ClassSensorStuck, UPS: "u", String: "1", Module: "7", Cell: "10", At: 10 * time.Minute, Duration: 20 * time.Minute})
+	sc.Physics = Physics{Cells: 4, Modules: 3}
+	s, labels, _ := simulate(t, sc)
+	cells := 0
+	for p := range s {
+		if strings.Count(p, "/") == 3 {
+			cells++
+		}
+	}
+	if cells != 12 {
+		t.Errorf("%d cells reported, want 3 modules x 4 cells = 12", cells)
+	}
+	if labels.Cells != 12 {
+		t.Errorf("labels count %d cells, want 12", labels.Cells)
+	}
+	if e := labels.Faults[0].Entity; e.Module != "1" || e.Cell != "2" {
+		t.Errorf("the fault on module 7, cell 10 is on module %s, cell %s: want 1 and 2", e.Module, e.Cell)
+	}
+	if _, ok := s["u/1/1/2"]; !ok {
+		t.Error("the faulty cell u/1/1/2 reports nothing")
 	}
 }
