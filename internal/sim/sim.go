@@ -380,7 +380,7 @@ func simulateRoom(sc *Scenario, us *upsSim, faults []faultState, sec int64, dt, 
 	if excess == 0 {
 		tau = 20 * 60 // ... and cools when it is back
 	}
-	us.coolExcess = relax(us.coolExcess, excess, dt, tau)
+	us.coolExcess = relax(us.coolExcess, excess, dt, tau*cmp.Or(sc.Physics.RoomTauScale, 1))
 	daily := cmp.Or(sc.Physics.DailySwing, 1.2) * math.Sin(2*math.Pi*tod+us.roomPhase)
 	hvacPeriod := 17.0 * 60
 	hvac := cmp.Or(sc.Physics.HVACCycle, 0.4) * math.Sin(2*math.Pi*math.Mod(float64(sec), hvacPeriod)/hvacPeriod)

@@ -54,7 +54,7 @@ func TestParsePhysicsErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown key", []string{"temp_quantun=1"}, `physics: unknown key "temp_quantun" (known: temp_quantum, volt_quantum, noise_scale, poll_seconds, tau_scale, tau_spread, joule_scale, discharge_c, neighbour_heat, step_faults, missing_scale, hvac_step, hvac_step_hour, precursor_speed, no_sag, wander_scale, offset_scale, daily_swing, hvac_cycle, cells_per_module, modules_per_string)`},
+		{"unknown key", []string{"temp_quantun=1"}, `physics: unknown key "temp_quantun" (known: temp_quantum, volt_quantum, noise_scale, poll_seconds, tau_scale, tau_spread, joule_scale, discharge_c, neighbour_heat, step_faults, missing_scale, hvac_step, hvac_step_hour, precursor_speed, no_sag, wander_scale, offset_scale, daily_swing, hvac_cycle, room_tau_scale, cells_per_module, modules_per_string)`},
 		{"cells not whole", []string{"cells_per_module=1"}, `physics: cells_per_module: "1" must be a whole number from 2 to 64`},
 		{"not a number", []string{"noise_scale=lots"}, `physics: noise_scale: "lots" must be a number from 0.001 to 100`},
 		{"zero scale", []string{"tau_scale=0"}, `physics: tau_scale: "0" must be a number from 0.01 to 100`},
@@ -408,5 +408,22 @@ func TestTopologyKnobs(t *testing.T) {
 	}
 	if _, ok := s["u/1/1/2"]; !ok {
 		t.Error("the faulty cell u/1/1/2 reports nothing")
+	}
+}
+
+// room_tau_scale slows a room's heating when its cooling fails: 15 min
+// into a +14 °C failure a room with twice the time constant has climbed
+// about 3.1 °C instead of 5.5 °C.
+func TestRoomTauScale(t *testing.T) {
+	climb := func(scale float64) float64 {
+		sc := small("room", 2*time.Hour, time.Minute, []UPSSpec{ups("u", inventory.NMC, 1, 1, 4, 0.1)}, nil,
+			FaultSpec{Class: ClassCoolingFailure, UPS: "u", At: time.Hour, Duration: time.Hour, Magnitude: 14})
+		sc.Physics.RoomTauScale = scale
+		s, _, _ := simulate(t, sc)
+		rs := s["u"][telemetry.AmbientTemperatureCelsius]
+		return at(rs, suiteStart.Add(75*time.Minute)) - at(rs, suiteStart.Add(time.Hour))
+	}
+	if a, b := climb(1), climb(2); a < 4.5 || b > 4 || b < 2 {
+		t.Errorf("15 min into the failure the room climbed %.1f °C, and %.1f with room_tau_scale=2: want about 5.5 and 3.1", a, b)
 	}
 }
