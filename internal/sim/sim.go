@@ -229,7 +229,7 @@ func Run(sc *Scenario, w io.Writer) (*Labels, *inventory.Inventory, error) {
 				for ci := range ss.modules[mi] {
 					ss.modules[mi][ci] = cellSim{
 						offT: rng.NormFloat64() * 0.35 * offScale, offV: rng.NormFloat64() * 0.003 * offScale,
-						resist: 1 + rng.NormFloat64()*0.08, stuckT: math.NaN(), stuckV: math.NaN(), temp: math.NaN(),
+						resist: max(0.2, 1+rng.NormFloat64()*0.08*cmp.Or(phy.ResistScale, 1)), stuckT: math.NaN(), stuckV: math.NaN(), temp: math.NaN(),
 						tau: cellTau,
 					}
 					if phy.TauSpread > 0 {

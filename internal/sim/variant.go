@@ -84,6 +84,10 @@ type Physics struct {
 	// HVACCycle, when set, is the amplitude of the room's HVAC on-off cycle,
 	// °C (0.4, a 17-minute period).
 	HVACCycle float64
+	// ResistScale multiplies the spread of the cells' internal resistance
+	// (σ 8 %): how far each cell's voltage steps, and how much more or less
+	// it heats, under load.
+	ResistScale float64
 	// RoomTauScale multiplies the time constants with which a room heats
 	// when its cooling fails (30 min) and cools when it is back (20 min).
 	RoomTauScale float64
@@ -135,6 +139,7 @@ func physicsKeys() []physicsKey {
 		{"offset_scale", "multiplies the cells' fixed temperature (0.35 °C) and voltage (3 mV) offsets", floatIn(0.001, 100, func(p *Physics) *float64 { return &p.OffsetScale })},
 		{"daily_swing", "amplitude of the room's daily cycle, °C (1.2)", floatIn(0.001, 20, func(p *Physics) *float64 { return &p.DailySwing })},
 		{"hvac_cycle", "amplitude of the room's 17-minute HVAC cycle, °C (0.4)", floatIn(0.001, 10, func(p *Physics) *float64 { return &p.HVACCycle })},
+		{"resist_scale", "multiplies the spread of the cells' internal resistance (8 %)", floatIn(0.001, 10, func(p *Physics) *float64 { return &p.ResistScale })},
 		{"room_tau_scale", "multiplies how slowly a room heats when its cooling fails (30 min) and cools after (20 min)", floatIn(0.01, 100, func(p *Physics) *float64 { return &p.RoomTauScale })},
 		{"cells_per_module", "cells in every module, 2-64 (faults on cells beyond wrap round)", intIn(2, 64, func(p *Physics) *int { return &p.Cells })},
 		{"modules_per_string", "modules in every string, 1-32 (faults on modules beyond wrap round)", intIn(1, 32, func(p *Physics) *int { return &p.Modules })},
@@ -268,6 +273,7 @@ func (p Physics) String() string {
 	f("offset_scale", p.OffsetScale, 1)
 	f("daily_swing", p.DailySwing, 0)
 	f("hvac_cycle", p.HVACCycle, 0)
+	f("resist_scale", p.ResistScale, 1)
 	f("room_tau_scale", p.RoomTauScale, 1)
 	f("cells_per_module", float64(p.Cells), 0)
 	f("modules_per_string", float64(p.Modules), 0)

@@ -54,7 +54,7 @@ func TestParsePhysicsErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown key", []string{"temp_quantun=1"}, `physics: unknown key "temp_quantun" (known: temp_quantum, volt_quantum, noise_scale, poll_seconds, tau_scale, tau_spread, joule_scale, discharge_c, neighbour_heat, step_faults, missing_scale, hvac_step, hvac_step_hour, precursor_speed, no_sag, wander_scale, offset_scale, daily_swing, hvac_cycle, room_tau_scale, cells_per_module, modules_per_string)`},
+		{"unknown key", []string{"temp_quantun=1"}, `physics: unknown key "temp_quantun" (known: temp_quantum, volt_quantum, noise_scale, poll_seconds, tau_scale, tau_spread, joule_scale, discharge_c, neighbour_heat, step_faults, missing_scale, hvac_step, hvac_step_hour, precursor_speed, no_sag, wander_scale, offset_scale, daily_swing, hvac_cycle, resist_scale, room_tau_scale, cells_per_module, modules_per_string)`},
 		{"cells not whole", []string{"cells_per_module=1"}, `physics: cells_per_module: "1" must be a whole number from 2 to 64`},
 		{"not a number", []string{"noise_scale=lots"}, `physics: noise_scale: "lots" must be a number from 0.001 to 100`},
 		{"zero scale", []string{"tau_scale=0"}, `physics: tau_scale: "0" must be a number from 0.01 to 100`},
