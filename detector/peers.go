@@ -1166,7 +1166,11 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 		}
 	}
 	e.keep(0, vals)
-	if len(vals) < pc.MinPeers {
+	// Under load modules warm at their own pace; fewer modules than a
+	// cell peer group (min_peers) give too rough a spread of those paces
+	// to tell a hot module from a quick one, so they wait for the load
+	// and its cooldown to pass.
+	if len(vals) < pc.MinModules || load && len(vals) < pc.MinPeers {
 		for _, mi := range g.mods {
 			e.mods[mi].hot, e.mods[mi].warming = false, false
 		}
@@ -1182,7 +1186,7 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 		}
 	}
 	sp := 0.0
-	if len(res) >= pc.MinPeers {
+	if len(res) >= pc.MinModules {
 		sp = spread(res, median(res))
 	}
 	e.keep(1, res)

@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -47,6 +48,8 @@ type peerRig struct {
 	// voltageOnly: the BMS reports its cells' voltages and no cell
 	// temperatures.
 	voltageOnly bool
+	// modules per string; 0: 4.
+	modules int
 }
 
 const (
@@ -99,7 +102,7 @@ func (r peerRig) run(t *testing.T) ([]peerAlert, Stats) {
 	}
 	h := newHarness(t, DefaultConfig(), nil)
 	rng := rand.New(rand.NewPCG(4, 2026))
-	cells, strs := layoutRig(h, rng, r.strings, 4, 8)
+	cells, strs := layoutRig(h, rng, r.strings, cmp.Or(r.modules, 4), 8)
 	ups := h.id("ups-a")
 	var fired []peerAlert
 	var st Stats

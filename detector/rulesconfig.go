@@ -12,6 +12,10 @@ type PeersConfig struct {
 	// MinPeers is the fewest cells with a valid reading a poll needs for
 	// peer comparison.
 	MinPeers int `yaml:"min_peers"`
+	// MinModules is the fewest modules with a temperature a poll needs
+	// for the module rules (a median of three still outvotes one hot
+	// module).
+	MinModules int `yaml:"min_modules"`
 	// OffsetLearning is the time constant with which each cell learns its
 	// normal offset from its peers (position, sensor offset).
 	OffsetLearning yamlstrict.Duration `yaml:"offset_learning"`
@@ -130,7 +134,7 @@ type SensorConfig struct {
 func minutes(n int) yamlstrict.Duration { return yamlstrict.Duration(time.Duration(n) * time.Minute) }
 
 func defaultPeerRules() (PeersConfig, DeviationConfig, DeviationConfig, DeviationConfig, RisingConfig, RunawayConfig, CoolingConfig, SensorConfig) {
-	return PeersConfig{MinPeers: 4, OffsetLearning: yamlstrict.Duration(24 * time.Hour), WarmupPolls: 20,
+	return PeersConfig{MinPeers: 4, MinModules: 3, OffsetLearning: yamlstrict.Duration(24 * time.Hour), WarmupPolls: 20,
 			ActiveCurrentAmperes: 5, LoadCooldown: minutes(90)},
 		DeviationConfig{Enabled: true, Threshold: 3, Z: 6, Hold: Hold{For: minutes(5), ClearFor: minutes(15)}},
 		DeviationConfig{Enabled: true, Threshold: 3, Z: 6, Hold: Hold{For: minutes(5), ClearFor: minutes(15)}},
@@ -142,12 +146,15 @@ func defaultPeerRules() (PeersConfig, DeviationConfig, DeviationConfig, Deviatio
 			FastStringsRise: 2.5, FastStringsWindow: minutes(30), SpreadFactor: 2.5,
 			Hold: Hold{For: minutes(3), ClearFor: minutes(20)}},
 		SensorConfig{Enabled: true, MaxJumpCelsius: 10, MaxJumpVolts: 0.5, Spikes: 1, SpikeWindow: minutes(60),
-			MinStuckPolls: 10, StuckMoveCelsius: 0.5, StuckMoveVolts: 0.005, NoisyFactor: 4, NoisyMinCelsius: 0.5, Hold: Hold{For: minutes(1), ClearFor: minutes(15)}}
+			MinStuckPolls: 10, StuckMoveCelsius: 0.5, StuckMoveVolts: 0.005, NoisyFactor: 4, NoisyMinCelsius: 0.8, Hold: Hold{For: minutes(1), ClearFor: minutes(15)}}
 }
 
 func (c *PeersConfig) validate(p *yamlstrict.Problems, path string) {
 	if c.MinPeers < 3 {
 		p.Add(path+".min_peers", c.MinPeers, "must be >= 3 (a median of two is no peer group)")
+	}
+	if c.MinModules < 3 {
+		p.Add(path+".min_modules", c.MinModules, "must be >= 3 (a median of two is no peer group)")
 	}
 	if c.OffsetLearning.Nanos() < int64(time.Minute) {
 		p.Add(path+".offset_learning", c.OffsetLearning, "must be at least 1m")
