@@ -148,6 +148,18 @@ func TestBadConfigs(t *testing.T) {
 			},
 		},
 		{
+			name: "peer groups",
+			doc: `detector:
+  peers:
+    min_peers: 2
+    min_modules: 2
+`,
+			want: []string{
+				`c.yml: detector.peers.min_peers: "2" must be >= 3 (a median of two is no peer group) (line 3)`,
+				`c.yml: detector.peers.min_modules: "2" must be >= 3 (a median of two is no peer group) (line 4)`,
+			},
+		},
+		{
 			name: "early-warning rules",
 			doc: `detector:
   module_temperature_rising:
