@@ -2,6 +2,7 @@ package detector
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -57,4 +58,29 @@ func TestThreeModuleStringUnderLoad(t *testing.T) {
 	}
 	fired, _ := peerRig{strings: 1, hours: 5, modules: 3, physics: pace, current: test}.run(t)
 	checkAlerts(t, fired, nil, nil)
+}
+
+// A voltage sensor gone noisy (σ 15 mV, some twenty-five times its
+// peers') is flagged; one five times as noisy as its peers (σ 3 mV, which
+// cheap healthy BMS channels show) is not.
+func TestNoisyVoltageSensor(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		sigma float64
+		want  []string
+	}{
+		{"σ 15 mV", 0.015, []string{"SensorFault warning ups-a/1/2/2"}},
+		{"σ 3 mV", 0.003, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(5, 5))
+			rig := peerRig{strings: 1, hours: 4, sensor: only(peerCell{1, 2, 2}, func(sec int, r *peerReading) {
+				if sec >= 2*hour {
+					r.volt = quantise(r.volt+tc.sigma*rng.NormFloat64(), 0.001)
+				}
+			})}
+			fired, _ := rig.run(t)
+			checkAlerts(t, fired, tc.want, nil)
+		})
+	}
 }

@@ -771,7 +771,7 @@ func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, loa
 		if isTemp {
 			noisyMin = max(noisyMin, 2*g.quantT)
 		} else {
-			noisyMin = max(0.005, 2*g.quantV)
+			noisyMin = max(e.cfg.SensorFault.NoisyMinVolts, 2*g.quantV)
 		}
 		limit := min(e.cfg.SensorFault.NoisyFactor*peerSigma, noisyMin+floor)
 		if tr.fault&faultNoisy != 0 {

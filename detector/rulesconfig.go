@@ -125,9 +125,11 @@ type SensorConfig struct {
 	StuckMoveCelsius float64 `yaml:"stuck_move_celsius"`
 	StuckMoveVolts   float64 `yaml:"stuck_move_volts"`
 	// A sensor is noisy when its short-term noise exceeds NoisyFactor
-	// times its peers' typical noise and NoisyMinCelsius.
+	// times its peers' typical noise and NoisyMinCelsius (NoisyMinVolts for
+	// a voltage sensor).
 	NoisyFactor     float64 `yaml:"noisy_factor"`
 	NoisyMinCelsius float64 `yaml:"noisy_min_celsius"`
+	NoisyMinVolts   float64 `yaml:"noisy_min_volts"`
 	Hold            `yaml:",inline"`
 }
 
@@ -146,7 +148,7 @@ func defaultPeerRules() (PeersConfig, DeviationConfig, DeviationConfig, Deviatio
 			FastStringsRise: 2.5, FastStringsWindow: minutes(30), SpreadFactor: 2.5,
 			Hold: Hold{For: minutes(3), ClearFor: minutes(20)}},
 		SensorConfig{Enabled: true, MaxJumpCelsius: 10, MaxJumpVolts: 0.5, Spikes: 1, SpikeWindow: minutes(60),
-			MinStuckPolls: 10, StuckMoveCelsius: 0.5, StuckMoveVolts: 0.005, NoisyFactor: 4, NoisyMinCelsius: 0.8, Hold: Hold{For: minutes(1), ClearFor: minutes(15)}}
+			MinStuckPolls: 10, StuckMoveCelsius: 0.5, StuckMoveVolts: 0.005, NoisyFactor: 4, NoisyMinCelsius: 0.8, NoisyMinVolts: 0.008, Hold: Hold{For: minutes(1), ClearFor: minutes(15)}}
 }
 
 func (c *PeersConfig) validate(p *yamlstrict.Problems, path string) {
@@ -252,4 +254,5 @@ func (c *SensorConfig) validate(p *yamlstrict.Problems, path string) {
 		p.Add(path+".noisy_factor", c.NoisyFactor, "must be > 1")
 	}
 	finite(p, path+".noisy_min_celsius", c.NoisyMinCelsius)
+	finite(p, path+".noisy_min_volts", c.NoisyMinVolts)
 }
