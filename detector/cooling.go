@@ -35,15 +35,24 @@ type coolState struct {
 	adoptUntil int64
 }
 
+// youngTau is the shortest time constant of a young normal.
+const youngTau = 2 * int64(time.Hour)
+
 // learn updates the normal level with a new reading at t unless frozen.
-// The normal is an exponentially weighted mean with time constant tau; a
-// young normal, which has learned for less than tau, is the plain mean of
-// every reading it has learned, so that it does not stay where the first
-// readings happened to fall: a room first seen at the low of a wide daily
-// swing would otherwise page at the swing's high that afternoon. The
-// variance about the normal is learned alongside, always over spreadTau
-// (a lasting change adopted within adoptTau is not ordinary variation).
-func (c *coolState) learn(v float64, t, tau, spreadTau int64, warmup uint32, frozen bool) {
+// The normal is an exponentially weighted mean with time constant tau. A
+// young normal, which has learned for less than tau, learns faster: the
+// plain mean of its readings for the first warmup updates, then an
+// exponential mean over youngTau (2 h) that lengthens into the plain mean
+// of everything learned, until that is slower than tau. It does not stay
+// where the first readings happened to fall (a room first seen at the low
+// of a wide daily swing would otherwise page at the swing's high that
+// afternoon), yet a failure in its first hour still stands out against it.
+// The variance about the normal is learned alongside, always over
+// spreadTau (a lasting change adopted within adoptTau is not ordinary
+// variation), from readings that rise less than ordinary (the alert's
+// current limit): the failure it should report must not teach it that
+// failures are normal.
+func (c *coolState) learn(v float64, t, tau, spreadTau int64, warmup uint32, ordinary float64, frozen bool) {
 	if !c.known {
 		c.base, c.known, c.lastUpd, c.n = v, true, t, 1
 		return
@@ -63,16 +72,20 @@ func (c *coolState) learn(v float64, t, tau, spreadTau int64, warmup uint32, fro
 	}
 	c.n++
 	c.learned += dt
-	alpha := min(1, float64(dt)/float64(tau))
-	beta := min(1, float64(dt)/float64(spreadTau))
-	if c.n <= warmup || c.learned < tau {
-		alpha = max(alpha, 1/float64(c.n))
+	weight := func(tau int64) float64 {
+		w := min(1, float64(dt)/float64(tau))
+		switch {
+		case c.n <= warmup:
+			return max(w, 1/float64(c.n))
+		case c.learned < tau:
+			return max(w, min(1, float64(dt)/float64(youngTau)))
+		}
+		return w
 	}
-	if c.n <= warmup || c.learned < spreadTau {
-		beta = max(beta, 1/float64(c.n))
+	if c.rise < ordinary {
+		c.vr += weight(spreadTau) * (c.rise*c.rise - c.vr)
 	}
-	c.vr += beta * (c.rise*c.rise - c.vr)
-	c.base += alpha * (v - c.base)
+	c.base += weight(tau) * (v - c.base)
 }
 
 // limit is the rise at which the alert fires: the configured rise, or
@@ -83,6 +96,10 @@ func (c *coolState) limit(rise, factor float64) float64 {
 }
 
 func (c *coolState) firing() bool { return c.warn[0].firing() || c.warn[1].firing() }
+
+// ambientFresh is how old the ambient's last reading may be for a
+// string's own warming to be judged against it.
+const ambientFresh = 15 * time.Minute
 
 // maxFreeze is how long a firing CoolingFailure keeps its normal frozen;
 // adoptTau is the time constant with which a lasting change is adopted
@@ -178,7 +195,8 @@ func (e *Engine) observeAmbient(s telemetry.Sample, out []Change) []Change {
 	}
 	u := &e.upss[e.upsOf(s.Entity)-1]
 	cc := &e.cfg.CoolingFailure
-	u.amb.learn(s.Value, s.Time, cc.Learning.Nanos(), cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), u.amb.firing())
+	u.amb.learn(s.Value, s.Time, cc.Learning.Nanos(), cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls),
+		u.amb.limit(cc.WarningRise, cc.SpreadFactor), u.amb.firing())
 	u.climb.push(s.Time, s.Value, cc.FastWindow.Nanos())
 	return e.upsCooling(u, s.Time, out)
 }
@@ -214,7 +232,7 @@ func (e *Engine) stringCooling(g *group, medT float64, t, _ int64, load bool, ou
 		tau = adoptTau
 	}
 	frozen := load || g.cool.firing() || roomHold || (t < g.cool.quietUntil && !u0.amb.firing() && !adopting)
-	g.cool.learn(medT, t, tau, cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), frozen)
+	g.cool.learn(medT, t, tau, cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), g.cool.limit(cc.WarningRise, cc.SpreadFactor), frozen)
 	if !load {
 		g.climb.push(t, medT, cc.FastWindow.Nanos())
 		g.climbLong.push(t, medT, cc.FastStringsWindow.Nanos())
@@ -234,7 +252,7 @@ func (e *Engine) stringCooling(g *group, medT float64, t, _ int64, load bool, ou
 	// learning: in a room with a wide daily swing the string would
 	// otherwise find itself far above a normal learned hours before.
 	own := g.cool.rise
-	if u.amb.known && u.amb.n > uint32(e.cfg.Peers.WarmupPolls) {
+	if u.amb.known && u.amb.n > uint32(e.cfg.Peers.WarmupPolls) && t-u.amb.lastUpd <= int64(ambientFresh) {
 		own -= max(0, u.amb.rise)
 	}
 	for i, limit := range [2]float64{cc.WarningRise, cc.CriticalRise} {
@@ -429,7 +447,7 @@ func (e *Engine) upsCooling(u *upsState, t int64, out []Change) []Change {
 // alert; a firing alert holds the normal still, up to maxFreeze.
 func (e *Engine) stringCharge(g *group, medV float64, t int64, load bool, out []Change) []Change {
 	cc := &e.cfg.ChargeVoltageHigh
-	g.charge.learn(medV, t, cc.Learning.Nanos(), cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), load || g.charge.firing())
+	g.charge.learn(medV, t, cc.Learning.Nanos(), cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), math.Inf(1), load || g.charge.firing())
 	if !cc.Enabled {
 		return out
 	}

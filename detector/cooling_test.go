@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"fmt"
 	"math"
 	"testing"
 )
@@ -154,4 +155,42 @@ func TestCoolingWideDailySwing(t *testing.T) {
 		fired, _ := peerRig{strings: 2, hours: 16, room: room, physics: both}.run(t)
 		checkAlerts(t, fired, []string{"CoolingFailure warning ups-a", "CoolingFailure critical ups-a"}, nil)
 	})
+}
+
+// A cooling failure soon after cellwarden starts afresh (a new install,
+// an upgrade that drops the snapshot) in a room that heats slowly (60-min
+// time constant, so the climb rule's 4 °C in 15 min is never reached): the
+// young normal must not chase the failure, nor learn it as ordinary
+// spread. The warning comes from the level rule within 45 min.
+func TestCoolingFailureSoonAfterStart(t *testing.T) {
+	for _, from := range []int{20 * 60, 45 * 60, 3 * hour} {
+		t.Run(fmt.Sprintf("failure %d min in", from/60), func(t *testing.T) {
+			const ta, tc = 60 * 60.0, 45 * 60.0
+			air := func(sec int) float64 {
+				if sec < from {
+					return 0
+				}
+				return 14 * (1 - math.Exp(-float64(sec-from)/ta))
+			}
+			cells := func(sec int) float64 {
+				if sec < from {
+					return 0
+				}
+				x := float64(sec - from)
+				return 14 * (1 - (ta*math.Exp(-x/ta)-tc*math.Exp(-x/tc))/(ta-tc))
+			}
+			room := func(sec int) float64 { return 25 + air(sec) }
+			lag := func(sec int, _ peerCell, r *peerReading) { r.temp -= air(sec) - cells(sec) }
+			fired, _ := peerRig{strings: 2, hours: 6, room: room, physics: lag}.run(t)
+			for _, a := range fired {
+				if a.key() == "CoolingFailure warning ups-a" {
+					if d := a.sec - from; d > 45*60 {
+						t.Errorf("CoolingFailure warning %d s after the cooling failed, want at most 2700 s", d)
+					}
+					return
+				}
+			}
+			t.Errorf("no CoolingFailure warning; fired %v", fired)
+		})
+	}
 }

@@ -254,5 +254,7 @@ func (c *SensorConfig) validate(p *yamlstrict.Problems, path string) {
 		p.Add(path+".noisy_factor", c.NoisyFactor, "must be > 1")
 	}
 	finite(p, path+".noisy_min_celsius", c.NoisyMinCelsius)
-	finite(p, path+".noisy_min_volts", c.NoisyMinVolts)
+	if finite(p, path+".noisy_min_volts", c.NoisyMinVolts) && c.NoisyMinVolts <= 0 {
+		p.Add(path+".noisy_min_volts", c.NoisyMinVolts, "must be > 0")
+	}
 }

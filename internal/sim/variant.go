@@ -284,8 +284,11 @@ func (p Physics) String() string {
 func (p Physics) validate() error {
 	switch {
 	case p.TempQuantum < 0, p.VoltQuantum < 0, p.NoiseScale < 0, p.TauScale < 0, p.JouleScale < 0, p.DischargeC < 0,
-		p.MissingScale < 0, p.PrecursorSpeed < 0, p.PollInterval < 0, p.HVACStepAt < 0:
+		p.MissingScale < 0, p.PrecursorSpeed < 0, p.PollInterval < 0, p.HVACStepAt < 0,
+		p.WanderScale < 0, p.OffsetScale < 0, p.DailySwing < 0, p.HVACCycle < 0, p.ResistScale < 0, p.RoomTauScale < 0:
 		return errors.New("physics: negative setting")
+	case p.Cells < 0 || p.Cells == 1 || p.Modules < 0:
+		return fmt.Errorf("physics: %d cells per module, %d modules per string", p.Cells, p.Modules)
 	case p.TauSpread < 0 || p.TauSpread >= 1:
 		return fmt.Errorf("physics: tau_spread %v outside [0, 1)", p.TauSpread)
 	case p.NeighbourHeat < 0 || p.NeighbourHeat > 1:
@@ -294,10 +297,6 @@ func (p Physics) validate() error {
 	return nil
 }
 
-// apply returns sc with the knobs that change its specification applied:
-// sensor resolution, poll interval, discharge current, missing values, the
-// extra setpoint change and the runaways' precursors. Run applies the
-// others as it simulates. sc itself is not changed.
 // wrapIndex wraps a 1-based module or cell number ("10") onto n of them
 // ("2" of 8); "" and an n of 0 leave it as it is.
 func wrapIndex(idx string, n int) string {
@@ -308,6 +307,11 @@ func wrapIndex(idx string, n int) string {
 	return strconv.Itoa((k-1)%n + 1)
 }
 
+// apply returns sc with the knobs that change its specification applied:
+// sensor resolution, poll interval, discharge current, missing values, the
+// extra setpoint change, the runaways' precursors and the modules and
+// cells of every UPS. Run applies the others as it simulates. sc itself is
+// not changed.
 func (p Physics) apply(sc *Scenario) *Scenario {
 	if p == (Physics{}) {
 		return sc
