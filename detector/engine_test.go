@@ -97,6 +97,74 @@ func TestModuleOverTemperature(t *testing.T) {
 	h.check([]string{"+0s firing ModuleOverTemperature warning ups-a/1/3"})
 }
 
+// A module's own temperature sensor has the checks that need no peers: a
+// sentinel, a spike, or a jump to an error code it then repeats raise
+// SensorFault on the module and never page as a hot module.
+func TestModuleSensorFaults(t *testing.T) {
+	cases := []struct {
+		name string
+		read func(sec int) float64 // the sensor's reading; its module sits at 25-25.2 °C
+		want []string
+	}{{
+		name: "jumps to 127 °C for half an hour, then back",
+		read: func(sec int) float64 {
+			if sec >= 3600 && sec < 5400 {
+				return 127
+			}
+			return 25 + float64(sec/30%3)/10
+		},
+		want: []string{
+			"+3780s firing SensorFault warning ups-a/1/3",   // 127 repeated for 2 min: +3720s, then 1 min
+			"+9930s resolved SensorFault warning ups-a/1/3", // back at +5400s: a spike, flagged while within spike_window (1 h), then 15 min clear
+		},
+	}, {
+		name: "reports the sentinel 6553.5 for half an hour",
+		read: func(sec int) float64 {
+			if sec >= 3600 && sec < 5400 {
+				return 6553.5
+			}
+			return 25 + float64(sec/30%3)/10
+		},
+		want: []string{
+			"+3660s firing SensorFault warning ups-a/1/3",
+			"+6300s resolved SensorFault warning ups-a/1/3",
+		},
+	}, {
+		name: "one reading 40 °C off",
+		read: func(sec int) float64 {
+			if sec == 3600 {
+				return 65
+			}
+			return 25 + float64(sec/30%3)/10
+		},
+		want: []string{
+			"+3690s firing SensorFault warning ups-a/1/3",   // confirmed by the next reading (+3630s), then 1 min
+			"+8160s resolved SensorFault warning ups-a/1/3", // flagged while within spike_window (1 h), then 15 min clear
+		},
+	}, {
+		name: "a module warming fast for real",
+		read: func(sec int) float64 {
+			if sec < 3600 {
+				return 25
+			}
+			return 25 + float64(sec-3600)/60 // 1 °C a minute: no jump
+		},
+		want: []string{
+			"+5160s firing ModuleOverTemperature warning ups-a/1/3",  // above 50 °C from +5130s
+			"+5760s firing ModuleOverTemperature critical ups-a/1/3", // above 60 °C from +5730s
+		},
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, DefaultConfig(), nil)
+			for sec := 0; sec < 3*3600; sec += 30 {
+				h.observe(sec, "ups-a/1/3", telemetry.ModuleTemperatureCelsius, tc.read(sec))
+			}
+			h.check(tc.want)
+		})
+	}
+}
+
 func TestOutOfOrderSampleIsDroppedAndCounted(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.CellOverTemperature.For = 0

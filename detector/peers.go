@@ -164,9 +164,16 @@ type modPeer struct {
 	warming   bool   // ModuleTemperatureRising's condition held at the last poll
 	sensorSeq uint32 // group poll of sensorVal
 	sensorVal float64
-	hot       bool    // the module stood out from its string at the last poll
-	nCells    int     // cells with a sound temperature in the last poll
-	slope     float64 // median rising slope of its cells, °C/h
+	// The module's own temperature sensor's checks: its last accepted
+	// reading, its jump-filter state (1 + index into Engine.jumps, 0:
+	// none), its fault flags and its SensorFault.
+	sensorLast  float64
+	sensorJump  uint32
+	sensorFault uint8
+	sensor      alertState
+	hot         bool    // the module stood out from its string at the last poll
+	nCells      int     // cells with a sound temperature in the last poll
+	slope       float64 // median rising slope of its cells, °C/h
 	// driftT and driftV accumulate its cells' common movement
 	// (moduleDrift), from accSum over accN changes at each poll.
 	driftT, driftV float64
@@ -259,7 +266,7 @@ func (e *Engine) modOf(id telemetry.EntityID) uint32 {
 	mst := e.state(id)
 	if mst.aux == 0 {
 		e.groupOf(mst.parent)
-		e.mods = append(e.mods, modPeer{id: id, temp: newTrack(), sensorVal: math.NaN()})
+		e.mods = append(e.mods, modPeer{id: id, temp: newTrack(), sensorVal: math.NaN(), sensorLast: math.NaN()})
 		mst.aux = uint32(len(e.mods))
 		g := &e.groups[e.ents[mst.parent-1].aux-1]
 		g.mods = insertByID(g.mods, mst.aux-1, func(i uint32) telemetry.EntityID { return e.mods[i].id })
@@ -297,15 +304,11 @@ func (e *Engine) observeCell(st *entityState, s telemetry.Sample, out []Change) 
 		return e.sensorStep(c, s.Time, out)
 	}
 	tr.fault &^= faultImpossible
-	use, times, n, spike := tr.accept(&e.jumps, s.Value, s.Time, maxJump)
-	if spike {
-		e.stats.Spikes++
+	use, times, n, spike := [3]float64{s.Value}, [3]int64{s.Time}, 1, false
+	if last := tr.lastValue(); !e.jumps.quiet(tr.jump, last, s.Value, maxJump) {
+		use, times, n, spike = e.jumps.accept(&tr.jump, last, s.Value, s.Time, maxJump, isTemp)
 	}
-	if e.jumps.settle(tr, s.Time, s.Time-e.cfg.SensorFault.SpikeWindow.Nanos(), spike) >= e.cfg.SensorFault.Spikes {
-		tr.fault |= faultSpikes
-	} else {
-		tr.fault &^= faultSpikes
-	}
+	tr.fault = e.jumpFaults(&tr.jump, tr.fault, s.Time, spike)
 	out = e.sensorStep(c, s.Time, out)
 	for i := 0; i < n; i++ {
 		v := use[i]
@@ -336,22 +339,58 @@ func (e *Engine) observeCell(st *entityState, s telemetry.Sample, out []Change) 
 	return out
 }
 
-// observeModule handles a module temperature sensor reading.
+// observeModule handles a module temperature sensor reading: the sensor
+// checks a cell's temperature sensor has that need no peers (impossible
+// values, spikes, a jump to a reading it then repeats), the absolute rule
+// on accepted readings, and the reading's place in its string's poll.
 func (e *Engine) observeModule(st *entityState, s telemetry.Sample, out []Change) []Change {
 	m := &e.mods[e.modOf(s.Entity)-1]
 	g := &e.groups[e.ents[st.parent-1].aux-1]
 	if impossibleCelsius(s.Value, &e.cfg.Plausible) {
 		e.stats.Implausible++
+		m.sensorFault |= faultImpossible
+		return e.moduleSensorStep(m, s.Time, out)
+	}
+	m.sensorFault &^= faultImpossible
+	use, times, n, spike := e.jumps.accept(&m.sensorJump, m.sensorLast, s.Value, s.Time, e.cfg.SensorFault.MaxJumpCelsius, true)
+	m.sensorFault = e.jumpFaults(&m.sensorJump, m.sensorFault, s.Time, spike)
+	out = e.moduleSensorStep(m, s.Time, out)
+	for i := 0; i < n; i++ {
+		rs := s
+		rs.Value, rs.Time = use[i], times[i]
+		m.sensorLast = rs.Value
+		out = e.overTemperature(st, rs, &e.cfg.ModuleOverTemperature, AlertModuleOverTemperature, out, e.coolingFiring(g), false)
+		if g.open && m.sensorSeq == g.seq && !math.IsNaN(m.sensorVal) {
+			out = e.closePoll(g, out)
+		}
+		m.sensorVal, m.sensorSeq = rs.Value, g.seq
+		g.open = true
+		g.pollTime = max(g.pollTime, s.Time)
+	}
+	return out
+}
+
+// moduleSensorStep evaluates a module temperature sensor's SensorFault.
+func (e *Engine) moduleSensorStep(m *modPeer, t int64, out []Change) []Change {
+	sc := &e.cfg.SensorFault
+	if !sc.Enabled {
 		return out
 	}
-	out = e.overTemperature(st, s, &e.cfg.ModuleOverTemperature, AlertModuleOverTemperature, out, e.coolingFiring(g), false)
-	if g.open && m.sensorSeq == g.seq && !math.IsNaN(m.sensorVal) {
-		out = e.closePoll(g, out)
+	faulty := m.sensorFault != 0
+	if faulty && !m.sensor.firing() && e.inMaintenance(&e.ents[m.id-1]) {
+		faulty = false // sensors unplugged for the work: no new SensorFault
 	}
-	m.sensorVal, m.sensorSeq = s.Value, g.seq
-	g.open = true
-	g.pollTime = max(g.pollTime, s.Time)
-	return out
+	if t < m.sensor.since() {
+		t = m.sensor.since()
+	}
+	return e.emit(out, m.sensor.step(t, faulty, &sc.Hold), t, AlertSensorFault, SeverityWarning, m.id, 0,
+		func() string {
+			if !faulty {
+				return fmt.Sprintf("module %s temperature sensor reads plausibly again", e.path(m.id))
+			}
+			return fmt.Sprintf("module %s: temperature sensor %s; its readings are excluded from detection",
+				e.path(m.id), faultWords(m.sensorFault))
+		})
 }
 
 // closeQuietPolls closes the polls that have been quiet long enough.
@@ -1097,6 +1136,30 @@ func (e *Engine) sensorStep(c *cellPeer, t int64, out []Change) []Change {
 		})
 }
 
+// jumpFaults updates a sensor's spike and frozen flags after the jump
+// filter took a reading at t (spike: it confirmed one), and counts the
+// spike. A sensor without a jump state has neither.
+func (e *Engine) jumpFaults(jump *uint32, f uint8, t int64, spike bool) uint8 {
+	if *jump == 0 {
+		return f &^ (faultSpikes | faultFrozen)
+	}
+	return e.jumpStateFaults(jump, f, t, spike)
+}
+
+func (e *Engine) jumpStateFaults(jump *uint32, f uint8, t int64, spike bool) uint8 {
+	if spike {
+		e.stats.Spikes++
+	}
+	f &^= faultSpikes | faultFrozen
+	if e.jumps.settle(jump, t, t-e.cfg.SensorFault.SpikeWindow.Nanos(), spike) >= e.cfg.SensorFault.Spikes {
+		f |= faultSpikes
+	}
+	if e.jumps.frozen(*jump, t) {
+		f |= faultFrozen
+	}
+	return f
+}
+
 func faultWords(f uint8) string {
 	var w []string
 	if f&faultImpossible != 0 {
@@ -1107,6 +1170,9 @@ func faultWords(f uint8) string {
 	}
 	if f&faultStuck != 0 {
 		w = append(w, "is stuck while its peers change")
+	}
+	if f&faultFrozen != 0 {
+		w = append(w, "jumped further than a battery heats or cools in a poll and repeats that reading")
 	}
 	if f&faultNoisy != 0 {
 		w = append(w, "is far noisier than its peers")

@@ -397,6 +397,65 @@ func TestPeerRules(t *testing.T) {
 		want:   []string{"SensorFault warning ups-a/1/4/2"},
 		spikes: 1,
 	}, {
+		// An open thermistor or a BMS's error code: a reading 100 °C
+		// above the cell's, repeated exactly. No cell heats that fast and
+		// then holds still, so it pages no fire (the critical limit is
+		// 60 °C).
+		name: "a temperature sensor that jumps to 127 °C and stays there",
+		rig: peerRig{strings: 1, hours: 3, sensor: only(spiky, func(sec int, r *peerReading) {
+			if sec >= 2*hour {
+				r.temp = 127
+			}
+		})},
+		want: []string{"SensorFault warning ups-a/1/4/2"},
+	}, {
+		// The DS18B20's power-on value, for an hour; back to its
+		// cell's temperature in a poll, which no cell does either.
+		name: "a temperature sensor that reads 85 °C for an hour, then its cell again",
+		rig: peerRig{strings: 1, hours: 4, sensor: only(spiky, func(sec int, r *peerReading) {
+			if during(sec, 2*hour, 3*hour) {
+				r.temp = 85
+			}
+		})},
+		want:   []string{"SensorFault warning ups-a/1/4/2"},
+		spikes: 1,
+	}, {
+		// A cell whose reading jumps 15 °C a poll and goes on moving is
+		// hot for real (an internal short): it pages.
+		name: "a cell jumping 15 °C a poll to 85 °C and moving on from there",
+		rig: peerRig{strings: 1, hours: 3, sensor: only(spiky, func(sec int, r *peerReading) {
+			if k := (sec - 2*hour) / pollEvery; k >= 0 {
+				r.temp = min(25+15*float64(k+1), 85+0.5*float64(k))
+			}
+		})},
+		want: []string{"CellOverTemperature warning ups-a/1/4/2", "CellOverTemperature critical ups-a/1/4/2"},
+		may:  []string{"ThermalRunawayRisk critical ups-a/1/4/2", "CellTemperatureDeviation warning ups-a/1/4/2", "CellTemperatureRising warning ups-a/1/4/2"},
+	}, {
+		// A BMS that updates its registers every 90 s, polled every 30 s,
+		// repeats each reading: a cell whose reading jumps 15 °C an update
+		// is released by the next update, and pages as hot. (The staircase
+		// of 15 °C steps may also read as a noisy sensor.)
+		name: "a cell jumping 15 °C every 90 s, each reading repeated three times",
+		rig: peerRig{strings: 1, hours: 3, sensor: only(spiky, func(sec int, r *peerReading) {
+			if k := (sec - 2*hour) / 90; k >= 0 {
+				r.temp = min(25+15*float64(k+1), 85+0.5*float64(k))
+			}
+		})},
+		want: []string{"CellOverTemperature warning ups-a/1/4/2", "CellOverTemperature critical ups-a/1/4/2"},
+		may: []string{"ThermalRunawayRisk critical ups-a/1/4/2", "CellTemperatureDeviation warning ups-a/1/4/2", "CellTemperatureRising warning ups-a/1/4/2",
+			"SensorFault warning ups-a/1/4/2"},
+	}, {
+		// A voltage can collapse at once and stay there (an internal
+		// short): a jump to a repeated reading is not a sensor fault.
+		name: "a cell voltage collapsing to 1.2 V, staying there for five polls, then falling",
+		rig: peerRig{strings: 1, hours: 3, sensor: only(lowVolt, func(sec int, r *peerReading) {
+			if k := (sec - 2*hour) / pollEvery; k >= 0 {
+				r.volt = 1.2 - 0.001*float64(max(0, k-5))
+			}
+		})},
+		want: []string{"CellVoltageOutOfRange warning ups-a/1/3/5", "CellVoltageOutOfRange critical ups-a/1/3/5"},
+		may:  []string{"CellVoltageDeviation warning ups-a/1/3/5", "ThermalRunawayRisk critical ups-a/1/3/5"},
+	}, {
 		name: "a temperature sensor stuck while its peers warm 3 °C",
 		rig: peerRig{strings: 1, hours: 4,
 			room:   func(sec int) float64 { return dailyRoom(sec) + 3*ramp(sec, 2*hour, hour) },

@@ -111,7 +111,9 @@ func (c *ChargeConfig) validate(p *yamlstrict.Problems, path string) {
 type SensorConfig struct {
 	Enabled bool `yaml:"enabled"`
 	// A reading further than this from the sensor's previous one is held
-	// back; if the next reading returns, it was a spike.
+	// back; if the next reading returns, it was a spike. A temperature
+	// held so whose next readings repeat it exactly stays held, and the
+	// sensor is at fault once that lasted frozenFor (an error code).
 	MaxJumpCelsius float64 `yaml:"max_jump_celsius"`
 	MaxJumpVolts   float64 `yaml:"max_jump_volts"`
 	// Spikes within SpikeWindow that make a fault.

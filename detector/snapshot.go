@@ -419,7 +419,8 @@ func (tb *snapTables) check(paths []telemetry.Entity) error {
 	if slices.Contains(trackUsed, false) {
 		return bad("track without its cell")
 	}
-	// Every jump state belongs to exactly one cell track or is free.
+	// Every jump state belongs to exactly one cell track or module
+	// sensor, or is free.
 	jumpUsed := make([]bool, len(tb.jumps))
 	claim := func(k uint32) bool {
 		if int(k) >= len(jumpUsed) || jumpUsed[k] {
@@ -433,6 +434,11 @@ func (tb *snapTables) check(paths []telemetry.Entity) error {
 			return bad("jump states")
 		}
 	}
+	for i := range tb.mods {
+		if k := tb.mods[i].sensorJump; k != 0 && !claim(k-1) {
+			return bad("jump states")
+		}
+	}
 	for _, k := range tb.free {
 		if !claim(k) {
 			return bad("jump states")
@@ -443,7 +449,7 @@ func (tb *snapTables) check(paths []telemetry.Entity) error {
 	}
 	for i := range tb.mods {
 		if tb.mods[i].temp.jump != 0 {
-			return bad("jump states") // a module's sensor has no jump filter
+			return bad("jump states") // a module's peer track has no jump filter (its sensor's is sensorJump)
 		}
 	}
 	for i := range tb.mods {

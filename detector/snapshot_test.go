@@ -18,8 +18,9 @@ import (
 	"github.com/cellwarden/cellwarden/internal/telemetry"
 )
 
-// scenarioSamples simulates a small fleet with a cell heading for runaway
-// and a module going silent, and returns its samples as entity paths (so
+// scenarioSamples simulates a small fleet with a cell heading for runaway,
+// a module going silent and a module sensor reading an error code (127 °C)
+// from 3 h to 5 h, and returns its samples as entity paths (so
 // they can be fed to fresh registries).
 func scenarioSamples(t *testing.T) []pathSample {
 	t.Helper()
@@ -54,7 +55,12 @@ func scenarioSamples(t *testing.T) []pathSample {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, pathSample{reg.Info(s.Entity).Entity, s})
+		ent := reg.Info(s.Entity).Entity
+		if at := time.Duration(s.Time - sc.Start.UnixNano()); ent.Path() == "u/1/3" && s.Metric == telemetry.ModuleTemperatureCelsius &&
+			at >= 3*time.Hour && at < 5*time.Hour {
+			s.Value = 127
+		}
+		out = append(out, pathSample{ent, s})
 	}
 }
 
@@ -110,6 +116,13 @@ func TestSnapshotRestoreContinuesExactly(t *testing.T) {
 	first = append(first, changesText(eng1.Tick(samples[cut-1].s.Time, nil), reg1)...)
 	if eng1.jumps.table.len() == len(eng1.jumps.free) || eng1.Stats().Spikes == 0 {
 		t.Fatal("no jump state in use at the cut; the test would not cover the jump filter's state")
+	}
+	mid, ok := reg1.Lookup(telemetry.Entity{UPS: "u", String: "1", Module: "3"})
+	if !ok {
+		t.Fatal("no module u/1/3")
+	}
+	if m := &eng1.mods[eng1.modOf(mid)-1]; m.sensorJump == 0 || !m.sensor.firing() {
+		t.Fatal("module u/1/3's sensor is not frozen at the cut; the test would not cover a module sensor's state")
 	}
 	var snap bytes.Buffer
 	if err := eng1.Snapshot(&snap); err != nil {
@@ -209,16 +222,21 @@ func TestRestoreRefusesInconsistentTables(t *testing.T) {
 		{"track without its cell", func(e *Engine) { e.cells.at(0).temp = 0 }, "track without its cell"},
 		{"two tracks share a jump state", func(e *Engine) {
 			a, b := e.trackOf(e.cells.at(0).volt), e.trackOf(e.cells.at(1).volt)
-			e.jumps.take(a)
+			e.jumps.take(&a.jump)
 			b.jump = a.jump
 		}, "jump states"},
 		{"a jump state both used and free", func(e *Engine) {
 			a := e.trackOf(e.cells.at(0).volt)
-			e.jumps.take(a)
+			e.jumps.take(&a.jump)
 			e.jumps.free = append(e.jumps.free, a.jump-1)
 		}, "jump states"},
+		{"a module sensor and a track share a jump state", func(e *Engine) {
+			a := e.trackOf(e.cells.at(0).volt)
+			e.jumps.take(&a.jump)
+			e.mods[0].sensorJump = a.jump
+		}, "jump states"},
 		{"a jump state neither used nor free", func(e *Engine) {
-			e.jumps.take(e.trackOf(e.cells.at(0).volt)).held = 1
+			e.jumps.take(&e.trackOf(e.cells.at(0).volt).jump).held = 1
 			e.trackOf(e.cells.at(0).volt).jump = 0
 		}, "jump state neither used nor free"},
 		{"module forgotten under its cells", func(e *Engine) {

@@ -12,6 +12,21 @@ const (
 	faultSpikes                       // repeated spikes
 	faultStuck                        // repeats one value while its peers move
 	faultNoisy                        // noise far above its peers'
+	faultFrozen                       // jumped further than a cell heats or cools in a poll, then repeated that reading
+)
+
+// A temperature sensor that jumped further than the jump limit and then
+// repeats that reading exactly is held back while it repeats it: a cell
+// cannot heat or cool that fast and then hold still (its heat capacity),
+// but a sensor that lost its thermistor reads an error code (85, 127,
+// 150 °C) for as long as it is broken. A BMS that updates its registers
+// more slowly than it is polled repeats a genuine reading until its next
+// update, which releases it (a further change confirms the jump as a
+// trend). The sensor is flagged frozen once it has repeated the reading
+// frozenRepeats times over at least frozenFor.
+const (
+	frozenRepeats = 2
+	frozenFor     = int64(2 * time.Minute)
 )
 
 // Sentinel values BMSs report for a missing or broken sensor.
@@ -90,6 +105,9 @@ type jumpState struct {
 	jumpAt   int64
 	spikeAt  [4]int64 // recent spike times, ring
 	nspike   uint32
+	// same counts the readings that repeated held exactly (temperature
+	// sensors only; see frozenFor).
+	same uint32
 }
 
 // jumpPool holds the jump-filter states of the tracks that have one:
@@ -101,25 +119,33 @@ type jumpPool struct {
 	free  []uint32 // indices into table
 }
 
-// of returns tr's jump state, or nil when it has none.
-func (p *jumpPool) of(tr *track) *jumpState {
-	if tr.jump == 0 {
+// of returns the jump state a sensor's index (1 + index, 0: none) refers
+// to, or nil when it has none.
+func (p *jumpPool) of(jump uint32) *jumpState {
+	if jump == 0 {
 		return nil
 	}
-	return p.table.at(tr.jump - 1)
+	return p.table.at(jump - 1)
 }
 
-// take gives tr a fresh jump state.
-func (p *jumpPool) take(tr *track) *jumpState {
+// take gives the sensor whose index jump is a fresh jump state.
+func (p *jumpPool) take(jump *uint32) *jumpState {
 	fresh := jumpState{held: math.NaN(), held2: math.NaN(), jumpFrom: math.NaN()}
 	if n := len(p.free); n > 0 {
-		tr.jump = p.free[n-1] + 1
+		*jump = p.free[n-1] + 1
 		p.free = p.free[:n-1]
-		*p.table.at(tr.jump - 1) = fresh
+		*p.table.at(*jump - 1) = fresh
 	} else {
-		tr.jump = p.table.add(fresh) + 1
+		*jump = p.table.add(fresh) + 1
 	}
-	return p.table.at(tr.jump - 1)
+	return p.table.at(*jump - 1)
+}
+
+// frozen reports whether, at t, the sensor repeats a reading it jumped to
+// (see frozenFor).
+func (p *jumpPool) frozen(jump uint32, t int64) bool {
+	j := p.of(jump)
+	return j != nil && !math.IsNaN(j.held) && math.IsNaN(j.held2) && j.same >= frozenRepeats && t-j.heldT >= frozenFor
 }
 
 // settle follows a reading of tr at time at: it records the spike the
@@ -128,8 +154,8 @@ func (p *jumpPool) take(tr *track) *jumpState {
 // remembers nothing a reading at or after from could use (no reading held,
 // no recent real jump, no spike since from; readings come in time order,
 // older ones are dropped).
-func (p *jumpPool) settle(tr *track, at, from int64, spike bool) int {
-	j := p.of(tr)
+func (p *jumpPool) settle(jump *uint32, at, from int64, spike bool) int {
+	j := p.of(*jump)
 	if j == nil {
 		return 0
 	}
@@ -138,8 +164,8 @@ func (p *jumpPool) settle(tr *track, at, from int64, spike bool) int {
 	}
 	k := j.spikesWithin(from)
 	if k == 0 && math.IsNaN(j.held) && math.IsNaN(j.held2) && math.IsNaN(j.jumpFrom) {
-		p.free = append(p.free, tr.jump-1)
-		tr.jump = 0
+		p.free = append(p.free, *jump-1)
+		*jump = 0
 	}
 	return k
 }
@@ -253,34 +279,42 @@ func (t *track) robustValue() float64 {
 // tens of minutes), so a plateau of a few readings is a sensor excursion.
 const excursionWindow = int64(10 * time.Minute)
 
-// accept runs the jump check on a plausible reading: a reading further than
-// maxJump from the last accepted one is held back; the next readings tell
-// whether it was a spike (they come back) or a real change (they stay, or a
-// second and a third reading go on in the same direction, as in a fast
-// runaway). A jump back to where the sensor was before a jump taken as real,
-// within excursionWindow, was a spike of several readings. It returns the
-// readings to use now (0 to 3 of them, oldest first, with their times) and
-// whether a spike was just confirmed.
-func (t *track) accept(p *jumpPool, v float64, at int64, maxJump float64) (use [3]float64, times [3]int64, n int, spike bool) {
-	j := p.of(t)
+// accept runs the jump check on a plausible reading of the sensor whose
+// jump-state index is jump and whose last accepted reading is last (NaN:
+// none): a reading further than maxJump from the last accepted one is held
+// back; the next readings tell whether it was a spike (they come back) or a
+// real change (they stay, or a second and a third reading go on in the same
+// direction, as in a fast runaway). A jump back to where the sensor was
+// before a jump taken as real, within excursionWindow, was a spike of
+// several readings. With freeze (temperatures), a reading that repeats the
+// one held exactly is no news: the sensor stays held (see frozenFor). It
+// returns the readings to use
+// now (0 to 3 of them, oldest first, with their times) and whether a spike
+// was just confirmed.
+func (p *jumpPool) accept(jump *uint32, last, v float64, at int64, maxJump float64, freeze bool) (use [3]float64, times [3]int64, n int, spike bool) {
+	if p.quiet(*jump, last, v, maxJump) {
+		return [3]float64{v}, [3]int64{at}, 1, false
+	}
+	j := p.of(*jump)
 	if j == nil {
-		// Nothing held, no jump to come back from: a reading within
-		// maxJump of the last is taken as it is.
-		last := t.lastValue()
-		if math.IsNaN(last) || math.Abs(v-last) <= maxJump {
-			return [3]float64{v}, [3]int64{at}, 1, false
-		}
-		j = p.take(t)
+		j = p.take(jump)
 	}
 	if !math.IsNaN(j.jumpFrom) && at-j.jumpAt > excursionWindow {
 		j.jumpFrom = math.NaN()
 	}
-	return j.accept(t.lastValue(), v, at, maxJump)
+	return j.accept(last, v, at, maxJump, freeze)
 }
 
-// accept is track.accept with the sensor's jump state; last is its last
-// accepted reading (NaN: none).
-func (t *jumpState) accept(last, v float64, at int64, maxJump float64) (use [3]float64, times [3]int64, n int, spike bool) {
+// quiet reports whether a reading v of a sensor needs no jump check: the
+// sensor has nothing held and no jump to come back from, and v is within
+// maxJump of its last accepted reading (or it has none). Almost every
+// reading is; the caller then takes it as it is without a call.
+func (p *jumpPool) quiet(jump uint32, last, v, maxJump float64) bool {
+	return jump == 0 && (math.IsNaN(last) || math.Abs(v-last) <= maxJump)
+}
+
+// accept is jumpPool.accept with the sensor's jump state.
+func (t *jumpState) accept(last, v float64, at int64, maxJump float64, freeze bool) (use [3]float64, times [3]int64, n int, spike bool) {
 	switch {
 	case math.IsNaN(last):
 		return [3]float64{v}, [3]int64{at}, 1, false
@@ -294,23 +328,26 @@ func (t *jumpState) accept(last, v float64, at int64, maxJump float64) (use [3]f
 		case math.Abs(v-last) <= maxJump: // came back: both were spikes
 			return [3]float64{v}, [3]int64{at}, 1, true
 		}
-		t.held, t.heldT = v, at
+		t.held, t.heldT, t.same = v, at, 0
 		return use, times, 0, false
 	case !math.IsNaN(t.held):
 		h, ht := t.held, t.heldT
 		switch {
+		case freeze && v == h: // the same reading again: a cell that jumped would not hold still
+			t.same++
+			return use, times, 0, false
 		case math.Abs(v-h) <= maxJump/2: // the jump was real: it stayed
 			t.jumpFrom, t.jumpAt = last, ht
-			t.held = math.NaN()
+			t.held, t.same = math.NaN(), 0
 			return [3]float64{h, v}, [3]int64{ht, at}, 2, false
 		case math.Abs(v-last) <= maxJump: // came back: a spike
-			t.held = math.NaN()
+			t.held, t.same = math.NaN(), 0
 			return [3]float64{v}, [3]int64{at}, 1, true
 		case (h-last)*(v-h) > 0: // going on: wait for one more reading
-			t.held2, t.heldT2 = v, at
+			t.held2, t.heldT2, t.same = v, at, 0
 			return use, times, 0, false
 		}
-		t.held, t.heldT = v, at // another jump the other way: hold it instead
+		t.held, t.heldT, t.same = v, at, 0 // another jump the other way: hold it instead
 		return use, times, 0, false
 	case math.Abs(v-last) > maxJump && !math.IsNaN(t.jumpFrom) && math.Abs(v-t.jumpFrom) <= maxJump/2:
 		// Back where it was before the last jump: an excursion.

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/cellwarden/cellwarden/internal/promtest"
-	"github.com/cellwarden/cellwarden/internal/telemetry"
 )
 
 // cellLabels selects one cell's series.
@@ -84,7 +83,7 @@ func TestServePollsSubscribesAlertsAndReloads(t *testing.T) {
 	})
 
 	// The injected fault: cell 1/7 of ups-a at 65 °C.
-	bms.set(t, 1, telemetry.CellTemperatureCelsius, "1", "7", 65)
+	bms.heat(t, d, 1, "ups-a", "1", "7", 25, 65)
 	waitFor(t, "CellOverTemperature in cellwarden_alerts", func() bool {
 		v, ok := d.scrape().Value("cellwarden_alerts", hotAlert("ups-a", "1", "7"))
 		return ok && v == 1
@@ -240,7 +239,7 @@ func TestSnapshotRestoredOnRestart(t *testing.T) {
 		return len(s) == 24
 	}
 	waitFor(t, "every cell learned (cellwarden_cell_learning 0)", func() bool { return learned(d.scrape()) })
-	bms.set(t, 1, telemetry.CellTemperatureCelsius, "2", "3", 66)
+	bms.heat(t, d, 1, "ups-a", "2", "3", 25, 66)
 	waitFor(t, "the page for cell 2/3", func() bool { return len(hk.alerts("CellOverTemperature", "3")) == 1 })
 	if err := d.stop(t); err != nil {
 		t.Fatal(err)

@@ -132,6 +132,28 @@ func (b *fakeBMS) set(t *testing.T, unit uint8, metric telemetry.Metric, module,
 	b.bank.Set(unit, addr, words)
 }
 
+// heat moves the temperature of cell module/cell of unit (ups's string 1)
+// from one value to another in steps of at most 8 °C, as a cell heats or
+// cools, and at each step waits until in shows it on /metrics. A
+// temperature that jumps further than a cell can heat or cool in a poll
+// (10 °C) and then holds still is a broken sensor to the detector
+// (SensorFault), not a hot cell.
+func (b *fakeBMS) heat(t *testing.T, in *instance, unit uint8, ups, module, cell string, from, to float64) {
+	t.Helper()
+	for v := from; v != to; {
+		if to > v {
+			v = min(to, v+8)
+		} else {
+			v = max(to, v-8)
+		}
+		b.set(t, unit, telemetry.CellTemperatureCelsius, module, cell, v)
+		waitFor(t, fmt.Sprintf("cell %s/%s of %s at %g °C on /metrics", module, cell, ups, v), func() bool {
+			got, ok := in.scrape().Value("cellwarden_cell_temperature_celsius", map[string]string{"ups": ups, "module": module, "cell": cell})
+			return ok && got == v
+		})
+	}
+}
+
 // broker is an embedded MQTT broker with a publisher playing healthy
 // modules of the given UPSs (string 1, modules×12 cells each) in the
 // reference JSON layout, stamped with the wall clock, every 200 ms.

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/cellwarden/cellwarden/alerting"
-	"github.com/cellwarden/cellwarden/internal/telemetry"
 )
 
 var recentBase = time.Date(2026, 3, 4, 6, 0, 0, 0, time.UTC)
@@ -260,9 +259,9 @@ func TestAlertsAPIListsResolvedAlertsAcrossRestarts(t *testing.T) {
 	hot := hotAlert("ups-a", "1", "4")
 	waitFor(t, "the cells' readings", func() bool { return upss(d.scrape())["ups-a"] == cellsPerModule })
 	before := time.Now().Add(-time.Second)
-	bms.set(t, 1, telemetry.CellTemperatureCelsius, "1", "4", 66)
+	bms.heat(t, d, 1, "ups-a", "1", "4", 25, 66)
 	waitFor(t, "CellOverTemperature firing", func() bool { v, _ := d.scrape().Value("cellwarden_alerts", hot); return v == 1 })
-	bms.set(t, 1, telemetry.CellTemperatureCelsius, "1", "4", 25)
+	bms.heat(t, d, 1, "ups-a", "1", "4", 66, 25)
 	var resolved loggedAlert
 	waitFor(t, "the resolved alert in /api/v1/alerts", func() bool {
 		for _, a := range alerts(d) {

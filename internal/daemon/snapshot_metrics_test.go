@@ -4,8 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/cellwarden/cellwarden/internal/telemetry"
 )
 
 // A detector snapshot written after an alert change shows in
@@ -22,7 +20,7 @@ func TestSnapshotOutcomesAreExported(t *testing.T) {
 	defer d.stop(t)
 
 	waitFor(t, "the cells in /metrics", func() bool { return upss(d.scrape())["ups-a"] == 24 })
-	bms.set(t, 1, telemetry.CellTemperatureCelsius, "2", "3", 66)
+	bms.heat(t, d, 1, "ups-a", "2", "3", 25, 66)
 	var written float64
 	waitFor(t, "the snapshot of the alert change written", func() bool {
 		v, ok := d.scrape().Value("cellwarden_snapshot_last_success_timestamp_seconds", nil)
@@ -34,7 +32,7 @@ func TestSnapshotOutcomesAreExported(t *testing.T) {
 	if err := os.Mkdir(blocker, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	bms.set(t, 1, telemetry.CellTemperatureCelsius, "2", "4", 66)
+	bms.heat(t, d, 1, "ups-a", "2", "4", 25, 66)
 	waitFor(t, "the failed snapshot counted", func() bool {
 		v, ok := d.scrape().Value("cellwarden_snapshot_failures_total", nil)
 		return ok && v >= 1
@@ -46,7 +44,7 @@ func TestSnapshotOutcomesAreExported(t *testing.T) {
 	if err := os.Remove(blocker); err != nil {
 		t.Fatal(err)
 	}
-	bms.set(t, 1, telemetry.CellTemperatureCelsius, "2", "4", 25)
+	bms.heat(t, d, 1, "ups-a", "2", "4", 66, 25)
 	waitFor(t, "the next snapshot written", func() bool {
 		v, ok := d.scrape().Value("cellwarden_snapshot_last_success_timestamp_seconds", nil)
 		return ok && v > written

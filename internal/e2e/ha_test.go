@@ -191,7 +191,7 @@ func TestHATwoReplicasPageOnceThroughAnAlertmanagerCluster(t *testing.T) {
 	// first member's, and a margin.
 	quiet := func() { time.Sleep(amPeerTimeout + 3*time.Second) }
 
-	bmsA.set(2000, 650) // ups-a cell 1 at 65 °C
+	bmsA.ramp(t, "ups-a", 2000, 1, 250, 650, replicas...) // ups-a cell 1 heats to 65 °C
 	waitFor(t, "both replicas to fire ups-a's CellOverTemperature", func() bool { return firing(replicas[0], "ups-a") && firing(replicas[1], "ups-a") })
 	waitFor(t, "the firing notification of ups-a at the webhook", func() bool { return sink.count("ups-a", "firing") > 0 })
 	for _, u := range ams {
@@ -211,7 +211,7 @@ func TestHATwoReplicasPageOnceThroughAnAlertmanagerCluster(t *testing.T) {
 
 	replicas[0].kill() // SIGKILL, by PID
 	killed := time.Now()
-	bmsB.set(2000, 650) // ups-b cell 1 at 65 °C: only the survivor sees it
+	bmsB.ramp(t, "ups-b", 2000, 1, 250, 650, replicas[1]) // ups-b cell 1 heats to 65 °C: only the survivor sees it
 	waitFor(t, "the survivor to fire ups-b's CellOverTemperature", func() bool { return firing(replicas[1], "ups-b") })
 	waitFor(t, "the firing notification of ups-b at the webhook", func() bool { return sink.count("ups-b", "firing") > 0 })
 	quiet()
@@ -226,8 +226,8 @@ func TestHATwoReplicasPageOnceThroughAnAlertmanagerCluster(t *testing.T) {
 		t.Fatalf("with one replica killed: ups-a notified firing %d times, ups-b %d times, want once each and nothing resolved: %+v", a, b, sink.all())
 	}
 
-	bmsA.set(2000, 250)
-	bmsB.set(2000, 250)
+	bmsA.ramp(t, "ups-a", 2000, 1, 650, 250, replicas[1])
+	bmsB.ramp(t, "ups-b", 2000, 1, 650, 250, replicas[1])
 	waitFor(t, "both resolutions at the webhook", func() bool { return sink.count("ups-a", "resolved") > 0 && sink.count("ups-b", "resolved") > 0 })
 	quiet()
 	for _, ups := range []string{"ups-a", "ups-b"} {

@@ -95,7 +95,7 @@ func TestReliabilityOutboxDiskFull(t *testing.T) {
 	// The whole string at once: a poll between single cells would fire
 	// the first alerts alone, a small change that may fit in the pages
 	// bbolt already has and be delivered with the disk full.
-	bms.setRange(2000, cells, 650)
+	bms.ramp(t, "ups-a", 2000, cells, 250, 650, d)
 	firing := func() float64 {
 		return d.metricOr0("cellwarden_alerts", "alertname=CellOverTemperature", "severity=critical", "ups=ups-a")
 	}

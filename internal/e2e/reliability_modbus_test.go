@@ -4,6 +4,7 @@ import (
 	bin "encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -102,6 +103,40 @@ func (b *faultBMS) set(reg, v uint16) {
 	b.mu.Lock()
 	b.regs[reg] = v
 	b.mu.Unlock()
+}
+
+// ramp moves the cell temperature registers first..first+n-1 (0.1 °C,
+// cell 1 at register 2000) from one value to another in steps of at most
+// 8 °C, as a cell heats or cools, and at each step waits until every
+// daemon in ds shows ups's first cell at it on /metrics. A temperature
+// that jumps further than a cell can heat or cool in a poll (10 °C) and
+// then holds still is a broken sensor to the detector (SensorFault), not a
+// hot cell.
+func (b *faultBMS) ramp(t *testing.T, ups string, first uint16, n int, from, to uint16, ds ...*daemonProc) {
+	t.Helper()
+	cell := strconv.Itoa(int(first) - 2000 + 1)
+	for v := from; v != to; {
+		switch {
+		case to > v:
+			v = min(to, v+80)
+		default:
+			v = max(to, v-80)
+		}
+		b.mu.Lock()
+		for i := range uint16(n) {
+			b.regs[first+i] = v
+		}
+		b.mu.Unlock()
+		want := float64(v) / 10
+		for _, d := range ds {
+			if !eventually(time.Minute, func() bool {
+				got, ok := d.metric("cellwarden_cell_temperature_celsius", "ups="+ups, "cell="+cell)
+				return ok && math.Abs(got-want) < 1e-9
+			}) {
+				t.Fatalf("%s cell %s never showed %.1f °C on /metrics", ups, cell, want)
+			}
+		}
+	}
 }
 
 // functionCodes returns how often each function code was requested.

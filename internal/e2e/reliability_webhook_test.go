@@ -215,11 +215,11 @@ func checkOnce(t *testing.T, d *daemonProc, r *faultyReceiver) {
 	}
 }
 
-// cool brings cell 1 back to 25 °C and waits until the alert resolved on
-// /metrics.
+// cool brings cell 1 back to 25 °C, as a cell cools (bms.ramp), and waits
+// until the alert resolved on /metrics.
 func cool(t *testing.T, d *daemonProc, bms *faultBMS) {
 	t.Helper()
-	bms.set(2000, 250)
+	bms.ramp(t, "ups-a", 2000, 1, 650, 250, d)
 	if !eventually(time.Minute, func() bool { return !alertFiring(d) }) {
 		t.Fatal("the alert did not resolve after the cell cooled")
 	}

@@ -134,7 +134,17 @@ scrape_configs:
 
 	// Cell 5 overheats: CellOverTemperature (critical) after its 20 s hold,
 	// in Prometheus' cellwarden_alerts and at the webhook via Alertmanager.
-	set(telemetry.CellTemperatureCelsius, "5", 65)
+	// It heats 8 °C a step, each read by serve: a reading that jumps 40 °C
+	// and then holds still is a broken sensor to the detector, not a hot
+	// cell.
+	for _, v := range []float64{33, 41, 49, 57, 65} {
+		set(telemetry.CellTemperatureCelsius, "5", v)
+		if !eventually(time.Minute, func() bool {
+			return strings.Contains(metrics(), fmt.Sprintf(`cellwarden_cell_temperature_celsius{cell="5",module="1",string="1",ups="ups-p"} %g`+"\n", v))
+		}) {
+			t.Fatalf("serve did not read cell 5 at %g °C", v)
+		}
+	}
 	atWebhook := func() bool {
 		sink.mu.Lock()
 		defer sink.mu.Unlock()

@@ -86,7 +86,10 @@ type FaultSpec struct {
 	// e-folding time of the acceleration that follows (minutes).
 	// Hotspot and cooling failure: Magnitude °C. Weak cell: Rate mV per
 	// hour. Overcharge: Magnitude volts. Sensor noise: Magnitude °C (σ).
-	// Sensor spikes: Rate is the share of readings that spike.
+	// Sensor spikes: Rate is the share of readings that spike. Sensor
+	// sentinel on a temperature sensor: Magnitude is the reading it
+	// reports (0: 6553.5, the register's raw sentinel; an error code such
+	// as 127 or 85 °C otherwise).
 	Magnitude float64
 	SagVolts  float64
 	Rate      float64
@@ -549,7 +552,7 @@ func readCell(c *cellSim, faults []faultState, sec int64, rng *rand.Rand, u *UPS
 			if s.Volts {
 				v = 65.535
 			} else {
-				t = 6553.5
+				t = cmp.Or(s.Magnitude, 6553.5)
 			}
 		case ClassSensorNoisy:
 			t += noisy * s.Magnitude
@@ -640,6 +643,9 @@ func describe(f *FaultSpec) string {
 	case ClassSensorSentinel, ClassSensorStuck:
 		if f.Volts {
 			return "voltage sensor"
+		}
+		if f.Class == ClassSensorSentinel && f.Magnitude != 0 {
+			return fmt.Sprintf("temperature sensor reading %g °C", f.Magnitude)
 		}
 		return "temperature sensor"
 	}

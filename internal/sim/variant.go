@@ -91,6 +91,10 @@ type Physics struct {
 	// RoomTauScale multiplies the time constants with which a room heats
 	// when its cooling fails (30 min) and cools when it is back (20 min).
 	RoomTauScale float64
+	// SentinelCelsius, when set, is what a temperature sensor with a
+	// sentinel fault reports instead of 6553.5: an error code within the
+	// plausible range (85, 127, 150 °C).
+	SentinelCelsius float64
 	// Cells and Modules, when set, are every UPS's cells per module and
 	// modules per string. A fault on a cell or module beyond the new count
 	// moves to the one its number wraps to (cell 10 of 8 becomes cell 2).
@@ -141,6 +145,7 @@ func physicsKeys() []physicsKey {
 		{"hvac_cycle", "amplitude of the room's 17-minute HVAC cycle, °C (0.4)", floatIn(0.001, 10, func(p *Physics) *float64 { return &p.HVACCycle })},
 		{"resist_scale", "multiplies the spread of the cells' internal resistance (8 %)", floatIn(0.001, 10, func(p *Physics) *float64 { return &p.ResistScale })},
 		{"room_tau_scale", "multiplies how slowly a room heats when its cooling fails (30 min) and cools after (20 min)", floatIn(0.01, 100, func(p *Physics) *float64 { return &p.RoomTauScale })},
+		{"sentinel_celsius", "what a temperature sensor with a sentinel fault reports instead of 6553.5, °C (e.g. 127 or 85)", floatIn(-1000, 10000, func(p *Physics) *float64 { return &p.SentinelCelsius })},
 		{"cells_per_module", "cells in every module, 2-64 (faults on cells beyond wrap round)", intIn(2, 64, func(p *Physics) *int { return &p.Cells })},
 		{"modules_per_string", "modules in every string, 1-32 (faults on modules beyond wrap round)", intIn(1, 32, func(p *Physics) *int { return &p.Modules })},
 	}
@@ -275,6 +280,7 @@ func (p Physics) String() string {
 	f("hvac_cycle", p.HVACCycle, 0)
 	f("resist_scale", p.ResistScale, 1)
 	f("room_tau_scale", p.RoomTauScale, 1)
+	f("sentinel_celsius", p.SentinelCelsius, 0)
 	f("cells_per_module", float64(p.Cells), 0)
 	f("modules_per_string", float64(p.Modules), 0)
 	return strings.Join(parts, ",")
@@ -360,6 +366,9 @@ func (p Physics) apply(sc *Scenario) *Scenario {
 	for i := range c.Faults {
 		f := &c.Faults[i]
 		f.Module, f.Cell = wrapIndex(f.Module, p.Modules), wrapIndex(f.Cell, p.Cells)
+		if f.Class == ClassSensorSentinel && !f.Volts && p.SentinelCelsius != 0 {
+			f.Magnitude = p.SentinelCelsius
+		}
 		if f.Class != ClassThermalRunaway {
 			continue
 		}

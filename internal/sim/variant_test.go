@@ -27,6 +27,7 @@ func TestParsePhysics(t *testing.T) {
 		{"repeated", []string{"tau_spread=0.3", "neighbour_heat=0.3", "step_faults=true"}, Physics{TauSpread: 0.3, NeighbourHeat: 0.3, StepFaults: true}},
 		{"durations", []string{"poll_seconds=10,hvac_step=6,hvac_step_hour=30"}, Physics{PollInterval: 10 * time.Second, HVACStep: 6, HVACStepAt: 30 * time.Hour}},
 		{"topology", []string{"cells_per_module=6,modules_per_string=3"}, Physics{Cells: 6, Modules: 3}},
+		{"sentinel", []string{"sentinel_celsius=127"}, Physics{SentinelCelsius: 127}},
 		{"scales", []string{"tau_scale=2,joule_scale=2,discharge_c=2,missing_scale=10,precursor_speed=2,no_sag=true,wander_scale=3,offset_scale=2,daily_swing=3,hvac_cycle=1"},
 			Physics{TauScale: 2, JouleScale: 2, DischargeC: 2, MissingScale: 10, PrecursorSpeed: 2, NoSag: true, WanderScale: 3, OffsetScale: 2, DailySwing: 3, HVACCycle: 1}},
 	}
@@ -54,7 +55,7 @@ func TestParsePhysicsErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown key", []string{"temp_quantun=1"}, `physics: unknown key "temp_quantun" (known: temp_quantum, volt_quantum, noise_scale, poll_seconds, tau_scale, tau_spread, joule_scale, discharge_c, neighbour_heat, step_faults, missing_scale, hvac_step, hvac_step_hour, precursor_speed, no_sag, wander_scale, offset_scale, daily_swing, hvac_cycle, resist_scale, room_tau_scale, cells_per_module, modules_per_string)`},
+		{"unknown key", []string{"temp_quantun=1"}, `physics: unknown key "temp_quantun" (known: temp_quantum, volt_quantum, noise_scale, poll_seconds, tau_scale, tau_spread, joule_scale, discharge_c, neighbour_heat, step_faults, missing_scale, hvac_step, hvac_step_hour, precursor_speed, no_sag, wander_scale, offset_scale, daily_swing, hvac_cycle, resist_scale, room_tau_scale, sentinel_celsius, cells_per_module, modules_per_string)`},
 		{"cells not whole", []string{"cells_per_module=1"}, `physics: cells_per_module: "1" must be a whole number from 2 to 64`},
 		{"not a number", []string{"noise_scale=lots"}, `physics: noise_scale: "lots" must be a number from 0.001 to 100`},
 		{"zero scale", []string{"tau_scale=0"}, `physics: tau_scale: "0" must be a number from 0.01 to 100`},
@@ -200,6 +201,40 @@ func TestVoltQuantumPutsVoltagesOnTheGrid(t *testing.T) {
 	}
 	if n < 10000 || sentinels == 0 {
 		t.Errorf("%d voltage readings, %d sentinels", n, sentinels)
+	}
+}
+
+// sentinel_celsius makes a temperature sentinel fault report an error code
+// instead of 6553.5, and leaves a voltage sentinel the register's raw value.
+func TestSentinelCelsius(t *testing.T) {
+	sc := defaultsScenario()
+	sc.Duration = 2 * time.Hour
+	sc.Physics.SentinelCelsius = 127
+	sc.Faults = append(sc.Faults,
+		FaultSpec{Class: ClassSensorSentinel, UPS: "v", String: "1", Module: "1", Cell: "1", At: time.Hour, Duration: time.Hour},
+		FaultSpec{Class: ClassSensorSentinel, Volts: true, UPS: "v", String: "1", Module: "1", Cell: "2", At: time.Hour, Duration: time.Hour})
+	s, labels, _ := simulate(t, sc)
+	temps, volts := 0, 0
+	for p, ms := range s {
+		for _, r := range ms[telemetry.CellTemperatureCelsius] {
+			switch {
+			case r.v == 6553.5:
+				t.Fatalf("%s: a 6553.5 °C reading with sentinel_celsius=127", p)
+			case r.v == 127:
+				temps++
+			}
+		}
+		for _, r := range ms[telemetry.CellVoltageVolts] {
+			if r.v == 65.535 {
+				volts++
+			}
+		}
+	}
+	if temps == 0 || volts == 0 {
+		t.Errorf("%d readings of 127 °C and %d of 65.535 V, want both", temps, volts)
+	}
+	if d := labels.Faults[len(labels.Faults)-2].Detail; d != "temperature sensor reading 127 °C" {
+		t.Errorf("the label's detail is %q", d)
 	}
 }
 
