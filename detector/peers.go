@@ -216,6 +216,30 @@ type group struct {
 	// charge learns the string's normal median cell voltage
 	// (ChargeVoltageHigh).
 	charge coolState
+	// offLo and offHi bound the offsets its cells may learn, voltage [0]
+	// and temperature [1] (see offsetBounds), worked out at poll offSeq
+	// (0: not yet).
+	offLo, offHi [2]float64
+	offSeq       [2]uint32
+}
+
+// offsetEvery is how many polls a string's offset bounds serve before
+// they are worked out again: offsets learn over a day.
+const offsetEvery = 64
+
+// offsetBounds bounds the offsets of a peer group, from the offsets offs
+// of its warmed-up members (reordered): their median ± max(floor, z robust
+// standard deviations) (peers.offset_bound_z). A cell that was already hot, or already
+// low, when monitoring began would otherwise learn its fault as its
+// normal; its peers' offsets say how far apart sound cells sit. With fewer
+// than minPeers offsets there are no bounds.
+func offsetBounds(offs []float64, floor, z float64, minPeers int) (lo, hi float64) {
+	if len(offs) < minPeers {
+		return math.Inf(-1), math.Inf(1)
+	}
+	med := median(offs)
+	w := max(floor, z*spread(offs, med))
+	return med - w, med + w
 }
 
 // inLoad reports whether the string carries load, or did within the
@@ -611,6 +635,24 @@ func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, loa
 	}
 	e.sides = side
 	pc := &e.cfg.Peers
+	k, thr := 0, e.cfg.CellVoltageDeviation.Threshold
+	if isTemp {
+		k, thr = 1, e.cfg.CellTemperatureDeviation.Threshold
+	}
+	if g.offSeq[k] == 0 || g.seq-g.offSeq[k] >= offsetEvery {
+		offs := e.scratch(2)
+		for _, p := range side {
+			if p.tr.n >= uint32(pc.WarmupPolls) && p.tr.fault == 0 {
+				offs = append(offs, p.tr.off)
+			}
+		}
+		g.offLo[k], g.offHi[k] = offsetBounds(offs, thr, pc.OffsetBoundZ, pc.MinPeers)
+		if len(offs) >= pc.MinPeers {
+			g.offSeq[k] = g.seq
+		}
+		e.keep(2, offs)
+	}
+	offLo, offHi := g.offLo[k], g.offHi[k]
 	// Quantisation: BMSs report temperatures in whole or half degrees,
 	// or finer, and voltages in millivolts, or in steps of 5 or 10 mV.
 	// Readings that flip between two steps are not noise, and a reading
@@ -797,6 +839,7 @@ func (e *Engine) pollTracks(g *group, cs []*cellPeer, isTemp bool, dt int64, loa
 			tr.res, tr.thr = r, math.Inf(1)
 			continue
 		}
+		tr.off = min(max(tr.off, offLo), offHi)
 		r := rel - tr.off
 		alphaL := 1.0 / 50
 		if tr.fault&faultNoisy != 0 {
@@ -1154,7 +1197,7 @@ func (e *Engine) jumpStateFaults(jump *uint32, f uint8, t int64, spike bool) uin
 	if e.jumps.settle(jump, t, t-e.cfg.SensorFault.SpikeWindow.Nanos(), spike) >= e.cfg.SensorFault.Spikes {
 		f |= faultSpikes
 	}
-	if e.jumps.frozen(*jump, t) {
+	if e.jumps.frozen(*jump, t, e.cfg.SensorFault.FrozenFor.Nanos()) {
 		f |= faultFrozen
 	}
 	return f
@@ -1261,6 +1304,14 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 		alpha = min(1, float64(dt)/float64(pc.OffsetLearning.Nanos()))
 	}
 	mc := &e.cfg.ModuleTemperatureDeviation
+	offs := e.scratch(1)
+	for _, mi := range g.mods {
+		if tr := &e.mods[mi].temp; !math.IsNaN(tr.pending) && tr.n >= uint32(pc.WarmupPolls) {
+			offs = append(offs, tr.off)
+		}
+	}
+	offLo, offHi := offsetBounds(offs, mc.Threshold, pc.OffsetBoundZ, pc.MinModules)
+	e.keep(1, offs)
 	kc := &e.cfg.ThermalRunawayRisk
 	for _, mi := range g.mods {
 		m := &e.mods[mi]
@@ -1276,6 +1327,7 @@ func (e *Engine) pollModules(g *group, t, dt int64, load, inhibit bool, out []Ch
 			tr.noise(rel-tr.off, 1/float64(tr.n))
 			continue
 		}
+		tr.off = min(max(tr.off, offLo), offHi)
 		r := rel - tr.off
 		tr.noise(r, 1.0/50)
 		tr.res = r

@@ -328,6 +328,34 @@ func TestPeerRules(t *testing.T) {
 			"ThermalRunawayRisk critical ups-a/1/1/4": {"hotter than its peers", "mV below its peers"},
 		},
 	}, {
+		// Monitoring begins on a string whose cell is already hot: its
+		// offset must not become its normal. Its peers sit within 0.2 °C
+		// of each other, so it may learn at most the 3 °C threshold.
+		name: "a cell 8 °C hotter than its peers from the first poll",
+		rig:  peerRig{strings: 1, hours: 2, physics: only(drifting, func(_ int, r *peerReading) { r.temp += 8 })},
+		want: []string{"CellTemperatureDeviation warning ups-a/1/2/3"},
+	}, {
+		name: "a cell 50 mV below its peers from the first poll",
+		rig:  peerRig{strings: 1, hours: 2, physics: only(lowVolt, func(_ int, r *peerReading) { r.volt -= 0.050 })},
+		want: []string{"CellVoltageDeviation warning ups-a/1/3/5"},
+	}, {
+		name: "a module 8 °C hotter than the others from the first poll",
+		rig: peerRig{strings: 1, hours: 2, physics: func(_ int, c peerCell, r *peerReading) {
+			if c.mod == 3 {
+				r.temp += 8
+			}
+		}},
+		want: []string{"ModuleTemperatureDeviation warning ups-a/1/3"},
+	}, {
+		// Sound cells far apart by position (±4 °C, ±40 mV, evenly
+		// spread): the bounds follow their peers' offsets.
+		name: "cells sitting up to 4 °C and 40 mV apart by position page nothing",
+		rig: peerRig{strings: 2, hours: 4, physics: func(_ int, c peerCell, r *peerReading) {
+			k := float64((c.mod*8+c.idx)%9-4) / 4 // -1 .. 1
+			r.temp += 4 * k
+			r.volt += 0.040 * k
+		}},
+	}, {
 		name: "a whole module 8 °C hotter than the others",
 		rig: peerRig{strings: 1, hours: 4, physics: func(sec int, c peerCell, r *peerReading) {
 			if c.mod == 3 {

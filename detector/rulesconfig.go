@@ -22,6 +22,11 @@ type PeersConfig struct {
 	// WarmupPolls is how many polls a cell needs before its offset is
 	// trusted; until then the peer rules stay silent for it.
 	WarmupPolls int `yaml:"warmup_polls"`
+	// OffsetBoundZ bounds a learned offset: at most this many robust
+	// standard deviations of the peers' offsets from their median, and no
+	// less than the deviation rule's threshold. A cell (or module) already
+	// hot or low when monitoring began does not learn that as its normal.
+	OffsetBoundZ float64 `yaml:"offset_bound_z"`
 	// ActiveCurrentAmperes: a string carrying more current than this is
 	// charging or discharging; offsets and the cooling baseline do not
 	// learn then, nor for LoadCooldown after.
@@ -113,9 +118,10 @@ type SensorConfig struct {
 	// A reading further than this from the sensor's previous one is held
 	// back; if the next reading returns, it was a spike. A temperature
 	// held so whose next readings repeat it exactly stays held, and the
-	// sensor is at fault once that lasted frozenFor (an error code).
-	MaxJumpCelsius float64 `yaml:"max_jump_celsius"`
-	MaxJumpVolts   float64 `yaml:"max_jump_volts"`
+	// sensor is at fault once that lasted FrozenFor (an error code).
+	MaxJumpCelsius float64             `yaml:"max_jump_celsius"`
+	MaxJumpVolts   float64             `yaml:"max_jump_volts"`
+	FrozenFor      yamlstrict.Duration `yaml:"frozen_for"`
 	// Spikes within SpikeWindow that make a fault.
 	Spikes      int                 `yaml:"spikes"`
 	SpikeWindow yamlstrict.Duration `yaml:"spike_window"`
@@ -138,7 +144,7 @@ type SensorConfig struct {
 func minutes(n int) yamlstrict.Duration { return yamlstrict.Duration(time.Duration(n) * time.Minute) }
 
 func defaultPeerRules() (PeersConfig, DeviationConfig, DeviationConfig, DeviationConfig, RisingConfig, RunawayConfig, CoolingConfig, SensorConfig) {
-	return PeersConfig{MinPeers: 4, MinModules: 3, OffsetLearning: yamlstrict.Duration(24 * time.Hour), WarmupPolls: 20,
+	return PeersConfig{MinPeers: 4, MinModules: 3, OffsetLearning: yamlstrict.Duration(24 * time.Hour), WarmupPolls: 20, OffsetBoundZ: 6,
 			ActiveCurrentAmperes: 5, LoadCooldown: minutes(90)},
 		DeviationConfig{Enabled: true, Threshold: 3, Z: 6, Hold: Hold{For: minutes(5), ClearFor: minutes(15)}},
 		DeviationConfig{Enabled: true, Threshold: 3, Z: 6, Hold: Hold{For: minutes(5), ClearFor: minutes(15)}},
@@ -149,7 +155,7 @@ func defaultPeerRules() (PeersConfig, DeviationConfig, DeviationConfig, Deviatio
 			FastRise: 4, FastWindow: minutes(15), FastCelsiusPerHour: 10, FastFollow: 0.2,
 			FastStringsRise: 2.5, FastStringsWindow: minutes(30), SpreadFactor: 2.5,
 			Hold: Hold{For: minutes(3), ClearFor: minutes(20)}},
-		SensorConfig{Enabled: true, MaxJumpCelsius: 10, MaxJumpVolts: 0.5, Spikes: 1, SpikeWindow: minutes(60),
+		SensorConfig{Enabled: true, MaxJumpCelsius: 10, MaxJumpVolts: 0.5, FrozenFor: minutes(2), Spikes: 1, SpikeWindow: minutes(60),
 			MinStuckPolls: 10, StuckMoveCelsius: 0.5, StuckMoveVolts: 0.005, NoisyFactor: 4, NoisyMinCelsius: 0.8, NoisyMinVolts: 0.008, Hold: Hold{For: minutes(1), ClearFor: minutes(15)}}
 }
 
@@ -165,6 +171,9 @@ func (c *PeersConfig) validate(p *yamlstrict.Problems, path string) {
 	}
 	if c.WarmupPolls < 1 {
 		p.Add(path+".warmup_polls", c.WarmupPolls, "must be >= 1")
+	}
+	if finite(p, path+".offset_bound_z", c.OffsetBoundZ) && c.OffsetBoundZ < 1 {
+		p.Add(path+".offset_bound_z", c.OffsetBoundZ, "must be >= 1")
 	}
 	if finite(p, path+".active_current_amperes", c.ActiveCurrentAmperes) && c.ActiveCurrentAmperes <= 0 {
 		p.Add(path+".active_current_amperes", c.ActiveCurrentAmperes, "must be > 0")
@@ -239,6 +248,9 @@ func (c *SensorConfig) validate(p *yamlstrict.Problems, path string) {
 	}
 	if finite(p, path+".max_jump_volts", c.MaxJumpVolts) && c.MaxJumpVolts <= 0 {
 		p.Add(path+".max_jump_volts", c.MaxJumpVolts, "must be > 0")
+	}
+	if c.FrozenFor.Nanos() <= 0 {
+		p.Add(path+".frozen_for", c.FrozenFor, "must be > 0")
 	}
 	if c.Spikes < 1 || c.Spikes > 4 {
 		p.Add(path+".spikes", c.Spikes, "must be 1..4 (spikes remembered per sensor)")

@@ -23,11 +23,8 @@ const (
 // more slowly than it is polled repeats a genuine reading until its next
 // update, which releases it (a further change confirms the jump as a
 // trend). The sensor is flagged frozen once it has repeated the reading
-// frozenRepeats times over at least frozenFor.
-const (
-	frozenRepeats = 2
-	frozenFor     = int64(2 * time.Minute)
-)
+// frozenRepeats times over at least sensor_fault.frozen_for.
+const frozenRepeats = 2
 
 // Sentinel values BMSs report for a missing or broken sensor.
 var sentinelCelsius = [...]float64{6553.5, -3276.8, 3276.7, 6553.6, -6553.6}
@@ -106,7 +103,7 @@ type jumpState struct {
 	spikeAt  [4]int64 // recent spike times, ring
 	nspike   uint32
 	// same counts the readings that repeated held exactly (temperature
-	// sensors only; see frozenFor).
+	// sensors only; see frozenRepeats).
 	same uint32
 }
 
@@ -141,9 +138,9 @@ func (p *jumpPool) take(jump *uint32) *jumpState {
 	return p.table.at(*jump - 1)
 }
 
-// frozen reports whether, at t, the sensor repeats a reading it jumped to
-// (see frozenFor).
-func (p *jumpPool) frozen(jump uint32, t int64) bool {
+// frozen reports whether, at t, the sensor has repeated a reading it
+// jumped to for at least frozenFor (see frozenRepeats).
+func (p *jumpPool) frozen(jump uint32, t, frozenFor int64) bool {
 	j := p.of(jump)
 	return j != nil && !math.IsNaN(j.held) && math.IsNaN(j.held2) && j.same >= frozenRepeats && t-j.heldT >= frozenFor
 }
@@ -287,7 +284,7 @@ const excursionWindow = int64(10 * time.Minute)
 // direction, as in a fast runaway). A jump back to where the sensor was
 // before a jump taken as real, within excursionWindow, was a spike of
 // several readings. With freeze (temperatures), a reading that repeats the
-// one held exactly is no news: the sensor stays held (see frozenFor). It
+// one held exactly is no news: the sensor stays held (see frozenRepeats). It
 // returns the readings to use
 // now (0 to 3 of them, oldest first, with their times) and whether a spike
 // was just confirmed.
