@@ -120,6 +120,7 @@ func (e *Engine) setConfig(cfg Config, inv *inventory.Inventory) {
 // reload.
 func (e *Engine) Reconfigure(cfg Config, inv *inventory.Inventory) {
 	e.setConfig(cfg, inv)
+	e.forgetOffsetBounds()
 	e.stale.cfg = &e.cfg.TelemetryStale
 	if e.age != nil {
 		e.age.ev.SetInventory(inv)

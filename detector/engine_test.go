@@ -165,6 +165,59 @@ func TestModuleSensorFaults(t *testing.T) {
 	}
 }
 
+// A temperature that jumps to a reading it then repeats is held as a
+// broken sensor only when nothing says the cell could really be that hot:
+// after a gap in its readings it may have heated that far meanwhile, and
+// with SensorFault disabled nothing would say why a reading was held.
+func TestFrozenJumpIsHeldOnlyWhenItMustBeTheSensor(t *testing.T) {
+	cases := []struct {
+		name     string
+		disabled bool
+		read     func(sec int) float64 // NaN: no reading
+		want     []string
+	}{{
+		name: "jumps to 127 °C within a poll and repeats it: a broken sensor",
+		read: func(sec int) float64 { return map[bool]float64{true: 127, false: 25}[sec >= 600] },
+		want: []string{"+780s firing SensorFault warning ups-a/1/1/1"},
+	}, {
+		name:     "the same with sensor_fault disabled: it pages, as before",
+		disabled: true,
+		read:     func(sec int) float64 { return map[bool]float64{true: 127, false: 25}[sec >= 600] },
+		want: []string{
+			"+630s firing CellOverTemperature warning ups-a/1/1/1", // taken as real at +630s: the held +600s reading counts from +600s
+			"+630s firing CellOverTemperature critical ups-a/1/1/1",
+		},
+	}, {
+		name: "silent for an hour, back 45 °C hotter and steady: it pages",
+		read: func(sec int) float64 {
+			switch {
+			case sec < 600:
+				return 25
+			case sec < 4200:
+				return math.NaN()
+			}
+			return 70
+		},
+		want: []string{
+			"+4230s firing CellOverTemperature warning ups-a/1/1/1", // the same, from +4200s
+			"+4230s firing CellOverTemperature critical ups-a/1/1/1",
+		},
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.SensorFault.Enabled = !tc.disabled
+			h := newHarness(t, cfg, nil)
+			for sec := 0; sec < 2*3600; sec += 30 {
+				if v := tc.read(sec); !math.IsNaN(v) {
+					h.observe(sec, "ups-a/1/1/1", telemetry.CellTemperatureCelsius, v)
+				}
+			}
+			h.check(tc.want)
+		})
+	}
+}
+
 func TestOutOfOrderSampleIsDroppedAndCounted(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.CellOverTemperature.For = 0

@@ -167,13 +167,14 @@ type modPeer struct {
 	// The module's own temperature sensor's checks: its last accepted
 	// reading, its jump-filter state (1 + index into Engine.jumps, 0:
 	// none), its fault flags and its SensorFault.
-	sensorLast  float64
-	sensorJump  uint32
-	sensorFault uint8
-	sensor      alertState
-	hot         bool    // the module stood out from its string at the last poll
-	nCells      int     // cells with a sound temperature in the last poll
-	slope       float64 // median rising slope of its cells, °C/h
+	sensorLast   float64
+	sensorLastAt int64
+	sensorJump   uint32
+	sensorFault  uint8
+	sensor       alertState
+	hot          bool    // the module stood out from its string at the last poll
+	nCells       int     // cells with a sound temperature in the last poll
+	slope        float64 // median rising slope of its cells, °C/h
 	// driftT and driftV accumulate its cells' common movement
 	// (moduleDrift), from accSum over accN changes at each poll.
 	driftT, driftV float64
@@ -226,6 +227,14 @@ type group struct {
 // offsetEvery is how many polls a string's offset bounds serve before
 // they are worked out again: offsets learn over a day.
 const offsetEvery = 64
+
+// forgetOffsetBounds makes every string work out its cells' offset bounds
+// again at its next poll, from the configuration in force.
+func (e *Engine) forgetOffsetBounds() {
+	for i := range e.groups {
+		e.groups[i].offSeq = [2]uint32{}
+	}
+}
 
 // offsetBounds bounds the offsets of a peer group, from the offsets offs
 // of its warmed-up members (reordered): their median ± max(floor, z robust
@@ -330,13 +339,18 @@ func (e *Engine) observeCell(st *entityState, s telemetry.Sample, out []Change) 
 	tr.fault &^= faultImpossible
 	use, times, n, spike := [3]float64{s.Value}, [3]int64{s.Time}, 1, false
 	if last := tr.lastValue(); !e.jumps.quiet(tr.jump, last, s.Value, maxJump) {
-		use, times, n, spike = e.jumps.accept(&tr.jump, last, s.Value, s.Time, maxJump, isTemp)
+		freeze := int64(0)
+		if isTemp && !e.cellStandsOut(st, c, tr) {
+			freeze = e.freezeFor()
+		}
+		use, times, n, spike = e.jumps.accept(&tr.jump, last, tr.lastAt, s.Value, s.Time, maxJump, freeze)
 	}
 	tr.fault = e.jumpFaults(&tr.jump, tr.fault, s.Time, spike)
 	out = e.sensorStep(c, s.Time, out)
 	for i := 0; i < n; i++ {
 		v := use[i]
 		tr.pushValue(v)
+		tr.lastAt = times[i]
 		// The absolute rules see the readings the sensor checks pass; for a
 		// sensor flagged noisy or stuck, the median of its last three
 		// readings: its level still counts (a fire must not hide behind a
@@ -376,13 +390,17 @@ func (e *Engine) observeModule(st *entityState, s telemetry.Sample, out []Change
 		return e.moduleSensorStep(m, s.Time, out)
 	}
 	m.sensorFault &^= faultImpossible
-	use, times, n, spike := e.jumps.accept(&m.sensorJump, m.sensorLast, s.Value, s.Time, e.cfg.SensorFault.MaxJumpCelsius, true)
+	freeze := int64(0)
+	if !m.hot && !m.warming && !m.runaway.firing() && !st.overTemp[0].firing() {
+		freeze = e.freezeFor()
+	}
+	use, times, n, spike := e.jumps.accept(&m.sensorJump, m.sensorLast, m.sensorLastAt, s.Value, s.Time, e.cfg.SensorFault.MaxJumpCelsius, freeze)
 	m.sensorFault = e.jumpFaults(&m.sensorJump, m.sensorFault, s.Time, spike)
 	out = e.moduleSensorStep(m, s.Time, out)
 	for i := 0; i < n; i++ {
 		rs := s
 		rs.Value, rs.Time = use[i], times[i]
-		m.sensorLast = rs.Value
+		m.sensorLast, m.sensorLastAt = rs.Value, rs.Time
 		out = e.overTemperature(st, rs, &e.cfg.ModuleOverTemperature, AlertModuleOverTemperature, out, e.coolingFiring(g), false)
 		if g.open && m.sensorSeq == g.seq && !math.IsNaN(m.sensorVal) {
 			out = e.closePoll(g, out)
@@ -1177,6 +1195,29 @@ func (e *Engine) sensorStep(c *cellPeer, t int64, out []Change) []Change {
 			}
 			return fmt.Sprintf("cell %s: %s; its readings are excluded from detection", e.path(c.id), strings.Join(what, ", "))
 		})
+}
+
+// freezeFor is how long a temperature jump may follow the sensor's last
+// accepted reading and still be held while its reading repeats (see
+// jumpPool.accept): sensor_fault.frozen_for, or 0 (never) while
+// SensorFault is disabled, which would otherwise hold a reading without
+// saying so.
+func (e *Engine) freezeFor() int64 {
+	if !e.cfg.SensorFault.Enabled {
+		return 0
+	}
+	return e.cfg.SensorFault.FrozenFor.Nanos()
+}
+
+// cellStandsOut reports whether a cell already stands out from its peers
+// by its temperature: above its warning limit, hotter than its peers by
+// half its threshold, warming faster than the rising rule's rate, or with
+// a temperature or runaway alert firing. A jump of its reading is then
+// more likely the cell than its sensor (a thermistor that tops out as
+// the cell vents), and is not held as frozen.
+func (e *Engine) cellStandsOut(st *entityState, c *cellPeer, tr *track) bool {
+	return st.overTemp[0].firing() || tr.dev.firing() || c.rising.firing() || c.runaway.firing() ||
+		tr.thr > 0 && tr.res >= 0.5*tr.thr || c.slope >= e.cfg.CellTemperatureRising.CelsiusPerHour
 }
 
 // jumpFaults updates a sensor's spike and frozen flags after the jump

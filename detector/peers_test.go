@@ -473,6 +473,19 @@ func TestPeerRules(t *testing.T) {
 		may: []string{"ThermalRunawayRisk critical ups-a/1/4/2", "CellTemperatureDeviation warning ups-a/1/4/2", "CellTemperatureRising warning ups-a/1/4/2",
 			"SensorFault warning ups-a/1/4/2"},
 	}, {
+		// A cell already 20 °C hotter than its peers whose thermistor then
+		// tops out at 127 °C as it vents: the cell, not the sensor.
+		name: "a cell heating 20 °C above its peers whose sensor then reads 127 °C",
+		rig: peerRig{strings: 1, hours: 4, sensor: only(spiky, func(sec int, r *peerReading) {
+			r.temp += 20 * ramp(sec, 2*hour, hour/2)
+			if sec >= 2*hour+45*60 {
+				r.temp = 127
+			}
+		})},
+		want: []string{"CellOverTemperature warning ups-a/1/4/2", "CellOverTemperature critical ups-a/1/4/2"},
+		may: []string{"ThermalRunawayRisk critical ups-a/1/4/2", "CellTemperatureDeviation warning ups-a/1/4/2", "CellTemperatureRising warning ups-a/1/4/2",
+			"SensorFault warning ups-a/1/4/2"},
+	}, {
 		// A voltage can collapse at once and stay there (an internal
 		// short): a jump to a repeated reading is not a sensor fault.
 		name: "a cell voltage collapsing to 1.2 V, staying there for five polls, then falling",

@@ -219,6 +219,7 @@ func (e *Engine) Restore(r io.Reader) error {
 	for i := range e.ents {
 		e.ents[i].limits = 0 // voltage limits come from the current configuration
 	}
+	e.forgetOffsetBounds() // and so do the offset bounds
 	e.relink()
 	return nil
 }

@@ -393,3 +393,43 @@ func TestSnapshotOfManyCellsRoundTrips(t *testing.T) {
 		t.Errorf("the snapshot of the restored engine differs (%d bytes, was %d)", second.Len(), first.Len())
 	}
 }
+
+// A string's cached offset bounds come from the configuration in force:
+// a reload or a restore makes every string work them out again.
+func TestOffsetBoundsFollowTheConfiguration(t *testing.T) {
+	samples := scenarioSamples(t)
+	reg := telemetry.NewRegistry()
+	eng := New(DefaultConfig(), reg, nil)
+	run(t, eng, reg, samples, 0, len(samples)/4)
+	cached := func(e *Engine) int {
+		n := 0
+		for i := range e.groups {
+			for _, s := range e.groups[i].offSeq {
+				if s != 0 {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	if cached(eng) == 0 {
+		t.Fatal("no string has offset bounds after an hour; the test would prove nothing")
+	}
+	var snap bytes.Buffer
+	if err := eng.Snapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	restored := New(DefaultConfig(), telemetry.NewRegistry(), nil)
+	if err := restored.Restore(bytes.NewReader(snap.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if n := cached(restored); n != 0 {
+		t.Errorf("%d offset bounds kept across a restore", n)
+	}
+	cfg := DefaultConfig()
+	cfg.Peers.OffsetBoundZ = 3
+	eng.Reconfigure(cfg, nil)
+	if n := cached(eng); n != 0 {
+		t.Errorf("%d offset bounds kept across a reload", n)
+	}
+}

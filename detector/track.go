@@ -75,6 +75,7 @@ type track struct {
 	prevRes2 float64 // NaN: none
 	recentD  [12]float32
 	resAt    int64      // when res was computed
+	lastAt   int64      // when the last accepted reading was taken
 	lastV    [3]float64 // the last accepted readings, ring (robustValue, lastValue)
 	nV       uint32
 	// jump is 1 + the index of the track's jump-filter state in
@@ -283,12 +284,14 @@ const excursionWindow = int64(10 * time.Minute)
 // real change (they stay, or a second and a third reading go on in the same
 // direction, as in a fast runaway). A jump back to where the sensor was
 // before a jump taken as real, within excursionWindow, was a spike of
-// several readings. With freeze (temperatures), a reading that repeats the
-// one held exactly is no news: the sensor stays held (see frozenRepeats). It
-// returns the readings to use
+// several readings. With freeze > 0 (temperatures), a reading that repeats
+// the one held exactly is no news while the jump came within freeze of the
+// last accepted reading (lastAt): the sensor stays held (see
+// frozenRepeats). After a longer gap a cell may really have heated that
+// far, and a repeat confirms the jump as before. It returns the readings to use
 // now (0 to 3 of them, oldest first, with their times) and whether a spike
 // was just confirmed.
-func (p *jumpPool) accept(jump *uint32, last, v float64, at int64, maxJump float64, freeze bool) (use [3]float64, times [3]int64, n int, spike bool) {
+func (p *jumpPool) accept(jump *uint32, last float64, lastAt int64, v float64, at int64, maxJump float64, freeze int64) (use [3]float64, times [3]int64, n int, spike bool) {
 	if p.quiet(*jump, last, v, maxJump) {
 		return [3]float64{v}, [3]int64{at}, 1, false
 	}
@@ -299,7 +302,7 @@ func (p *jumpPool) accept(jump *uint32, last, v float64, at int64, maxJump float
 	if !math.IsNaN(j.jumpFrom) && at-j.jumpAt > excursionWindow {
 		j.jumpFrom = math.NaN()
 	}
-	return j.accept(last, v, at, maxJump, freeze)
+	return j.accept(last, lastAt, v, at, maxJump, freeze)
 }
 
 // quiet reports whether a reading v of a sensor needs no jump check: the
@@ -311,7 +314,7 @@ func (p *jumpPool) quiet(jump uint32, last, v, maxJump float64) bool {
 }
 
 // accept is jumpPool.accept with the sensor's jump state.
-func (t *jumpState) accept(last, v float64, at int64, maxJump float64, freeze bool) (use [3]float64, times [3]int64, n int, spike bool) {
+func (t *jumpState) accept(last float64, lastAt int64, v float64, at int64, maxJump float64, freeze int64) (use [3]float64, times [3]int64, n int, spike bool) {
 	switch {
 	case math.IsNaN(last):
 		return [3]float64{v}, [3]int64{at}, 1, false
@@ -330,7 +333,7 @@ func (t *jumpState) accept(last, v float64, at int64, maxJump float64, freeze bo
 	case !math.IsNaN(t.held):
 		h, ht := t.held, t.heldT
 		switch {
-		case freeze && v == h: // the same reading again: a cell that jumped would not hold still
+		case freeze > 0 && v == h && ht-lastAt <= freeze: // the same reading again: a cell that jumped would not hold still
 			t.same++
 			return use, times, 0, false
 		case math.Abs(v-h) <= maxJump/2: // the jump was real: it stayed
@@ -351,7 +354,7 @@ func (t *jumpState) accept(last, v float64, at int64, maxJump float64, freeze bo
 		t.jumpFrom = math.NaN()
 		return [3]float64{v}, [3]int64{at}, 1, true
 	case math.Abs(v-last) > maxJump:
-		t.held, t.heldT = v, at
+		t.held, t.heldT, t.same = v, at, 0
 		return use, times, 0, false
 	}
 	return [3]float64{v}, [3]int64{at}, 1, false
