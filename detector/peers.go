@@ -340,7 +340,14 @@ func (e *Engine) observeCell(st *entityState, s telemetry.Sample, out []Change) 
 	use, times, n, spike := [3]float64{s.Value}, [3]int64{s.Time}, 1, false
 	if last := tr.lastValue(); !e.jumps.quiet(tr.jump, last, s.Value, maxJump) {
 		freeze := int64(0)
-		if isTemp && !e.cellStandsOut(st, c, tr) {
+		switch {
+		case isTemp && !e.cellStandsOut(st, c, tr):
+			freeze = e.freezeFor()
+		case !isTemp && s.Value > last && !st.voltage[0].firing() && !tr.dev.firing() && !c.runaway.firing():
+			// A voltage jumps up only by its sensor: in a series string a
+			// current step moves a cell by tens of mV, and an open cell
+			// would read the whole string's voltage. It may collapse at
+			// once and stay there (an internal short): never held.
 			freeze = e.freezeFor()
 		}
 		use, times, n, spike = e.jumps.accept(&tr.jump, last, tr.lastAt, s.Value, s.Time, maxJump, freeze)
@@ -1256,7 +1263,7 @@ func faultWords(f uint8) string {
 		w = append(w, "is stuck while its peers change")
 	}
 	if f&faultFrozen != 0 {
-		w = append(w, "jumped further than a battery heats or cools in a poll and repeats that reading")
+		w = append(w, "jumped further than a cell can move in a poll and repeats that reading")
 	}
 	if f&faultNoisy != 0 {
 		w = append(w, "is far noisier than its peers")

@@ -486,6 +486,16 @@ func TestPeerRules(t *testing.T) {
 		may: []string{"ThermalRunawayRisk critical ups-a/1/4/2", "CellTemperatureDeviation warning ups-a/1/4/2", "CellTemperatureRising warning ups-a/1/4/2",
 			"SensorFault warning ups-a/1/4/2"},
 	}, {
+		// Nothing raises one cell of a series string 1 V above its peers
+		// within a poll: a voltage sensor reading an error code.
+		name: "a voltage sensor that jumps to 5.0 V and stays there",
+		rig: peerRig{strings: 1, hours: 3, sensor: only(lowVolt, func(sec int, r *peerReading) {
+			if sec >= 2*hour {
+				r.volt = 5.0
+			}
+		})},
+		want: []string{"SensorFault warning ups-a/1/3/5"},
+	}, {
 		// A voltage can collapse at once and stay there (an internal
 		// short): a jump to a repeated reading is not a sensor fault.
 		name: "a cell voltage collapsing to 1.2 V, staying there for five polls, then falling",

@@ -284,7 +284,7 @@ const excursionWindow = int64(10 * time.Minute)
 // real change (they stay, or a second and a third reading go on in the same
 // direction, as in a fast runaway). A jump back to where the sensor was
 // before a jump taken as real, within excursionWindow, was a spike of
-// several readings. With freeze > 0 (temperatures), a reading that repeats
+// several readings. With freeze > 0 (temperatures, voltages jumping up), a reading that repeats
 // the one held exactly is no news while the jump came within freeze of the
 // last accepted reading (lastAt): the sensor stays held (see
 // frozenRepeats). After a longer gap a cell may really have heated that
