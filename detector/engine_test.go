@@ -142,6 +142,20 @@ func TestModuleSensorFaults(t *testing.T) {
 			"+8160s resolved SensorFault warning ups-a/1/3", // flagged while within spike_window (1 h), then 15 min clear
 		},
 	}, {
+		// Already above its warning limit: a jump to a repeated reading is
+		// the module (a sensor topping out), not an error code.
+		name: "a module at 55 °C whose sensor then reads 85 °C",
+		read: func(sec int) float64 {
+			if sec >= 5400 {
+				return 85
+			}
+			return min(55, 25+float64(max(0, sec-3600))/60)
+		},
+		want: []string{
+			"+5160s firing ModuleOverTemperature warning ups-a/1/3",  // above 50 °C from +5130s
+			"+5430s firing ModuleOverTemperature critical ups-a/1/3", // 85 taken as real at +5430s, counted from +5400s
+		},
+	}, {
 		name: "a module warming fast for real",
 		read: func(sec int) float64 {
 			if sec < 3600 {

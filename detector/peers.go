@@ -341,13 +341,16 @@ func (e *Engine) observeCell(st *entityState, s telemetry.Sample, out []Change) 
 	if last := tr.lastValue(); !e.jumps.quiet(tr.jump, last, s.Value, maxJump) {
 		freeze := int64(0)
 		switch {
-		case isTemp && !e.cellStandsOut(st, c, tr):
+		case isTemp && !e.cellStandsOut(st, c):
 			freeze = e.freezeFor()
-		case !isTemp && s.Value > last && !st.voltage[0].firing() && !tr.dev.firing() && !c.runaway.firing():
-			// A voltage jumps up only by its sensor: in a series string a
-			// current step moves a cell by tens of mV, and an open cell
-			// would read the whole string's voltage. It may collapse at
-			// once and stay there (an internal short): never held.
+		case !isTemp && s.Value > last && !(g.loaded && s.Time-g.lastActive <= e.freezeFor()) && !e.cellStandsOut(st, c):
+			// A voltage jumps up only by its sensor while no current
+			// flows: in a series string a current step moves a cell by
+			// tens of mV, and an open cell would read the whole string's
+			// voltage. While the string charges (a current within
+			// frozen_for), a full cell of a string whose balancing failed
+			// can climb its knee fast; and a cell may collapse at once
+			// and stay there (an internal short): neither is held.
 			freeze = e.freezeFor()
 		}
 		use, times, n, spike = e.jumps.accept(&tr.jump, last, tr.lastAt, s.Value, s.Time, maxJump, freeze)
@@ -398,7 +401,8 @@ func (e *Engine) observeModule(st *entityState, s telemetry.Sample, out []Change
 	}
 	m.sensorFault &^= faultImpossible
 	freeze := int64(0)
-	if !m.hot && !m.warming && !m.runaway.firing() && !st.overTemp[0].firing() {
+	if !m.hot && !m.warming && !m.runaway.firing() && m.inRunaway == 0 && !m.temp.dev.firing() && !m.rising.firing() &&
+		!(m.sensorLast >= e.cfg.ModuleOverTemperature.WarningCelsius) && !st.overTemp[0].firing() && !st.overTemp[1].firing() {
 		freeze = e.freezeFor()
 	}
 	use, times, n, spike := e.jumps.accept(&m.sensorJump, m.sensorLast, m.sensorLastAt, s.Value, s.Time, e.cfg.SensorFault.MaxJumpCelsius, freeze)
@@ -1216,15 +1220,22 @@ func (e *Engine) freezeFor() int64 {
 	return e.cfg.SensorFault.FrozenFor.Nanos()
 }
 
-// cellStandsOut reports whether a cell already stands out from its peers
-// by its temperature: above its warning limit, hotter than its peers by
-// half its threshold, warming faster than the rising rule's rate, or with
-// a temperature or runaway alert firing. A jump of its reading is then
-// more likely the cell than its sensor (a thermistor that tops out as
-// the cell vents), and is not held as frozen.
-func (e *Engine) cellStandsOut(st *entityState, c *cellPeer, tr *track) bool {
-	return st.overTemp[0].firing() || tr.dev.firing() || c.rising.firing() || c.runaway.firing() ||
-		tr.thr > 0 && tr.res >= 0.5*tr.thr || c.slope >= e.cfg.CellTemperatureRising.CelsiusPerHour
+// cellStandsOut reports whether a cell already stands out, so that a jump
+// of one of its readings (temperature or voltage) is more likely the cell than
+// its sensor (a thermistor that tops out as the cell vents) and is not
+// held as frozen: the sensor's last accepted reading at or above the
+// cell's temperature warning limit (the alert itself is silent under a
+// CoolingFailure), hotter than its peers by half its threshold, warming
+// faster than the rising rule's rate, a temperature, voltage or runaway
+// alert of the cell firing, or its module in runaway.
+func (e *Engine) cellStandsOut(st *entityState, c *cellPeer) bool {
+	tt, vt := e.trackOf(c.temp), e.trackOf(c.volt)
+	return tt != nil && (tt.lastValue() >= e.cfg.CellOverTemperature.WarningCelsius || tt.dev.firing() ||
+		tt.thr > 0 && tt.res >= 0.5*tt.thr) ||
+		vt != nil && vt.dev.firing() ||
+		st.overTemp[0].firing() || st.overTemp[1].firing() || st.voltage[0].firing() || st.voltage[1].firing() ||
+		c.rising.firing() || c.runaway.firing() || e.mods[c.mod-1].inRunaway > 0 ||
+		c.slope >= e.cfg.CellTemperatureRising.CelsiusPerHour
 }
 
 // jumpFaults updates a sensor's spike and frozen flags after the jump

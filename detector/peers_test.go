@@ -496,6 +496,34 @@ func TestPeerRules(t *testing.T) {
 		})},
 		want: []string{"SensorFault warning ups-a/1/3/5"},
 	}, {
+		// Under a room's cooling failure every cell is warm and none
+		// stands out from its peers, and the warning is held back; a cell
+		// above its warning limit whose thermistor tops out as it vents
+		// is still the cell.
+		name: "a room at 57 °C whose one cell's sensor then reads 127 °C",
+		rig: peerRig{strings: 1, hours: 5, room: func(sec int) float64 { return dailyRoom(sec) + 30*ramp(sec, 2*hour, hour/2) },
+			sensor: only(spiky, func(sec int, r *peerReading) {
+				if sec >= 4*hour {
+					r.temp = 127
+				}
+			})},
+		want: []string{"CoolingFailure warning ups-a", "CoolingFailure critical ups-a", "CellOverTemperature critical ups-a/1/4/2"},
+		may: []string{"ThermalRunawayRisk critical ups-a/1/4/2", "CellTemperatureDeviation warning ups-a/1/4/2", "CellTemperatureRising warning ups-a/1/4/2",
+			"SensorFault warning ups-a/1/4/2"},
+	}, {
+		// While a string charges, a full cell whose balancing failed can
+		// climb its knee fast: a jump up then is not held.
+		name: "a cell voltage jumping to 4.45 V and staying there while its string charges",
+		rig: peerRig{strings: 1, hours: 3,
+			current: func(sec, _ int) float64 { return map[bool]float64{true: 40, false: 0}[sec >= 2*hour-600] },
+			sensor: only(lowVolt, func(sec int, r *peerReading) {
+				if sec >= 2*hour {
+					r.volt = 4.45
+				}
+			})},
+		want: []string{"CellVoltageOutOfRange warning ups-a/1/3/5", "CellVoltageOutOfRange critical ups-a/1/3/5"},
+		may:  []string{"CellVoltageDeviation warning ups-a/1/3/5", "SensorFault warning ups-a/1/3/5"},
+	}, {
 		// A voltage can collapse at once and stay there (an internal
 		// short): a jump to a repeated reading is not a sensor fault.
 		name: "a cell voltage collapsing to 1.2 V, staying there for five polls, then falling",
