@@ -203,8 +203,9 @@ func (e *Engine) observeAmbient(s telemetry.Sample, out []Change) []Change {
 
 // observeCurrent notes when a string carries load.
 func (e *Engine) observeCurrent(s telemetry.Sample) {
+	g := e.groupOf(s.Entity)
+	g.curAt, g.curSeen = s.Time, true
 	if math.Abs(s.Value) > e.cfg.Peers.ActiveCurrentAmperes {
-		g := e.groupOf(s.Entity)
 		g.lastActive, g.loaded = s.Time, true
 		if s.Value < 0 {
 			g.lastDischarge = s.Time
@@ -447,7 +448,22 @@ func (e *Engine) upsCooling(u *upsState, t int64, out []Change) []Change {
 // alert; a firing alert holds the normal still, up to maxFreeze.
 func (e *Engine) stringCharge(g *group, medV float64, t int64, load bool, out []Change) []Change {
 	cc := &e.cfg.ChargeVoltageHigh
-	g.charge.learn(medV, t, cc.Learning.Nanos(), cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), math.Inf(1), load || g.charge.firing())
+	// The normal learns a reading at most half the alert's rise below
+	// itself. A discharge and its recharge hold the cells far below their
+	// float voltage for an hour or more; a string that reports no current
+	// (nothing marks it as under load) would otherwise learn that as its
+	// normal, and its float voltage, when the recharge ends, would page as
+	// an overcharge. A lasting lower float is still learned, by about
+	// that much per time constant.
+	base, known := g.charge.base, g.charge.known
+	learnV := medV
+	if known {
+		learnV = max(medV, base-0.5*cc.RiseVolts)
+	}
+	g.charge.learn(learnV, t, cc.Learning.Nanos(), cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), math.Inf(1), load || g.charge.firing())
+	if known {
+		g.charge.rise = medV - base
+	}
 	if !cc.Enabled {
 		return out
 	}

@@ -204,6 +204,12 @@ type group struct {
 	lastActive     int64 // last time the string carried load
 	lastDischarge  int64 // last time it discharged
 	loaded         bool  // lastActive is set
+	// curAt is the time of the string's latest current reading (curSeen:
+	// there was one); without a recent one, load is inferred from the
+	// median cell voltage, prevMedV at the previous poll (medSeen: set).
+	curAt            int64
+	prevMedV         float64
+	curSeen, medSeen bool
 	// quantT and quantV are the resolutions the latest poll's cell
 	// temperatures and voltages lie on (see resolution).
 	quantT, quantV float64
@@ -255,6 +261,34 @@ func offsetBounds(offs []float64, floor, z float64, minPeers int) (lo, hi float6
 // cooldown, at time t.
 func (g *group) inLoad(t int64, c *PeersConfig) bool {
 	return g.loaded && t-g.lastActive < c.LoadCooldown.Nanos()
+}
+
+// inferLoad marks a string that has reported no current within the load
+// cooldown as under load from its cells' median voltage medV at poll time
+// t: when it dropped at least peers.load_step_volts (or one and a half
+// voltage steps of the BMS) since the previous poll, as it does when a
+// discharge starts or a recharge ends, and, once marked, while it stays
+// ChargeVoltageHigh's rise below the string's normal (the string is
+// discharged or still recharging). A rise never starts it: a charger
+// that overcharges raises the voltage. While the median falls the string
+// counts as discharging. It reports whether it marked the string.
+func (e *Engine) inferLoad(g *group, medV float64, t int64) bool {
+	pc := &e.cfg.Peers
+	prev, seen := g.prevMedV, g.medSeen
+	g.prevMedV, g.medSeen = medV, true
+	if pc.LoadStepVolts <= 0 || (g.curSeen && t-g.curAt < pc.LoadCooldown.Nanos()) {
+		return false
+	}
+	drop := seen && prev-medV >= max(pc.LoadStepVolts, 1.5*g.quantV)
+	low := g.inLoad(t, pc) && g.charge.n > uint32(pc.WarmupPolls) &&
+		medV <= g.charge.base-e.cfg.ChargeVoltageHigh.RiseVolts
+	if drop || low {
+		g.lastActive, g.loaded = t, true
+		if medV < prev {
+			g.lastDischarge = t
+		}
+	}
+	return drop || low
 }
 
 // cellOf returns the peer state of a cell, creating it (and its module's
@@ -623,6 +657,9 @@ func (e *Engine) closePoll(g *group, out []Change) []Change {
 	}
 	e.polled = cs
 	medV, okV := e.pollTracks(g, cs, false, dt, load, t)
+	if okV && e.inferLoad(g, medV, t) {
+		load = true
+	}
 	medT, ok := e.pollTracks(g, cs, true, dt, load, t)
 	out = e.pollModules(g, t, dt, load, inhibit, out)
 	for _, c := range cs {

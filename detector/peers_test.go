@@ -45,11 +45,16 @@ type peerRig struct {
 	sensor func(sec int, c peerCell, r *peerReading)
 	// noAmbient: the UPS reports no ambient temperature.
 	noAmbient bool
+	// noCurrent: the BMS reports no string current (current only shapes
+	// the physics, through physics).
+	noCurrent bool
 	// voltageOnly: the BMS reports its cells' voltages and no cell
 	// temperatures.
 	voltageOnly bool
 	// modules per string; 0: 4.
 	modules int
+	// config changes the default configuration. nil: none.
+	config func(*Config)
 }
 
 const (
@@ -100,7 +105,11 @@ func (r peerRig) run(t *testing.T) ([]peerAlert, Stats) {
 	if sensor == nil {
 		sensor = func(int, peerCell, *peerReading) {}
 	}
-	h := newHarness(t, DefaultConfig(), nil)
+	cfg := DefaultConfig()
+	if r.config != nil {
+		r.config(&cfg)
+	}
+	h := newHarness(t, cfg, nil)
 	rng := rand.New(rand.NewPCG(4, 2026))
 	cells, strs := layoutRig(h, rng, r.strings, cmp.Or(r.modules, 4), 8)
 	ups := h.id("ups-a")
@@ -113,7 +122,9 @@ func (r peerRig) run(t *testing.T) ([]peerAlert, Stats) {
 			observe(sec, ups, telemetry.AmbientTemperatureCelsius, amb)
 		}
 		for s, id := range strs {
-			observe(sec, id, telemetry.StringCurrentAmperes, quantise(current(sec, s+1)+0.1*rng.NormFloat64(), 0.1))
+			if i := quantise(current(sec, s+1)+0.1*rng.NormFloat64(), 0.1); !r.noCurrent {
+				observe(sec, id, telemetry.StringCurrentAmperes, i)
+			}
 		}
 		for _, cs := range cells {
 			rd := peerReading{temp: room(sec) + 2 + cs.offT, volt: 3.95 + cs.offV}
@@ -276,6 +287,30 @@ func TestPeerRules(t *testing.T) {
 	}{{
 		name: "healthy strings over 12 h with a daily cycle, a discharge and its recharge",
 		rig:  peerRig{strings: 2, hours: 12, current: healthyDischarge, physics: dischargePhysics},
+	}, {
+		// Nothing says the string carries load: its cells' median voltage
+		// drops at the discharge's start and stays low through the
+		// recharge, and the recharge's 30 mV above float is not an
+		// overcharge.
+		name: "no string current: the same discharge and recharge page nothing",
+		rig:  peerRig{strings: 2, hours: 12, current: healthyDischarge, physics: dischargePhysics, noCurrent: true},
+	}, {
+		name: "no string current, 10 mV voltage sensors: the same discharge and recharge page nothing",
+		rig: peerRig{strings: 2, hours: 12, current: healthyDischarge, physics: dischargePhysics, noCurrent: true,
+			sensor: func(_ int, _ peerCell, r *peerReading) { r.volt = quantise(r.volt, 0.01) }},
+	}, {
+		// With load never inferred, the normal still does not learn the
+		// discharge: the recharge, 15 mV above float, pages nothing.
+		name: "no string current, load_step_volts 0: a discharge and a recharge 15 mV above float page no overcharge",
+		rig: peerRig{strings: 2, hours: 12, current: healthyDischarge, noCurrent: true,
+			config: func(c *Config) { c.Peers.LoadStepVolts = 0 },
+			physics: func(sec int, c peerCell, r *peerReading) {
+				if start, end := 5*hour, 5*hour+hour/2; sec >= start && sec < end {
+					r.volt -= 0.03 + 0.15*ramp(sec, start, end-start)
+				} else if sec >= end && sec < end+hour {
+					r.volt += 0.015
+				}
+			}},
 	}, {
 		name: "one cell drifting +0.5 °C per 10 min from hour 2",
 		rig: peerRig{strings: 1, hours: 5, physics: only(drifting, func(sec int, r *peerReading) {
@@ -608,6 +643,17 @@ func TestPeerRules(t *testing.T) {
 		summary: map[string][]string{
 			"ChargeVoltageHigh warning ups-a/2": {"mV above their normal 3.9", "while idle"},
 		},
+	}, {
+		// A charger's rise is no load, even with nothing to say there is
+		// none.
+		name: "no string current: a charger holding a string 80 mV high after a discharge test is found",
+		rig: peerRig{strings: 2, hours: 12, current: healthyDischarge, noCurrent: true, physics: func(sec int, c peerCell, r *peerReading) {
+			dischargePhysics(sec, c, r)
+			if c.str == 2 {
+				r.volt += 0.080 * ramp(sec, 9*hour, 30*60)
+			}
+		}},
+		want: []string{"ChargeVoltageHigh warning ups-a/2"},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -32,6 +32,11 @@ type PeersConfig struct {
 	// learn then, nor for LoadCooldown after.
 	ActiveCurrentAmperes float64             `yaml:"active_current_amperes"`
 	LoadCooldown         yamlstrict.Duration `yaml:"load_cooldown"`
+	// LoadStepVolts: a string that reports no current counts as under
+	// load when its cells' median voltage drops this much from one poll
+	// to the next (a discharge starting, a recharge ending), and while it
+	// then stays ChargeVoltageHigh's rise below its normal. 0: never.
+	LoadStepVolts float64 `yaml:"load_step_volts"`
 }
 
 // DeviationConfig configures a peer-deviation rule: the residual (the
@@ -145,7 +150,7 @@ func minutes(n int) yamlstrict.Duration { return yamlstrict.Duration(time.Durati
 
 func defaultPeerRules() (PeersConfig, DeviationConfig, DeviationConfig, DeviationConfig, RisingConfig, RunawayConfig, CoolingConfig, SensorConfig) {
 	return PeersConfig{MinPeers: 4, MinModules: 3, OffsetLearning: yamlstrict.Duration(24 * time.Hour), WarmupPolls: 20, OffsetBoundZ: 6,
-			ActiveCurrentAmperes: 5, LoadCooldown: minutes(90)},
+			ActiveCurrentAmperes: 5, LoadCooldown: minutes(90), LoadStepVolts: 0.005},
 		DeviationConfig{Enabled: true, Threshold: 3, Z: 6, Hold: Hold{For: minutes(5), ClearFor: minutes(15)}},
 		DeviationConfig{Enabled: true, Threshold: 3, Z: 6, Hold: Hold{For: minutes(5), ClearFor: minutes(15)}},
 		DeviationConfig{Enabled: true, Threshold: 0.015, Z: 6, Hold: Hold{For: minutes(10), ClearFor: minutes(15)}},
@@ -177,6 +182,9 @@ func (c *PeersConfig) validate(p *yamlstrict.Problems, path string) {
 	}
 	if finite(p, path+".active_current_amperes", c.ActiveCurrentAmperes) && c.ActiveCurrentAmperes <= 0 {
 		p.Add(path+".active_current_amperes", c.ActiveCurrentAmperes, "must be > 0")
+	}
+	if finite(p, path+".load_step_volts", c.LoadStepVolts) && c.LoadStepVolts < 0 {
+		p.Add(path+".load_step_volts", c.LoadStepVolts, "must be >= 0 (0: never inferred)")
 	}
 }
 

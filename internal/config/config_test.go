@@ -153,10 +153,12 @@ func TestBadConfigs(t *testing.T) {
   peers:
     min_peers: 2
     min_modules: 2
+    load_step_volts: -0.005
 `,
 			want: []string{
 				`c.yml: detector.peers.min_peers: "2" must be >= 3 (a median of two is no peer group) (line 3)`,
 				`c.yml: detector.peers.min_modules: "2" must be >= 3 (a median of two is no peer group) (line 4)`,
+				`c.yml: detector.peers.load_step_volts: "-0.005" must be >= 0 (0: never inferred) (line 5)`,
 			},
 		},
 		{
