@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -187,6 +188,7 @@ func TestFrozenJumpIsHeldOnlyWhenItMustBeTheSensor(t *testing.T) {
 	cases := []struct {
 		name     string
 		disabled bool
+		every    int                   // seconds between polls; 0: 30
 		read     func(sec int) float64 // NaN: no reading
 		want     []string
 	}{{
@@ -216,13 +218,49 @@ func TestFrozenJumpIsHeldOnlyWhenItMustBeTheSensor(t *testing.T) {
 			"+4230s firing CellOverTemperature warning ups-a/1/1/1", // the same, from +4200s
 			"+4230s firing CellOverTemperature critical ups-a/1/1/1",
 		},
+	}, {
+		// Polls further apart than frozen_for (2 min): the jump still
+		// follows the last reading by one poll interval.
+		name:  "polled every 5 min, jumps to 127 °C and repeats it: a broken sensor",
+		every: 300,
+		read:  func(sec int) float64 { return map[bool]float64{true: 127, false: 25}[sec >= 1200] },
+		want:  []string{"+2100s firing SensorFault warning ups-a/1/1/1"},
+	}, {
+		name:  "polled every 5 min, one reading missing before the 127 °C: a broken sensor",
+		every: 300,
+		read: func(sec int) float64 {
+			switch {
+			case sec == 1200:
+				return math.NaN()
+			case sec > 1200:
+				return 127
+			}
+			return 25
+		},
+		want: []string{"+2400s firing SensorFault warning ups-a/1/1/1"},
+	}, {
+		name:  "polled every 5 min, silent for an hour, back 45 °C hotter and steady: it pages",
+		every: 300,
+		read: func(sec int) float64 {
+			switch {
+			case sec < 1200:
+				return 25
+			case sec < 4800:
+				return math.NaN()
+			}
+			return 70
+		},
+		want: []string{
+			"+5100s firing CellOverTemperature warning ups-a/1/1/1",
+			"+5100s firing CellOverTemperature critical ups-a/1/1/1",
+		},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.SensorFault.Enabled = !tc.disabled
 			h := newHarness(t, cfg, nil)
-			for sec := 0; sec < 2*3600; sec += 30 {
+			for sec := 0; sec < 2*3600; sec += cmp.Or(tc.every, 30) {
 				if v := tc.read(sec); !math.IsNaN(v) {
 					h.observe(sec, "ups-a/1/1/1", telemetry.CellTemperatureCelsius, v)
 				}

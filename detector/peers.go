@@ -376,8 +376,8 @@ func (e *Engine) observeCell(st *entityState, s telemetry.Sample, out []Change) 
 		freeze := int64(0)
 		switch {
 		case isTemp && !e.cellStandsOut(st, c):
-			freeze = e.freezeFor()
-		case !isTemp && s.Value > last && !(g.loaded && s.Time-g.lastActive <= e.freezeFor()) && !e.cellStandsOut(st, c):
+			freeze = e.freezeFor(st.module)
+		case !isTemp && s.Value > last && !(g.loaded && s.Time-g.lastActive <= e.freezeFor(st.module)) && !e.cellStandsOut(st, c):
 			// A voltage jumps up only by its sensor while no current
 			// flows: in a series string a current step moves a cell by
 			// tens of mV, and an open cell would read the whole string's
@@ -385,7 +385,7 @@ func (e *Engine) observeCell(st *entityState, s telemetry.Sample, out []Change) 
 			// frozen_for), a full cell of a string whose balancing failed
 			// can climb its knee fast; and a cell may collapse at once
 			// and stay there (an internal short): neither is held.
-			freeze = e.freezeFor()
+			freeze = e.freezeFor(st.module)
 		}
 		use, times, n, spike = e.jumps.accept(&tr.jump, last, tr.lastAt, s.Value, s.Time, maxJump, freeze)
 	}
@@ -437,7 +437,7 @@ func (e *Engine) observeModule(st *entityState, s telemetry.Sample, out []Change
 	freeze := int64(0)
 	if !m.hot && !m.warming && !m.runaway.firing() && m.inRunaway == 0 && !m.temp.dev.firing() && !m.rising.firing() &&
 		!(m.sensorLast >= e.cfg.ModuleOverTemperature.WarningCelsius) && !st.overTemp[0].firing() && !st.overTemp[1].firing() {
-		freeze = e.freezeFor()
+		freeze = e.freezeFor(st.self)
 	}
 	use, times, n, spike := e.jumps.accept(&m.sensorJump, m.sensorLast, m.sensorLastAt, s.Value, s.Time, e.cfg.SensorFault.MaxJumpCelsius, freeze)
 	m.sensorFault = e.jumpFaults(&m.sensorJump, m.sensorFault, s.Time, spike)
@@ -1245,17 +1245,24 @@ func (e *Engine) sensorStep(c *cellPeer, t int64, out []Change) []Change {
 		})
 }
 
-// freezeFor is how long a temperature jump may follow the sensor's last
-// accepted reading and still be held while its reading repeats (see
-// jumpPool.accept): sensor_fault.frozen_for, or 0 (never) while
+// freezeFor is how long a jump may follow the sensor's last accepted
+// reading and still be held while its reading repeats (see
+// jumpPool.accept): sensor_fault.frozen_for, or frozenGapPolls of the
+// learned poll interval of mod (the module the sensor belongs to) when
+// that is longer, so that a BMS polled every few minutes, or a reading
+// missing in between, still has its error codes held; 0 (never) while
 // SensorFault is disabled, which would otherwise hold a reading without
 // saying so.
-func (e *Engine) freezeFor() int64 {
+func (e *Engine) freezeFor(mod telemetry.EntityID) int64 {
 	if !e.cfg.SensorFault.Enabled {
 		return 0
 	}
-	return e.cfg.SensorFault.FrozenFor.Nanos()
+	return max(e.cfg.SensorFault.FrozenFor.Nanos(), frozenGapPolls*e.stale.of(&e.ents[mod-1]).own.interval)
 }
+
+// frozenGapPolls is how many poll intervals a jump may follow the
+// sensor's last accepted reading and be held: one reading may be missing.
+const frozenGapPolls = 2
 
 // cellStandsOut reports whether a cell already stands out, so that a jump
 // of one of its readings (temperature or voltage) is more likely the cell than
