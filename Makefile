@@ -89,7 +89,7 @@ ROBUSTNESS_DIR  ?= $(QUALITY_DIR)/robustness
 ROBUSTNESS_JOBS ?= 2
 ROBUSTNESS_VARIANTS ?= std: q1:temp_quantum=1 q05:temp_quantum=0.5 n2:noise_scale=2 n05:noise_scale=0.5 \
 	p10:poll_seconds=10 tau:tau_spread=0.4 tau2:tau_scale=2 tau05:tau_scale=0.5 c2:discharge_c=2 j2:joule_scale=2 \
-	nb:neighbour_heat=0.3 step:step_faults=true m10:missing_scale=10 hvac6:hvac_step=6 fast:precursor_speed=2 nosag:no_sag=true \
+	nb:neighbour_heat=0.3 step:step_faults=true m10:missing_scale=10 hvac6:hvac_step=6 hvac4:hvac_step=4 fast:precursor_speed=2 nosag:no_sag=true \
 	v5:volt_quantum=0.005 v10:volt_quantum=0.01 w3:wander_scale=3 o3:offset_scale=3 d4:daily_swing=4 d6:daily_swing=6 \
 	hc3:hvac_cycle=3 r3:resist_scale=3 rt2:room_tau_scale=2 s127:sentinel_celsius=127 c6:cells_per_module=6 c24:cells_per_module=24 m3:modules_per_string=3 m16:modules_per_string=16
 robustness:

@@ -164,10 +164,13 @@ func (c *climbState) steady() bool { return c.jump < 0.5*c.climb }
 
 // upsState is a UPS's ambient and its strings.
 type upsState struct {
-	id     telemetry.EntityID
-	amb    coolState
-	climb  climbState // of the ambient
-	groups []uint32   // indices into Engine.groups
+	id    telemetry.EntityID
+	amb   coolState
+	climb climbState // of the ambient
+	// climbLong: the same over fast_strings_window, which an HVAC cycle
+	// averages out (roomGoesOn).
+	climbLong climbState
+	groups    []uint32 // indices into Engine.groups
 }
 
 // upsOf returns 1 + the index of a UPS's state.
@@ -198,6 +201,7 @@ func (e *Engine) observeAmbient(s telemetry.Sample, out []Change) []Change {
 	u.amb.learn(s.Value, s.Time, cc.Learning.Nanos(), cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls),
 		u.amb.limit(cc.WarningRise, cc.SpreadFactor), u.amb.firing())
 	u.climb.push(s.Time, s.Value, cc.FastWindow.Nanos())
+	u.climbLong.push(s.Time, s.Value, cc.FastStringsWindow.Nanos())
 	return e.upsCooling(u, s.Time, out)
 }
 
@@ -257,7 +261,9 @@ func (e *Engine) stringCooling(g *group, medT float64, t, _ int64, load bool, ou
 		own -= max(0, u.amb.rise)
 	}
 	for i, limit := range [2]float64{cc.WarningRise, cc.CriticalRise} {
-		active := warming && own >= g.cool.limit(limit, cc.SpreadFactor) && !e.roomWarming(u) && !e.roomClimbing(u) && !e.stringsClimbing(u)
+		reach := g.cool.limit(limit, cc.SpreadFactor)
+		active := warming && own >= reach && (i > 0 || own >= cc.LevelSettled*reach || e.stringGoesOn(g)) &&
+			!e.roomWarming(u) && !e.roomClimbing(u) && !e.stringsClimbing(u)
 		if g.cool.warn[i].firing() {
 			active = own >= 0.6*limit
 		}
@@ -354,6 +360,39 @@ func (e *Engine) stringsClimbing(u *upsState) bool {
 	return n >= 2 && 2*climbing >= n
 }
 
+// roomGoesOn reports whether a room whose rise has reached the warning's
+// limit reach is still heating, as a room whose cooling failed does until
+// it is far above its normal, rather than settled at a new level, as after
+// a setpoint change: its ambient climbed steadily (no single step carrying
+// half of it) by level_climb_celsius within fast_window, or, without an
+// ambient sensor, at least half of its usable strings did within
+// fast_strings_window (stringGoesOn). A rise of level_settled_factor times
+// the limit needs no climb.
+func (e *Engine) roomGoesOn(u *upsState, rise, reach float64) bool {
+	cc := &e.cfg.CoolingFailure
+	if cc.LevelClimb <= 0 || rise >= cc.LevelSettled*reach {
+		return true
+	}
+	if u.amb.known {
+		c := &u.climbLong
+		return c.span >= 0.5*time.Duration(cc.FastStringsWindow).Hours() && c.steady() && c.climb >= cc.LevelClimb
+	}
+	going, n := e.usableStrings(u, e.stringGoesOn)
+	return n > 0 && 2*going >= n
+}
+
+// stringGoesOn reports whether a string's median cell temperature climbed
+// by level_climb_celsius (and two quanta) within fast_strings_window: its
+// cells still follow a room (or cabinet) that keeps heating.
+func (e *Engine) stringGoesOn(g *group) bool {
+	cc := &e.cfg.CoolingFailure
+	if cc.LevelClimb <= 0 {
+		return true
+	}
+	c := &g.climbLong
+	return c.span >= 0.5*time.Duration(cc.FastStringsWindow).Hours() && c.climb >= max(cc.LevelClimb, 2*g.quantT)
+}
+
 // usableStrings counts a UPS's strings that tell about its room
 // (coolingUsable), and how many of them show what show reports.
 func (e *Engine) usableStrings(u *upsState, show func(g *group) bool) (showing, usable int) {
@@ -423,7 +462,7 @@ func (e *Engine) upsCooling(u *upsState, t int64, out []Change) []Change {
 		if !u.amb.known {
 			reach = e.stringsLimit(u, limit)
 		}
-		active := room && rise >= reach || i == 0 && climbing
+		active := room && rise >= reach && (i > 0 || e.roomGoesOn(u, rise, reach)) || i == 0 && climbing
 		if u.amb.warn[i].firing() {
 			active = rise >= 0.6*limit
 		}

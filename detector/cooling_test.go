@@ -53,6 +53,10 @@ func TestCoolingFailureClimbWarnsEarly(t *testing.T) {
 // (the ambient jumps, the cells follow over the next hour) is one jump, not
 // a steady climb, and a +3.5 °C change ramped in over 10 min climbs less
 // than fast_rise_celsius. Neither reaches warning_rise_celsius above normal.
+// A +6 °C step does, but the room then stays where it went, while a room
+// whose cooling failed goes on heating (level_climb_celsius). (A change
+// that large ramped in over 20 min is, while it ramps, a failure's climb,
+// and pages.)
 func TestCoolingSetpointChangesPageNothing(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -61,6 +65,7 @@ func TestCoolingSetpointChangesPageNothing(t *testing.T) {
 	}{
 		{"step of +4.5 °C", 4.5, 1},
 		{"+3.5 °C ramped over 10 min", 3.5, 600},
+		{"step of +6 °C", 6, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			from := 3 * hour
@@ -91,16 +96,34 @@ func TestCoolingFailureWithoutAmbient(t *testing.T) {
 			t.Errorf("CoolingFailure warning %d s after the cooling failed, want at most 2100 s", d)
 		}
 	}
-	t.Run("setpoint step of +4 °C", func(t *testing.T) {
-		room := func(sec int) float64 { return dailyRoom(sec) + 4*ramp(sec, from, 1) }
-		lag := func(sec int, _ peerCell, r *peerReading) {
-			if sec >= from {
-				r.temp -= 4 * math.Exp(-float64(sec-from)/(45*60))
+	for _, step := range []float64{4, 6} {
+		t.Run(fmt.Sprintf("setpoint step of +%g °C", step), func(t *testing.T) {
+			room := func(sec int) float64 { return dailyRoom(sec) + step*ramp(sec, from, 1) }
+			lag := func(sec int, _ peerCell, r *peerReading) {
+				if sec >= from {
+					r.temp -= step * math.Exp(-float64(sec-from)/(45*60))
+				}
 			}
-		}
-		fired, _ := peerRig{strings: 2, hours: 20, room: room, physics: lag, noAmbient: true}.run(t)
-		checkAlerts(t, fired, nil, nil)
-	})
+			fired, _ := peerRig{strings: 2, hours: 20, room: room, physics: lag, noAmbient: true}.run(t)
+			checkAlerts(t, fired, nil, nil)
+		})
+	}
+}
+
+// A partial failure (one of two air conditioners lost) heats the room by
+// 7 °C: too slowly at first for the climb rule, so the level pages, while
+// the room is still heating, with and without an ambient sensor. The room
+// has no daily swing.
+func TestPartialCoolingFailurePagesByItsLevel(t *testing.T) {
+	from := 14 * hour
+	swinging, lag := failingRoom(from, 7)
+	room := func(sec int) float64 { return 25 + swinging(sec) - dailyRoom(sec) }
+	for _, noAmbient := range []bool{false, true} {
+		t.Run(fmt.Sprintf("without ambient %v", noAmbient), func(t *testing.T) {
+			fired, _ := peerRig{strings: 2, hours: 18, room: room, physics: lag, noAmbient: noAmbient}.run(t)
+			checkAlerts(t, fired, []string{"CoolingFailure warning ups-a"}, nil)
+		})
+	}
 }
 
 // A string whose cabinet fan fails warms on its own: its cells climb 7 °C

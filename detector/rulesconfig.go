@@ -96,6 +96,14 @@ type CoolingConfig struct {
 	// its standard deviation, when that is more than the configured rise.
 	// 0 turns this off.
 	SpreadFactor float64 `yaml:"spread_factor"`
+	// A warning reached by the level (warning_rise_celsius) also needs the
+	// warming to go on: the ambient (without one, the strings' cells)
+	// climbed steadily by LevelClimb within FastWindow (FastStringsWindow),
+	// as a failed cooling's room keeps heating, unless the rise is
+	// LevelSettled times the limit. A setpoint change levels off. 0 turns
+	// this off.
+	LevelClimb   float64 `yaml:"level_climb_celsius"`
+	LevelSettled float64 `yaml:"level_settled_factor"`
 	Hold         `yaml:",inline"`
 }
 
@@ -158,7 +166,7 @@ func defaultPeerRules() (PeersConfig, DeviationConfig, DeviationConfig, Deviatio
 		RunawayConfig{Enabled: true, SagVolts: 0.005, AcceleratingPerHour: 6, CriticalCelsius: 60, Hold: Hold{For: minutes(2), ClearFor: minutes(30)}},
 		CoolingConfig{Enabled: true, WarningRise: 5, CriticalRise: 10, Learning: yamlstrict.Duration(12 * time.Hour),
 			FastRise: 4, FastWindow: minutes(15), FastCelsiusPerHour: 10, FastFollow: 0.2,
-			FastStringsRise: 2.5, FastStringsWindow: minutes(30), SpreadFactor: 2.5,
+			FastStringsRise: 2.5, FastStringsWindow: minutes(30), SpreadFactor: 2.5, LevelClimb: 1, LevelSettled: 1.5,
 			Hold: Hold{For: minutes(3), ClearFor: minutes(20)}},
 		SensorConfig{Enabled: true, MaxJumpCelsius: 10, MaxJumpVolts: 0.5, FrozenFor: minutes(2), Spikes: 1, SpikeWindow: minutes(60),
 			MinStuckPolls: 10, StuckMoveCelsius: 0.5, StuckMoveVolts: 0.005, NoisyFactor: 4, NoisyMinCelsius: 0.8, NoisyMinVolts: 0.008, Hold: Hold{For: minutes(1), ClearFor: minutes(15)}}
@@ -247,6 +255,12 @@ func (c *CoolingConfig) validate(p *yamlstrict.Problems, path string) {
 	}
 	if finite(p, path+".spread_factor", c.SpreadFactor) && c.SpreadFactor < 0 {
 		p.Add(path+".spread_factor", c.SpreadFactor, "must be >= 0 (0: off)")
+	}
+	if finite(p, path+".level_climb_celsius", c.LevelClimb) && c.LevelClimb < 0 {
+		p.Add(path+".level_climb_celsius", c.LevelClimb, "must be >= 0 (0: off)")
+	}
+	if finite(p, path+".level_settled_factor", c.LevelSettled) && c.LevelSettled < 1 {
+		p.Add(path+".level_settled_factor", c.LevelSettled, "must be >= 1")
 	}
 }
 

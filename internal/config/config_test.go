@@ -175,6 +175,8 @@ func TestBadConfigs(t *testing.T) {
     fast_strings_rise_celsius: -1
     fast_strings_window: 1m
     spread_factor: -1
+    level_climb_celsius: -1
+    level_settled_factor: 0.5
 `,
 			want: []string{
 				`c.yml: detector.module_temperature_rising.window: "1m0s" must be at least 2m (line 3)`,
@@ -186,6 +188,8 @@ func TestBadConfigs(t *testing.T) {
 				`c.yml: detector.cooling_failure.fast_strings_rise_celsius: "-1" must be between 0 (off) and warning_rise_celsius (5) (line 10)`,
 				`c.yml: detector.cooling_failure.fast_strings_window: "1m0s" must be at least 2m (line 11)`,
 				`c.yml: detector.cooling_failure.spread_factor: "-1" must be >= 0 (0: off) (line 12)`,
+				`c.yml: detector.cooling_failure.level_climb_celsius: "-1" must be >= 0 (0: off) (line 13)`,
+				`c.yml: detector.cooling_failure.level_settled_factor: "0.5" must be >= 1 (line 14)`,
 			},
 		},
 		{
