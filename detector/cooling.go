@@ -128,6 +128,7 @@ type climbState struct {
 	climb float64
 	jump  float64 // the largest rise from one point to the next within the window
 	span  float64 // hours the points span
+	n     int     // points within the window
 	// The slopes over the older and the newer half of the window.
 	early, late float64
 }
@@ -139,12 +140,13 @@ func (c *climbState) push(t int64, v float64, window int64) {
 	}
 	c.slope, c.span = c.ring.theilSen(t-window, t)
 	low, prev := math.Inf(1), math.NaN()
-	c.jump = 0
+	c.jump, c.n = 0, 0
 	for n := c.ring.n - min(c.ring.n, ringSize); n < c.ring.n; n++ { // oldest first
 		a := n % ringSize
 		if c.ring.time(int(a)) < t-window {
 			continue
 		}
+		c.n++
 		v := float64(c.ring.v[a])
 		low = min(low, v)
 		if !math.IsNaN(prev) {
@@ -237,6 +239,10 @@ func (e *Engine) stringCooling(g *group, medT float64, t, _ int64, load bool, ou
 		tau = adoptTau
 	}
 	frozen := load || g.cool.firing() || roomHold || (t < g.cool.quietUntil && !u0.amb.firing() && !adopting)
+	if load && !g.coolLoad {
+		g.preLoadRise = g.cool.rise // its rise before the load, against the normal the load holds still
+	}
+	g.coolLoad = load
 	g.cool.learn(medT, t, tau, cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), g.cool.limit(cc.WarningRise, cc.SpreadFactor), frozen)
 	if !load {
 		g.climb.push(t, medT, cc.FastWindow.Nanos())
@@ -256,13 +262,17 @@ func (e *Engine) stringCooling(g *group, medT float64, t, _ int64, load bool, ou
 	// while it carries load and cools down after, while the room's goes on
 	// learning: in a room with a wide daily swing the string would
 	// otherwise find itself far above a normal learned hours before.
-	own := g.cool.rise
+	// A setpoint change moves the room, which a fresh ambient takes out
+	// of the string's own rise; without one the string's own warning needs
+	// it to go on warming, as the room's does.
+	own, relative := g.cool.rise, false
 	if u.amb.known && u.amb.n > uint32(e.cfg.Peers.WarmupPolls) && t-u.amb.lastUpd <= int64(ambientFresh) {
 		own -= max(0, u.amb.rise)
+		relative = true
 	}
 	for i, limit := range [2]float64{cc.WarningRise, cc.CriticalRise} {
 		reach := g.cool.limit(limit, cc.SpreadFactor)
-		active := warming && own >= reach && (i > 0 || own >= cc.LevelSettled*reach || e.stringGoesOn(g)) &&
+		active := warming && own >= reach && (i > 0 || relative || own >= cc.LevelSettled*reach || e.stringGoesOn(g)) &&
 			!e.roomWarming(u) && !e.roomClimbing(u) && !e.stringsClimbing(u)
 		if g.cool.warn[i].firing() {
 			active = own >= 0.6*limit
@@ -363,11 +373,14 @@ func (e *Engine) stringsClimbing(u *upsState) bool {
 // roomGoesOn reports whether a room whose rise has reached the warning's
 // limit reach is still heating, as a room whose cooling failed does until
 // it is far above its normal, rather than settled at a new level, as after
-// a setpoint change: its ambient climbed steadily (no single step carrying
-// half of it) by level_climb_celsius within fast_window, or, without an
-// ambient sensor, at least half of its usable strings did within
-// fast_strings_window (stringGoesOn). A rise of level_settled_factor times
-// the limit needs no climb.
+// a setpoint change: its ambient climbed by level_climb_celsius within
+// fast_strings_window, steadily (no single step carrying half of it) when
+// at least steadyPoints of its samples fall in the window (an ambient read
+// every 15 min has two or three, and a failure's climb comes in steps
+// then), or, without an ambient sensor, at least half of its usable
+// strings did (stringGoesOn). A rise of level_settled_factor times the
+// limit needs no climb, and neither does an ambient whose samples span
+// less than half the window (nothing to tell a setpoint change by).
 func (e *Engine) roomGoesOn(u *upsState, rise, reach float64) bool {
 	cc := &e.cfg.CoolingFailure
 	if cc.LevelClimb <= 0 || rise >= cc.LevelSettled*reach {
@@ -375,22 +388,37 @@ func (e *Engine) roomGoesOn(u *upsState, rise, reach float64) bool {
 	}
 	if u.amb.known {
 		c := &u.climbLong
-		return c.span >= 0.5*time.Duration(cc.FastStringsWindow).Hours() && c.steady() && c.climb >= cc.LevelClimb
+		if c.span < 0.5*time.Duration(cc.FastStringsWindow).Hours() {
+			return true
+		}
+		return (c.n < steadyPoints || c.steady()) && c.climb >= cc.LevelClimb
 	}
 	going, n := e.usableStrings(u, e.stringGoesOn)
 	return n > 0 && 2*going >= n
 }
 
+// steadyPoints is how many samples within a window the steadiness of a
+// climb needs.
+const steadyPoints = 4
+
 // stringGoesOn reports whether a string's median cell temperature climbed
 // by level_climb_celsius (and two quanta) within fast_strings_window: its
-// cells still follow a room (or cabinet) that keeps heating.
+// cells still follow a room (or cabinet) that keeps heating. Its samples
+// are not taken under load, so in the window after its load cooldown they
+// span too little; then its rise must have grown that much since before
+// the load: its room or cabinet may have failed while it carried load (a
+// power cut stops the air conditioners), while a setpoint changed before
+// the load had already raised it.
 func (e *Engine) stringGoesOn(g *group) bool {
 	cc := &e.cfg.CoolingFailure
 	if cc.LevelClimb <= 0 {
 		return true
 	}
-	c := &g.climbLong
-	return c.span >= 0.5*time.Duration(cc.FastStringsWindow).Hours() && c.climb >= max(cc.LevelClimb, 2*g.quantT)
+	c, climb := &g.climbLong, max(cc.LevelClimb, 2*g.quantT)
+	if c.span < 0.5*time.Duration(cc.FastStringsWindow).Hours() {
+		return g.cool.rise-g.preLoadRise >= climb
+	}
+	return c.climb >= climb
 }
 
 // usableStrings counts a UPS's strings that tell about its room
@@ -506,7 +534,10 @@ func (e *Engine) stringCharge(g *group, medV float64, t int64, load bool, out []
 	if !cc.Enabled {
 		return out
 	}
-	active := !load && g.charge.n > uint32(e.cfg.Peers.WarmupPolls) && g.charge.rise >= cc.RiseVolts
+	// A string that reports no current may be recharging, above its float
+	// voltage, for hours after a discharge it was seen to start.
+	recharging := !g.currentKnown(t) && g.lastDrop != 0 && t-g.lastDrop < int64(rechargeHold)
+	active := !load && !recharging && g.charge.n > uint32(e.cfg.Peers.WarmupPolls) && g.charge.rise >= cc.RiseVolts
 	if g.charge.warn[0].firing() {
 		active = g.charge.rise >= 0.6*cc.RiseVolts
 	}

@@ -254,6 +254,16 @@ func TestFrozenJumpIsHeldOnlyWhenItMustBeTheSensor(t *testing.T) {
 			"+5100s firing CellOverTemperature warning ups-a/1/1/1",
 			"+5100s firing CellOverTemperature critical ups-a/1/1/1",
 		},
+	}, {
+		// Two intervals are 30 min, more than maxFrozenGap (10 min): in
+		// that long a cell may really have heated so far.
+		name:  "polled every 15 min, 45 °C hotter and steady at the next poll: it pages",
+		every: 900,
+		read:  func(sec int) float64 { return map[bool]float64{true: 70, false: 25}[sec >= 3600] },
+		want: []string{
+			"+4500s firing CellOverTemperature warning ups-a/1/1/1", // the second reading confirms the first
+			"+4500s firing CellOverTemperature critical ups-a/1/1/1",
+		},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -208,6 +208,7 @@ type group struct {
 	// there was one); without a recent one, load is inferred from the
 	// median cell voltage, prevMedV at the previous poll (medSeen: set).
 	curAt            int64
+	lastDrop         int64 // the median's latest inferred drop
 	prevMedV         float64
 	curSeen, medSeen bool
 	// quantT and quantV are the resolutions the latest poll's cell
@@ -220,6 +221,10 @@ type group struct {
 	cool      coolState
 	climb     climbState // of the median cell temperature, outside load
 	climbLong climbState // the same over CoolingFailure's fast_strings_window
+	// preLoadRise is the cooling rise at the poll before the string's
+	// latest load began (coolLoad: the last poll was under load).
+	preLoadRise float64
+	coolLoad    bool
 	// charge learns the string's normal median cell voltage
 	// (ChargeVoltageHigh).
 	charge coolState
@@ -263,33 +268,56 @@ func (g *group) inLoad(t int64, c *PeersConfig) bool {
 	return g.loaded && t-g.lastActive < c.LoadCooldown.Nanos()
 }
 
-// inferLoad marks a string that has reported no current within the load
-// cooldown as under load from its cells' median voltage medV at poll time
-// t: when it dropped at least peers.load_step_volts (or one and a half
-// voltage steps of the BMS) since the previous poll, as it does when a
-// discharge starts or a recharge ends, and, once marked, while it stays
-// ChargeVoltageHigh's rise below the string's normal (the string is
-// discharged or still recharging). A rise never starts it: a charger
-// that overcharges raises the voltage. While the median falls the string
-// counts as discharging. It reports whether it marked the string.
-func (e *Engine) inferLoad(g *group, medV float64, t int64) bool {
+// inferLoad marks a string that has reported no current for currentFresh
+// as under load from its cells' median voltage medV at poll time t (dt
+// after its previous poll): when it dropped at least peers.load_step_volts
+// (or one and a half voltage steps of the BMS) since the previous poll, as
+// it does when a discharge starts or a recharge ends, and, once marked,
+// while it stays ChargeVoltageHigh's rise below the string's normal (the
+// string is discharged or recharging), for at most inferredLowMax after
+// the drop: a float lowered for good must not hold the string under load
+// for ever (its normal does not learn under load). A rise never starts
+// it: a charger that overcharges raises the voltage. While the median
+// falls the string counts as discharging. After a gap of currentFresh the
+// previous median is too old to compare with. It reports whether it
+// marked the string.
+func (e *Engine) inferLoad(g *group, medV float64, t, dt int64) bool {
 	pc := &e.cfg.Peers
-	prev, seen := g.prevMedV, g.medSeen
+	prev, seen := g.prevMedV, g.medSeen && dt <= int64(currentFresh)
 	g.prevMedV, g.medSeen = medV, true
-	if pc.LoadStepVolts <= 0 || (g.curSeen && t-g.curAt < pc.LoadCooldown.Nanos()) {
+	if pc.LoadStepVolts <= 0 || g.currentKnown(t) {
 		return false
 	}
 	drop := seen && prev-medV >= max(pc.LoadStepVolts, 1.5*g.quantV)
-	low := g.inLoad(t, pc) && g.charge.n > uint32(pc.WarmupPolls) &&
+	if drop {
+		g.lastDrop = t
+	}
+	low := g.inLoad(t, pc) && t-g.lastDrop < int64(inferredLowMax) && g.charge.n > uint32(pc.WarmupPolls) &&
 		medV <= g.charge.base-e.cfg.ChargeVoltageHigh.RiseVolts
 	if drop || low {
 		g.lastActive, g.loaded = t, true
-		if medV < prev {
+		if seen && medV < prev {
 			g.lastDischarge = t
 		}
 	}
 	return drop || low
 }
+
+// currentKnown reports whether the string reported its current within
+// currentFresh of t, so that its load need not be inferred.
+func (g *group) currentKnown(t int64) bool { return g.curSeen && t-g.curAt < int64(currentFresh) }
+
+// currentFresh is how long a current reading tells whether a string
+// carries load; inferredLowMax is how long after the drop that started an
+// inferred load the string's low voltage keeps it under load;
+// rechargeHold is how long after such a drop a string that reports no
+// current raises no ChargeVoltageHigh (a charger may hold it above float
+// in its constant-voltage phase).
+const (
+	currentFresh   = 15 * time.Minute
+	inferredLowMax = 3 * time.Hour
+	rechargeHold   = 6 * time.Hour
+)
 
 // cellOf returns the peer state of a cell, creating it (and its module's
 // and string's) on first sight.
@@ -657,7 +685,7 @@ func (e *Engine) closePoll(g *group, out []Change) []Change {
 	}
 	e.polled = cs
 	medV, okV := e.pollTracks(g, cs, false, dt, load, t)
-	if okV && e.inferLoad(g, medV, t) {
+	if okV && e.inferLoad(g, medV, t, dt) {
 		load = true
 	}
 	medT, ok := e.pollTracks(g, cs, true, dt, load, t)
@@ -1248,21 +1276,27 @@ func (e *Engine) sensorStep(c *cellPeer, t int64, out []Change) []Change {
 // freezeFor is how long a jump may follow the sensor's last accepted
 // reading and still be held while its reading repeats (see
 // jumpPool.accept): sensor_fault.frozen_for, or frozenGapPolls of the
-// learned poll interval of mod (the module the sensor belongs to) when
-// that is longer, so that a BMS polled every few minutes, or a reading
-// missing in between, still has its error codes held; 0 (never) while
-// SensorFault is disabled, which would otherwise hold a reading without
-// saying so.
+// learned poll interval of mod (the module the sensor belongs to), up to
+// maxFrozenGap, when that is longer, so that a BMS polled every few
+// minutes, or a reading missing in between, still has its error codes
+// held; 0 (never) while SensorFault is disabled, which would otherwise
+// hold a reading without saying so.
 func (e *Engine) freezeFor(mod telemetry.EntityID) int64 {
 	if !e.cfg.SensorFault.Enabled {
 		return 0
 	}
-	return max(e.cfg.SensorFault.FrozenFor.Nanos(), frozenGapPolls*e.stale.of(&e.ents[mod-1]).own.interval)
+	polls := min(frozenGapPolls*e.stale.of(&e.ents[mod-1]).own.interval, int64(maxFrozenGap))
+	return max(e.cfg.SensorFault.FrozenFor.Nanos(), polls)
 }
 
 // frozenGapPolls is how many poll intervals a jump may follow the
 // sensor's last accepted reading and be held: one reading may be missing.
-const frozenGapPolls = 2
+// maxFrozenGap bounds that: a cell may really heat 10 °C and more in
+// longer (and the stale tracker adopts hour-long gaps as a new cadence).
+const (
+	frozenGapPolls = 2
+	maxFrozenGap   = 10 * time.Minute
+)
 
 // cellStandsOut reports whether a cell already stands out, so that a jump
 // of one of its readings (temperature or voltage) is more likely the cell than

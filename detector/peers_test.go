@@ -45,6 +45,8 @@ type peerRig struct {
 	sensor func(sec int, c peerCell, r *peerReading)
 	// noAmbient: the UPS reports no ambient temperature.
 	noAmbient bool
+	// ambEvery: seconds between ambient readings (0: every poll).
+	ambEvery int
 	// noCurrent: the BMS reports no string current (current only shapes
 	// the physics, through physics).
 	noCurrent bool
@@ -118,7 +120,7 @@ func (r peerRig) run(t *testing.T) ([]peerAlert, Stats) {
 	record, observe := h.recorder(t, &fired)
 	for sec := 0; sec < r.hours*hour; sec += pollEvery {
 		amb := quantise(room(sec)+0.05*rng.NormFloat64(), 0.1)
-		if !r.noAmbient {
+		if !r.noAmbient && (r.ambEvery == 0 || sec%r.ambEvery == 0) {
 			observe(sec, ups, telemetry.AmbientTemperatureCelsius, amb)
 		}
 		for s, id := range strs {
@@ -311,6 +313,36 @@ func TestPeerRules(t *testing.T) {
 					r.volt += 0.015
 				}
 			}},
+	}, {
+		// Its normal does not learn while the string counts as under
+		// load, so a low voltage may keep it so only for a while after
+		// the drop (inferredLowMax): otherwise the precursor's sag and
+		// warming would not count, for good.
+		name: "no string current: a float lowered 40 mV for good does not hide a runaway precursor 6 h later",
+		rig: peerRig{strings: 1, hours: 12, noCurrent: true, physics: func(sec int, c peerCell, r *peerReading) {
+			r.volt -= 0.040 * ramp(sec, 2*hour, 1)
+			if c == hotSag {
+				r.temp += 2 * ramp(sec, 8*hour, 30*60)
+				r.volt -= 0.010 * ramp(sec, 8*hour, 30*60)
+			}
+		}},
+		want: []string{"ThermalRunawayRisk critical ups-a/1/1/4"},
+		may:  []string{"CellTemperatureRising warning ups-a/1/1/4"},
+	}, {
+		// A charger's constant-voltage phase above float, long after the
+		// discharge (rechargeHold).
+		name: "no string current: a recharge that holds the cells 35 mV above float for 2.5 h pages nothing",
+		rig: peerRig{strings: 2, hours: 12, noCurrent: true, physics: func(sec int, c peerCell, r *peerReading) {
+			start, end := 5*hour, 5*hour+hour/2
+			switch {
+			case sec >= start && sec < end:
+				r.volt -= 0.03 + 0.08*ramp(sec, start, end-start)
+			case sec >= end && sec < end+hour:
+				r.volt += -0.08 + 0.115*ramp(sec, end, hour)
+			case sec >= end+hour && sec < 8*hour:
+				r.volt += 0.035
+			}
+		}},
 	}, {
 		name: "one cell drifting +0.5 °C per 10 min from hour 2",
 		rig: peerRig{strings: 1, hours: 5, physics: only(drifting, func(sec int, r *peerReading) {

@@ -35,7 +35,8 @@ type PeersConfig struct {
 	// LoadStepVolts: a string that reports no current counts as under
 	// load when its cells' median voltage drops this much from one poll
 	// to the next (a discharge starting, a recharge ending), and while it
-	// then stays ChargeVoltageHigh's rise below its normal. 0: never.
+	// then stays ChargeVoltageHigh's rise below its normal (for up to 3 h).
+	// 0: never.
 	LoadStepVolts float64 `yaml:"load_step_volts"`
 }
 
@@ -98,10 +99,9 @@ type CoolingConfig struct {
 	SpreadFactor float64 `yaml:"spread_factor"`
 	// A warning reached by the level (warning_rise_celsius) also needs the
 	// warming to go on: the ambient (without one, the strings' cells)
-	// climbed steadily by LevelClimb within FastWindow (FastStringsWindow),
-	// as a failed cooling's room keeps heating, unless the rise is
-	// LevelSettled times the limit. A setpoint change levels off. 0 turns
-	// this off.
+	// climbed by LevelClimb within FastStringsWindow, as a failed
+	// cooling's room keeps heating, unless the rise is LevelSettled times
+	// the limit. A setpoint change levels off. 0 turns this off.
 	LevelClimb   float64 `yaml:"level_climb_celsius"`
 	LevelSettled float64 `yaml:"level_settled_factor"`
 	Hold         `yaml:",inline"`
