@@ -391,7 +391,12 @@ func (e *Engine) roomGoesOn(u *upsState, rise, reach float64) bool {
 		if c.span < 0.5*time.Duration(cc.FastStringsWindow).Hours() {
 			return true
 		}
-		return (c.n < steadyPoints || c.steady()) && c.climb >= cc.LevelClimb
+		if c.n < steadyPoints {
+			// Too few samples for steadiness: the climb without its
+			// largest step must do (a step climbs in one).
+			return c.climb-c.jump >= cc.LevelClimb
+		}
+		return c.steady() && c.climb >= cc.LevelClimb
 	}
 	going, n := e.usableStrings(u, e.stringGoesOn)
 	return n > 0 && 2*going >= n
@@ -405,7 +410,7 @@ const steadyPoints = 4
 // by level_climb_celsius (and two quanta) within fast_strings_window: its
 // cells still follow a room (or cabinet) that keeps heating. Its samples
 // are not taken under load, so in the window after its load cooldown they
-// span too little; then its rise must have grown that much since before
+// span too little; then its rise must have grown twice that since before
 // the load: its room or cabinet may have failed while it carried load (a
 // power cut stops the air conditioners), while a setpoint changed before
 // the load had already raised it.
@@ -416,7 +421,9 @@ func (e *Engine) stringGoesOn(g *group) bool {
 	}
 	c, climb := &g.climbLong, max(cc.LevelClimb, 2*g.quantT)
 	if c.span < 0.5*time.Duration(cc.FastStringsWindow).Hours() {
-		return g.cool.rise-g.preLoadRise >= climb
+		// Twice the climb: when its cooldown ends a string still holds
+		// an eighth of the load's own heat (1.35 °C of 10 °C).
+		return g.cool.rise-g.preLoadRise >= 2*climb
 	}
 	return c.climb >= climb
 }
@@ -527,16 +534,18 @@ func (e *Engine) stringCharge(g *group, medV float64, t int64, load bool, out []
 	if known {
 		learnV = max(medV, base-0.5*cc.RiseVolts)
 	}
-	g.charge.learn(learnV, t, cc.Learning.Nanos(), cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), math.Inf(1), load || g.charge.firing())
+	// A string that reports no current may be recharging, above its float
+	// voltage, for hours after it was seen discharged (not after a mere
+	// dip, which must not hide an overcharge); its normal must not learn
+	// that either, nor an overcharge that begins meanwhile.
+	recharging := !g.currentKnown(t) && g.lastLow != 0 && t-g.lastLow < int64(rechargeHold)
+	g.charge.learn(learnV, t, cc.Learning.Nanos(), cc.Learning.Nanos(), uint32(e.cfg.Peers.WarmupPolls), math.Inf(1), load || recharging || g.charge.firing())
 	if known {
 		g.charge.rise = medV - base
 	}
 	if !cc.Enabled {
 		return out
 	}
-	// A string that reports no current may be recharging, above its float
-	// voltage, for hours after a discharge it was seen to start.
-	recharging := !g.currentKnown(t) && g.lastDrop != 0 && t-g.lastDrop < int64(rechargeHold)
 	active := !load && !recharging && g.charge.n > uint32(e.cfg.Peers.WarmupPolls) && g.charge.rise >= cc.RiseVolts
 	if g.charge.warn[0].firing() {
 		active = g.charge.rise >= 0.6*cc.RiseVolts

@@ -110,6 +110,49 @@ func TestCoolingFailureWithoutAmbient(t *testing.T) {
 	}
 }
 
+// The same +6 °C step read by an ambient sensor every 15 min: two or three
+// samples within the window, too few to tell a steady climb by, and the
+// climb without its largest step (the setpoint's) is nothing. The string
+// whose cells still shed a discharge's heat when its cooldown ends, in a
+// room that settled 7 °C warmer before the discharge, is not warming
+// either.
+func TestCoolingSettledRoomPagesNothing(t *testing.T) {
+	from := 20*hour + 7*60
+	step := func(delta float64) (func(int) float64, func(int, peerCell, *peerReading)) {
+		return func(sec int) float64 { return 25 + delta*ramp(sec, from, 1) },
+			func(sec int, _ peerCell, r *peerReading) {
+				if sec >= from {
+					r.temp -= delta * math.Exp(-float64(sec-from)/(45*60))
+				}
+			}
+	}
+	t.Run("+6 °C step, ambient every 15 min", func(t *testing.T) {
+		room, lag := step(6)
+		fired, _ := peerRig{strings: 2, hours: 23, room: room, physics: lag, ambEvery: 900}.run(t)
+		checkAlerts(t, fired, nil, nil)
+	})
+	t.Run("room +7 °C over 4 h, then a discharge heating the cells 10 °C, no ambient", func(t *testing.T) {
+		room := func(sec int) float64 { return 25 + 7*ramp(sec, 20*hour, 4*hour) }
+		start, end := 24*hour+hour/2, 25*hour
+		test := func(sec, _ int) float64 {
+			if sec >= start && sec < end {
+				return -80
+			}
+			return 0
+		}
+		heat := func(sec int, _ peerCell, r *peerReading) {
+			switch {
+			case sec >= start && sec < end:
+				r.temp += 10 * ramp(sec, start, end-start)
+			case sec >= end:
+				r.temp += 10 * math.Exp(-float64(sec-end)/(45*60))
+			}
+		}
+		fired, _ := peerRig{strings: 2, hours: 28, room: room, physics: heat, current: test, noAmbient: true}.run(t)
+		checkAlerts(t, fired, nil, nil)
+	})
+}
+
 // A partial failure (one of two air conditioners lost) heats the room by
 // 7 °C: too slowly at first for the climb rule, so the level pages, while
 // the room is still heating: with an ambient sensor read every poll or

@@ -207,8 +207,10 @@ type group struct {
 	// curAt is the time of the string's latest current reading (curSeen:
 	// there was one); without a recent one, load is inferred from the
 	// median cell voltage, prevMedV at the previous poll (medSeen: set).
-	curAt            int64
-	lastDrop         int64 // the median's latest inferred drop
+	curAt int64
+	// episode is when the drop that started the latest inferred load
+	// came; lastLow when the string, so loaded, was last seen discharged.
+	episode, lastLow int64
 	prevMedV         float64
 	curSeen, medSeen bool
 	// quantT and quantV are the resolutions the latest poll's cell
@@ -275,12 +277,14 @@ func (g *group) inLoad(t int64, c *PeersConfig) bool {
 // it does when a discharge starts or a recharge ends, and, once marked,
 // while it stays ChargeVoltageHigh's rise below the string's normal (the
 // string is discharged or recharging), for at most inferredLowMax after
-// the drop: a float lowered for good must not hold the string under load
-// for ever (its normal does not learn under load). A rise never starts
-// it: a charger that overcharges raises the voltage. While the median
-// falls the string counts as discharging. After a gap of currentFresh the
-// previous median is too old to compare with. It reports whether it
-// marked the string.
+// the drop that started the episode. A drop from a median already that
+// far below the normal starts nothing (a string whose float was lowered
+// for good, whose normal does not learn under load, would otherwise be
+// held under load for ever by its dips), though it goes on marking a
+// string already under load. A rise never starts it: a charger that
+// overcharges raises the voltage. While the median falls the string counts
+// as discharging. After a gap of currentFresh the previous median is too
+// old to compare with. It reports whether it marked the string.
 func (e *Engine) inferLoad(g *group, medV float64, t, dt int64) bool {
 	pc := &e.cfg.Peers
 	prev, seen := g.prevMedV, g.medSeen && dt <= int64(currentFresh)
@@ -288,12 +292,17 @@ func (e *Engine) inferLoad(g *group, medV float64, t, dt int64) bool {
 	if pc.LoadStepVolts <= 0 || g.currentKnown(t) {
 		return false
 	}
-	drop := seen && prev-medV >= max(pc.LoadStepVolts, 1.5*g.quantV)
-	if drop {
-		g.lastDrop = t
+	known := g.charge.n > uint32(pc.WarmupPolls)
+	lowAt := g.charge.base - e.cfg.ChargeVoltageHigh.RiseVolts
+	loaded := g.inLoad(t, pc)
+	drop := seen && prev-medV >= max(pc.LoadStepVolts, 1.5*g.quantV) && (loaded || !known || prev > lowAt)
+	if drop && !loaded {
+		g.episode = t
 	}
-	low := g.inLoad(t, pc) && t-g.lastDrop < int64(inferredLowMax) && g.charge.n > uint32(pc.WarmupPolls) &&
-		medV <= g.charge.base-e.cfg.ChargeVoltageHigh.RiseVolts
+	low := loaded && t-g.episode < int64(inferredLowMax) && known && medV <= lowAt
+	if low {
+		g.lastLow = t
+	}
 	if drop || low {
 		g.lastActive, g.loaded = t, true
 		if seen && medV < prev {
@@ -310,9 +319,9 @@ func (g *group) currentKnown(t int64) bool { return g.curSeen && t-g.curAt < int
 // currentFresh is how long a current reading tells whether a string
 // carries load; inferredLowMax is how long after the drop that started an
 // inferred load the string's low voltage keeps it under load;
-// rechargeHold is how long after such a drop a string that reports no
-// current raises no ChargeVoltageHigh (a charger may hold it above float
-// in its constant-voltage phase).
+// rechargeHold is how long after it was last seen discharged in such a
+// load a string that reports no current raises no ChargeVoltageHigh (a
+// charger may hold it above float in its constant-voltage phase).
 const (
 	currentFresh   = 15 * time.Minute
 	inferredLowMax = 3 * time.Hour

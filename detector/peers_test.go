@@ -329,6 +329,34 @@ func TestPeerRules(t *testing.T) {
 		want: []string{"ThermalRunawayRisk critical ups-a/1/1/4"},
 		may:  []string{"CellTemperatureRising warning ups-a/1/1/4"},
 	}, {
+		// Dips from a lowered float start no load of their own.
+		name: "no string current: a float lowered 40 mV, dipping 8 mV for a poll every 3 h, does not hide a runaway precursor",
+		rig: peerRig{strings: 1, hours: 14, noCurrent: true, physics: func(sec int, c peerCell, r *peerReading) {
+			r.volt -= 0.040 * ramp(sec, 2*hour, 1)
+			if sec > 2*hour && sec%(3*hour) == 0 {
+				r.volt -= 0.008
+			}
+			if c == hotSag {
+				r.temp += 2 * ramp(sec, 11*hour, 30*60)
+				r.volt -= 0.010 * ramp(sec, 11*hour, 30*60)
+			}
+		}},
+		want: []string{"ThermalRunawayRisk critical ups-a/1/1/4"},
+		may:  []string{"CellTemperatureRising warning ups-a/1/1/4"},
+	}, {
+		// A dip from above the normal is no discharge: it must not hold
+		// back the overcharge it interrupts.
+		name: "no string current: a string 50 mV high, dipping 8 mV for a poll every 2 h, is found",
+		rig: peerRig{strings: 2, hours: 12, noCurrent: true, physics: func(sec int, c peerCell, r *peerReading) {
+			if c.str == 2 {
+				r.volt += 0.050 * ramp(sec, 4*hour, 30*60)
+				if sec >= 4*hour && (sec-4*hour-600)%(2*hour) == 0 {
+					r.volt -= 0.008
+				}
+			}
+		}},
+		want: []string{"ChargeVoltageHigh warning ups-a/2"},
+	}, {
 		// A charger's constant-voltage phase above float, long after the
 		// discharge (rechargeHold).
 		name: "no string current: a recharge that holds the cells 35 mV above float for 2.5 h pages nothing",
