@@ -312,3 +312,20 @@ func TestCoolingFailureSoonAfterStart(t *testing.T) {
 		})
 	}
 }
+
+// A cabinet fan that fails slowly: its string heats towards +8 °C with a
+// 2 h time constant and passes its limit when it has nearly stopped
+// climbing (the room itself stays at 25 °C). Against a fresh ambient the room's own changes (a setpoint)
+// are already taken out of the string's rise, so its warning needs no
+// climb.
+func TestSlowCabinetFanFailurePagesWithAnAmbient(t *testing.T) {
+	from := 14 * hour
+	fan := func(sec int, c peerCell, r *peerReading) {
+		if c.str == 2 && sec >= from {
+			r.temp += 8 * (1 - math.Exp(-float64(sec-from)/(2*3600)))
+		}
+	}
+	flat := func(int) float64 { return 25 }
+	fired, _ := peerRig{strings: 2, hours: 24, room: flat, physics: fan}.run(t)
+	checkAlerts(t, fired, []string{"CoolingFailure warning ups-a/2"}, nil)
+}

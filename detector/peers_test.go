@@ -48,8 +48,10 @@ type peerRig struct {
 	// ambEvery: seconds between ambient readings (0: every poll).
 	ambEvery int
 	// noCurrent: the BMS reports no string current (current only shapes
-	// the physics, through physics).
-	noCurrent bool
+	// the physics, through physics). currentUntil, when set, is the second
+	// from which it reports none.
+	noCurrent    bool
+	currentUntil int
 	// voltageOnly: the BMS reports its cells' voltages and no cell
 	// temperatures.
 	voltageOnly bool
@@ -124,7 +126,7 @@ func (r peerRig) run(t *testing.T) ([]peerAlert, Stats) {
 			observe(sec, ups, telemetry.AmbientTemperatureCelsius, amb)
 		}
 		for s, id := range strs {
-			if i := quantise(current(sec, s+1)+0.1*rng.NormFloat64(), 0.1); !r.noCurrent {
+			if i := quantise(current(sec, s+1)+0.1*rng.NormFloat64(), 0.1); !r.noCurrent && (r.currentUntil == 0 || sec < r.currentUntil) {
 				observe(sec, id, telemetry.StringCurrentAmperes, i)
 			}
 		}
@@ -328,6 +330,14 @@ func TestPeerRules(t *testing.T) {
 		}},
 		want: []string{"ThermalRunawayRisk critical ups-a/1/1/4"},
 		may:  []string{"CellTemperatureRising warning ups-a/1/1/4"},
+	}, {
+		// A current register that stops answering: 15 min later the
+		// load is inferred (currentFresh), in time for a discharge an
+		// hour later.
+		// (The strings' own readings stop: that is TelemetryStale.)
+		name: "string current reported until hour 4 only: a discharge and recharge at hour 5 page no overcharge",
+		rig:  peerRig{strings: 2, hours: 12, current: healthyDischarge, physics: dischargePhysics, currentUntil: 4 * hour},
+		may:  []string{"TelemetryStale warning ups-a/1", "TelemetryStale warning ups-a/2"},
 	}, {
 		// Dips from a lowered float start no load of their own.
 		name: "no string current: a float lowered 40 mV, dipping 8 mV for a poll every 3 h, does not hide a runaway precursor",
