@@ -410,11 +410,11 @@ func (e *Engine) observeCell(st *entityState, s telemetry.Sample, out []Change) 
 	tr.fault &^= faultImpossible
 	use, times, n, spike := [3]float64{s.Value}, [3]int64{s.Time}, 1, false
 	if last := tr.lastValue(); !e.jumps.quiet(tr.jump, last, s.Value, maxJump) {
-		freeze := int64(0)
+		freeze, hold := int64(0), e.freezeFor(st.module)
 		switch {
 		case isTemp && !e.cellStandsOut(st, c):
-			freeze = e.freezeFor(st.module)
-		case !isTemp && s.Value > last && !(g.loaded && s.Time-g.lastActive <= e.freezeFor(st.module)) && !e.cellStandsOut(st, c):
+			freeze = hold
+		case !isTemp && s.Value > last && !(g.loaded && s.Time-g.lastActive <= hold) && !e.cellStandsOut(st, c):
 			// A voltage jumps up only by its sensor while no current
 			// flows: in a series string a current step moves a cell by
 			// tens of mV, and an open cell would read the whole string's
@@ -422,7 +422,7 @@ func (e *Engine) observeCell(st *entityState, s telemetry.Sample, out []Change) 
 			// frozen_for), a full cell of a string whose balancing failed
 			// can climb its knee fast; and a cell may collapse at once
 			// and stay there (an internal short): neither is held.
-			freeze = e.freezeFor(st.module)
+			freeze = hold
 		}
 		use, times, n, spike = e.jumps.accept(&tr.jump, last, tr.lastAt, s.Value, s.Time, maxJump, freeze)
 	}

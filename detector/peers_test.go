@@ -321,13 +321,7 @@ func TestPeerRules(t *testing.T) {
 		// the drop (inferredLowMax): otherwise the precursor's sag and
 		// warming would not count, for good.
 		name: "no string current: a float lowered 40 mV for good does not hide a runaway precursor 6 h later",
-		rig: peerRig{strings: 1, hours: 12, noCurrent: true, physics: func(sec int, c peerCell, r *peerReading) {
-			r.volt -= 0.040 * ramp(sec, 2*hour, 1)
-			if c == hotSag {
-				r.temp += 2 * ramp(sec, 8*hour, 30*60)
-				r.volt -= 0.010 * ramp(sec, 8*hour, 30*60)
-			}
-		}},
+		rig:  peerRig{strings: 1, hours: 12, noCurrent: true, physics: loweredFloat(hotSag, 0, 8*hour)},
 		want: []string{"ThermalRunawayRisk critical ups-a/1/1/4"},
 		may:  []string{"CellTemperatureRising warning ups-a/1/1/4"},
 	}, {
@@ -341,16 +335,7 @@ func TestPeerRules(t *testing.T) {
 	}, {
 		// Dips from a lowered float start no load of their own.
 		name: "no string current: a float lowered 40 mV, dipping 8 mV for a poll every 3 h, does not hide a runaway precursor",
-		rig: peerRig{strings: 1, hours: 14, noCurrent: true, physics: func(sec int, c peerCell, r *peerReading) {
-			r.volt -= 0.040 * ramp(sec, 2*hour, 1)
-			if sec > 2*hour && sec%(3*hour) == 0 {
-				r.volt -= 0.008
-			}
-			if c == hotSag {
-				r.temp += 2 * ramp(sec, 11*hour, 30*60)
-				r.volt -= 0.010 * ramp(sec, 11*hour, 30*60)
-			}
-		}},
+		rig:  peerRig{strings: 1, hours: 14, noCurrent: true, physics: loweredFloat(hotSag, 3*hour, 11*hour)},
 		want: []string{"ThermalRunawayRisk critical ups-a/1/1/4"},
 		may:  []string{"CellTemperatureRising warning ups-a/1/1/4"},
 	}, {
@@ -734,6 +719,23 @@ func TestPeerRules(t *testing.T) {
 				t.Errorf("Stats().Spikes = %d, want %d", st.Spikes, tc.spikes)
 			}
 		})
+	}
+}
+
+// loweredFloat: every cell's float voltage is lowered 40 mV for good at
+// hour 2, dipping 8 mV more for one poll every dipEvery seconds after that
+// (0: never); from second precursor, target warms 2 °C and sags 10 mV over
+// 30 min.
+func loweredFloat(target peerCell, dipEvery, precursor int) func(int, peerCell, *peerReading) {
+	return func(sec int, c peerCell, r *peerReading) {
+		r.volt -= 0.040 * ramp(sec, 2*hour, 1)
+		if dipEvery > 0 && sec > 2*hour && sec%dipEvery == 0 {
+			r.volt -= 0.008
+		}
+		if c == target {
+			r.temp += 2 * ramp(sec, precursor, 30*60)
+			r.volt -= 0.010 * ramp(sec, precursor, 30*60)
+		}
 	}
 }
 
